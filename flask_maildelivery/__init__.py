@@ -1,0 +1,11 @@
+"""flask-maildelivery: an email delivery log for Flask apps."""
+
+from __future__ import annotations
+
+from .extension import MailDelivery
+from .sending import SendCancelled, SendRefused
+from .transports import TransportError
+
+__version__ = "0.1.0"
+
+__all__ = ["MailDelivery", "SendCancelled", "SendRefused", "TransportError", "__version__"]

@@ -1,0 +1,73 @@
+"""The configuration keys the extension reads, their defaults, and one accessor.
+
+Every key is set on ``app.config`` with ``setdefault`` at :meth:`MailDelivery.init_app`,
+so the defaults are visible to the host. Runtime code reads configuration only through
+:func:`config_value`, which refuses a key that is not in :data:`DEFAULTS` (a typo fails
+loudly instead of silently reading ``None``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+
+#: Every configuration key the package reads, with its default.
+DEFAULTS: dict[str, Any] = {
+    # sending
+    "MAILDELIVERY_TRANSPORT": "smtp",
+    "MAILDELIVERY_DEFAULT_SENDER": None,
+    "MAILDELIVERY_MAX_RECIPIENTS": 1000,
+    "MAILDELIVERY_STORE_BODIES": True,
+    "MAILDELIVERY_RETENTION_DAYS": None,
+    "MAILDELIVERY_SMTP_HOST": "localhost",
+    "MAILDELIVERY_SMTP_PORT": 25,
+    "MAILDELIVERY_SMTP_USERNAME": None,
+    "MAILDELIVERY_SMTP_PASSWORD": None,
+    "MAILDELIVERY_SMTP_USE_TLS": False,
+    "MAILDELIVERY_SMTP_USE_SSL": False,
+    "MAILDELIVERY_SMTP_TIMEOUT": 30,
+    "MAILDELIVERY_SMTP_PROVIDER": None,
+    # pages and webhooks
+    "MAILDELIVERY_URL_PREFIX": "/maildelivery",
+    "MAILDELIVERY_BASE_TEMPLATE": "maildelivery/base.html",
+    "MAILDELIVERY_PAGE_SIZE": 50,
+    "MAILDELIVERY_WEBHOOK_MAX_BYTES": 25 * 1024 * 1024,
+}
+
+_EXTRA_PREFIXES: tuple[str, ...] = ()
+
+
+def register_defaults(defaults: dict[str, Any]) -> None:
+    """Add keys owned by another module (a transport, a webhook adapter) to :data:`DEFAULTS`.
+
+    Called at import time by the module that owns the keys, so the defaults table stays the
+    one place that knows every key.
+    """
+    for key, value in defaults.items():
+        if not key.startswith("MAILDELIVERY_"):
+            raise ValueError(f"configuration key {key!r} must start with MAILDELIVERY_")
+        DEFAULTS.setdefault(key, value)
+
+
+def apply_defaults(app: Flask) -> None:
+    """Set every known key on ``app.config`` unless the host set it already."""
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
+
+
+def config_value(key: str, app: Flask | None = None) -> Any:
+    """Return the value of configuration key ``key`` for ``app`` (default: the current app).
+
+    ``key`` may be given with or without the ``MAILDELIVERY_`` prefix.
+
+    :raises KeyError: ``key`` is not a key of this package.
+    """
+    full = key if key.startswith("MAILDELIVERY_") else f"MAILDELIVERY_{key}"
+    if full not in DEFAULTS:
+        raise KeyError(
+            f"{full} is not a flask-maildelivery configuration key; "
+            "see the configuration reference for the keys that exist"
+        )
+    config = (app or current_app).config
+    return config.get(full, DEFAULTS[full])

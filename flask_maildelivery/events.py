@@ -1,0 +1,94 @@
+"""The normalized delivery event: what every webhook adapter produces and ingest consumes.
+
+An adapter turns a provider's raw payload into :class:`NormalizedEvent` objects, using the
+vocabulary of :data:`EVENT_TYPES`. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+#: Normalized event types: the recipient statuses, plus ``unknown`` for provider events
+#: whose name we do not know (kept and shown, never applied).
+EVENT_TYPES: tuple[str, ...] = (
+    "queued",
+    "processed",
+    "deferred",
+    "delivered",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "complained",
+    "bounced",
+    "dropped",
+    "failed",
+    "unknown",
+)
+
+#: Bounce types stored on events and recipients.
+BOUNCE_TYPES: tuple[str, ...] = ("hard", "soft", "block", "undetermined")
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    """One delivery event for one recipient, in the package's own vocabulary.
+
+    :param provider: lower-case provider id (``sendgrid``, ``mailgun``, ...).
+    :param provider_event_id: the provider's id for this event; use :func:`content_event_id`
+        when the provider sends none, so a retried delivery of the same event dedupes.
+    :param type: one of :data:`EVENT_TYPES`.
+    :param raw_type: the provider's own event name.
+    :param occurred_at: when the provider says it happened (aware, UTC).
+    :param recipient: the recipient address the event is about.
+    :param maildelivery_id: the correlation id (``Email.public_id``) when the provider echoed it.
+    :param provider_message_id: the provider's message id, normalized with
+        :func:`normalize_message_id`.
+    """
+
+    provider: str
+    provider_event_id: str
+    type: str
+    raw_type: str
+    occurred_at: datetime
+    recipient: str | None = None
+    maildelivery_id: str | None = None
+    provider_message_id: str | None = None
+    reason: str | None = None
+    smtp_code: str | None = None
+    bounce_type: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"event type {self.type!r} is not one of {', '.join(EVENT_TYPES)}")
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+
+
+def normalize_message_id(value: str | None) -> str | None:
+    """Strip whitespace and the angle brackets some providers keep around a Message-ID."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    return value or None
+
+
+def content_event_id(provider: str, payload: Any) -> str:
+    """A deterministic event id for providers that send none: a hash of the event's content.
+
+    The same event delivered twice (a provider retry) yields the same id, so it is stored
+    once.
+    """
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(f"{provider}\n{canonical}".encode()).hexdigest()
+
+
+def utc_from_timestamp(value: float | int | str) -> datetime:
+    """An aware UTC datetime from epoch seconds (int, float or numeric string)."""
+    return datetime.fromtimestamp(float(value), tz=UTC)

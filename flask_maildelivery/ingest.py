@@ -1,0 +1,531 @@
+"""Set-based persistence of normalized delivery events.
+
+A batch of :class:`~flask_maildelivery.events.NormalizedEvent` is applied in one
+transaction with a handful of statements, whatever its size:
+
+1. match events to emails (by ``maildelivery_id``, else by provider message id) and to
+   recipients (by address, case-insensitively): two ``SELECT ... IN``;
+2. lock the touched emails (``SELECT ... FOR UPDATE`` in id order, so concurrent batches
+   neither deadlock nor lose an update);
+3. insert the events with conflict-skip on (``provider``, ``provider_event_id``):
+   ``ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite) or ``INSERT IGNORE`` (MySQL/MariaDB),
+   ``RETURNING`` the rows really inserted, so a repeated event changes nothing;
+4. fold the new events into the touched recipients' state (:mod:`.state`) and update the
+   recipients and emails whose state changed (one ``executemany`` each);
+5. commit, then send the signals for what really changed.
+
+Events that match no email are stored unmatched and applied by
+:func:`apply_unmatched_events` when the email appears (a webhook can beat the send's commit).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from . import signals
+from .events import NormalizedEvent
+from .models import Email, Event, Recipient, utcnow
+from .state import StatusFact, email_result, email_status, is_status, recipient_state
+
+T = TypeVar("T")
+
+#: Longest ``IN (...)`` list sent in one statement.
+CHUNK = 1000
+
+email_t = Email.__table__
+recipient_t = Recipient.__table__
+event_t = Event.__table__
+
+
+@dataclass
+class IngestReport:
+    """What one batch did."""
+
+    #: Events stored by this batch (repeats excluded).
+    stored: int = 0
+    #: Events that were already stored (a provider retry) or repeated within the batch.
+    duplicates: int = 0
+    #: Stored events that matched no email yet.
+    unmatched: int = 0
+    #: ``(recipient_id, old, new)`` for every recipient whose status changed.
+    recipient_changes: list[tuple[int, str, str]] = field(default_factory=list)
+    #: ``(email_id, old, new)`` for every email whose result changed.
+    result_changes: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Ids of the stored events.
+    event_ids: list[int] = field(default_factory=list)
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return None if value is None else value[:length]
+
+
+def _session(app: Flask) -> Session:
+    from .extension import MailDelivery
+
+    session: Session = MailDelivery.state(app).db.session
+    return session
+
+
+def _for_update(stmt: sa.Select[Any], session: Session) -> sa.Select[Any]:
+    # SQLite has no row locks; its writers are serialized by the database lock
+    if session.get_bind().dialect.name == "sqlite":
+        return stmt
+    return stmt.with_for_update()
+
+
+def _insert_ignoring_duplicates(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(event_t).on_conflict_do_nothing(
+            index_elements=["provider", "provider_event_id"]
+        )
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(event_t).on_conflict_do_nothing(
+            index_elements=["provider", "provider_event_id"]
+        )
+    if dialect in ("mysql", "mariadb"):
+        # values are clipped to their columns beforehand, so IGNORE only skips duplicates
+        return sa.insert(event_t).prefix_with("IGNORE")
+    raise RuntimeError(f"flask-maildelivery does not support the {dialect} database")
+
+
+def _find_emails(
+    session: Session, public_ids: set[str], message_ids: set[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Email ids by ``public_id`` and by ``provider_message_id``."""
+    by_public: dict[str, int] = {}
+    by_message: dict[str, int] = {}
+    for chunk in _chunks(sorted(public_ids)):
+        rows = session.execute(
+            sa.select(email_t.c.id, email_t.c.public_id).where(email_t.c.public_id.in_(chunk))
+        )
+        by_public.update({public_id: id_ for id_, public_id in rows})
+    for chunk in _chunks(sorted(message_ids)):
+        rows = session.execute(
+            sa.select(email_t.c.id, email_t.c.provider_message_id).where(
+                email_t.c.provider_message_id.in_(chunk)
+            )
+        )
+        by_message.update({message_id: id_ for id_, message_id in rows})
+    return by_public, by_message
+
+
+def _recipient_ids(session: Session, email_ids: Iterable[int]) -> dict[tuple[int, str], int]:
+    """Recipient ids by (email id, lower-cased address)."""
+    result: dict[tuple[int, str], int] = {}
+    for chunk in _chunks(sorted(set(email_ids))):
+        rows = session.execute(
+            sa.select(recipient_t.c.id, recipient_t.c.email_id, recipient_t.c.address_key).where(
+                recipient_t.c.email_id.in_(chunk)
+            )
+        )
+        for id_, email_id, key in rows:
+            result[(email_id, key)] = id_
+    return result
+
+
+def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Lock the emails (id order) and return their ``(result, status)``."""
+    found: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(sorted(set(email_ids))):
+        stmt = (
+            sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
+            .where(email_t.c.id.in_(chunk))
+            .order_by(email_t.c.id)
+        )
+        for id_, result, status in session.execute(_for_update(stmt, session)):
+            found[id_] = (result, status)
+    return found
+
+
+@dataclass(frozen=True)
+class _Applicable:
+    event_id: int
+    email_id: int
+    recipient_id: int
+    fact: StatusFact
+
+
+def _apply(
+    session: Session,
+    applicable: list[_Applicable],
+    locked: dict[int, tuple[str, str]],
+    report: IngestReport,
+) -> None:
+    """Fold new events into their recipients' state; update what changed. The emails of
+    ``applicable`` are locked by the caller."""
+    if not applicable:
+        return
+    by_recipient: dict[int, list[StatusFact]] = defaultdict(list)
+    for item in applicable:
+        by_recipient[item.recipient_id].append(item.fact)
+
+    current: dict[int, tuple[int, StatusFact]] = {}
+    for chunk in _chunks(sorted(by_recipient)):
+        rows = session.execute(
+            sa.select(
+                recipient_t.c.id,
+                recipient_t.c.email_id,
+                recipient_t.c.status,
+                recipient_t.c.status_at,
+                recipient_t.c.reason,
+                recipient_t.c.smtp_code,
+                recipient_t.c.bounce_type,
+            ).where(recipient_t.c.id.in_(chunk))
+        )
+        for id_, email_id, status, status_at, reason, smtp_code, bounce_type in rows:
+            current[id_] = (
+                email_id,
+                StatusFact(status, status_at, reason, smtp_code, bounce_type, tiebreak=""),
+            )
+
+    now = utcnow()
+    updates: list[dict[str, Any]] = []
+    for recipient_id, facts in by_recipient.items():
+        email_id, before = current[recipient_id]
+        after = recipient_state([before, *facts])
+        if after == before:
+            continue
+        updates.append(
+            {
+                "b_id": recipient_id,
+                "status": after.status,
+                "status_at": after.at,
+                "reason": after.reason,
+                "smtp_code": after.smtp_code,
+                "bounce_type": after.bounce_type,
+                "updated_at": now,
+            }
+        )
+        if after.status != before.status:
+            report.recipient_changes.append((recipient_id, before.status, after.status))
+    if not updates:
+        return
+    _executemany_update(
+        session,
+        recipient_t,
+        updates,
+        ["status", "status_at", "reason", "smtp_code", "bounce_type", "updated_at"],
+    )
+    _recompute_emails(session, {current[u["b_id"]][0] for u in updates}, locked, report, now)
+
+
+def _executemany_update(
+    session: Session, table: sa.Table, rows: list[dict[str, Any]], columns: list[str]
+) -> None:
+    stmt = (
+        table.update()
+        .where(table.c.id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )
+    session.execute(stmt, rows)
+
+
+def _recompute_emails(
+    session: Session,
+    email_ids: set[int],
+    locked: dict[int, tuple[str, str]],
+    report: IngestReport,
+    now: datetime,
+) -> None:
+    statuses: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(sorted(email_ids)):
+        rows = session.execute(
+            sa.select(recipient_t.c.email_id, recipient_t.c.status).where(
+                recipient_t.c.email_id.in_(chunk)
+            )
+        )
+        for email_id, status in rows:
+            statuses[email_id].append(status)
+    updates = []
+    for email_id in sorted(email_ids):
+        old_result, old_status = locked[email_id]
+        refused = old_result == "failed"
+        new_result = email_result(statuses[email_id], send_refused=refused)
+        new_status = email_status(statuses[email_id])
+        if (new_result, new_status) == (old_result, old_status):
+            continue
+        updates.append(
+            {"b_id": email_id, "result": new_result, "status": new_status, "updated_at": now}
+        )
+        locked[email_id] = (new_result, new_status)
+        if new_result != old_result:
+            report.result_changes.append((email_id, old_result, new_result))
+    if updates:
+        _executemany_update(session, email_t, updates, ["result", "status", "updated_at"])
+
+
+def ingest_events(events: Sequence[NormalizedEvent], app: Flask | None = None) -> IngestReport:
+    """Store and apply a batch of events in one transaction, then send the signals.
+
+    A repeated event (same provider and provider event id) is acknowledged and changes
+    nothing. If the database fails, the transaction is rolled back (nothing of the batch is
+    stored) and the error propagates.
+    """
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    session = _session(app)
+    report = IngestReport()
+    try:
+        _ingest(session, events, report)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    send_change_signals(app, report)
+    return report
+
+
+def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestReport) -> None:
+    unique: dict[tuple[str, str], NormalizedEvent] = {}
+    for event in events:
+        key = (event.provider, event.provider_event_id)
+        if key in unique:
+            report.duplicates += 1
+        else:
+            unique[key] = event
+    batch = list(unique.values())
+    if not batch:
+        return
+
+    by_public, by_message = _find_emails(
+        session,
+        {e.maildelivery_id for e in batch if e.maildelivery_id},
+        {e.provider_message_id for e in batch if e.provider_message_id},
+    )
+    email_ids: list[int | None] = [
+        by_public.get(e.maildelivery_id or "") or by_message.get(e.provider_message_id or "")
+        for e in batch
+    ]
+    matched = {i for i in email_ids if i is not None}
+    locked = _lock_emails(session, matched)
+    recipients = _recipient_ids(session, matched)
+
+    now = utcnow()
+    rows = []
+    for event, email_id in zip(batch, email_ids, strict=True):
+        recipient_id = (
+            recipients.get((email_id, event.recipient.strip().lower()))
+            if email_id is not None and event.recipient
+            else None
+        )
+        rows.append(
+            {
+                "email_id": email_id,
+                "recipient_id": recipient_id,
+                "provider": event.provider,
+                "provider_event_id": event.provider_event_id[:255],
+                "type": event.type,
+                "raw_type": event.raw_type[:64],
+                "occurred_at": event.occurred_at,
+                "received_at": now,
+                "reason": event.reason,
+                "smtp_code": _clip(event.smtp_code, 16),
+                "bounce_type": _clip(event.bounce_type, 16),
+                "address": _clip(event.recipient, 320),
+                "correlation_id": _clip(event.maildelivery_id, 64),
+                "provider_message_id": _clip(event.provider_message_id, 255),
+                "payload": event.payload,
+            }
+        )
+    inserted: dict[tuple[str, str], int] = {}
+    stmt = _insert_ignoring_duplicates(session).returning(
+        event_t.c.id, event_t.c.provider, event_t.c.provider_event_id
+    )
+    for chunk in _chunks(rows):
+        for id_, provider, provider_event_id in session.execute(stmt, list(chunk)):
+            inserted[(provider, provider_event_id)] = id_
+    report.duplicates += len(batch) - len(inserted)
+    report.stored = len(inserted)
+
+    applicable: list[_Applicable] = []
+    for row in rows:
+        event_id = inserted.get((row["provider"], row["provider_event_id"]))
+        if event_id is None:
+            continue
+        report.event_ids.append(event_id)
+        if row["email_id"] is None:
+            report.unmatched += 1
+        elif row["recipient_id"] is not None and is_status(row["type"]):
+            applicable.append(_fact(event_id, row))
+    _apply(session, applicable, locked, report)
+
+
+def _fact(event_id: int, row: dict[str, Any]) -> _Applicable:
+    occurred = row["occurred_at"]
+    return _Applicable(
+        event_id=event_id,
+        email_id=row["email_id"],
+        recipient_id=row["recipient_id"],
+        fact=StatusFact(
+            status=row["type"],
+            at=occurred,
+            reason=row["reason"],
+            smtp_code=row["smtp_code"],
+            bounce_type=row["bounce_type"],
+            tiebreak=f"{row['provider']}:{row['provider_event_id']}",
+        ),
+    )
+
+
+def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -> IngestReport:
+    """Match stored unmatched events to emails that now exist, and apply them.
+
+    :param email_ids: look only for events of these emails (a send that just stored its
+        provider message id); ``None``: every unmatched event (``flask maildelivery
+        reconcile``).
+    """
+    session = _session(app)
+    report = IngestReport()
+    try:
+        _apply_unmatched(session, email_ids, report)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    send_change_signals(app, report)
+    return report
+
+
+def _apply_unmatched(
+    session: Session, email_ids: Sequence[int] | None, report: IngestReport
+) -> None:
+    cond = [event_t.c.email_id.is_(None)]
+    if email_ids is not None:
+        emails = session.execute(
+            sa.select(email_t.c.public_id, email_t.c.provider_message_id).where(
+                email_t.c.id.in_(list(email_ids))
+            )
+        ).all()
+        public_ids = [p for p, _ in emails]
+        message_ids = [m for _, m in emails if m]
+        keys = [event_t.c.correlation_id.in_(public_ids)]
+        if message_ids:
+            keys.append(event_t.c.provider_message_id.in_(message_ids))
+        cond.append(sa.or_(*keys))
+    pending = (
+        session.execute(
+            sa.select(
+                event_t.c.id,
+                event_t.c.correlation_id,
+                event_t.c.provider_message_id,
+                event_t.c.address,
+                event_t.c.provider,
+                event_t.c.provider_event_id,
+                event_t.c.type,
+                event_t.c.occurred_at,
+                event_t.c.reason,
+                event_t.c.smtp_code,
+                event_t.c.bounce_type,
+            ).where(*cond)
+        )
+        .mappings()
+        .all()
+    )
+    if not pending:
+        return
+    by_public, by_message = _find_emails(
+        session,
+        {p["correlation_id"] for p in pending if p["correlation_id"]},
+        {p["provider_message_id"] for p in pending if p["provider_message_id"]},
+    )
+    matches: list[tuple[dict[str, Any], int]] = []
+    for p in pending:
+        email_id = by_public.get(p["correlation_id"] or "") or by_message.get(
+            p["provider_message_id"] or ""
+        )
+        if email_id is not None:
+            matches.append((dict(p), email_id))
+    if not matches:
+        return
+    locked = _lock_emails(session, {email_id for _, email_id in matches})
+    recipients = _recipient_ids(session, locked)
+    updates = []
+    applicable = []
+    for row, email_id in matches:
+        recipient_id = recipients.get((email_id, (row["address"] or "").strip().lower()))
+        updates.append({"b_id": row["id"], "email_id": email_id, "recipient_id": recipient_id})
+        row.update(email_id=email_id, recipient_id=recipient_id)
+        if recipient_id is not None and is_status(row["type"]):
+            applicable.append(_fact(row["id"], row))
+    # only events still unmatched are claimed: a concurrent reconcile cannot apply one twice
+    stmt = (
+        event_t.update()
+        .where(event_t.c.id == sa.bindparam("b_id"), event_t.c.email_id.is_(None))
+        .values(email_id=sa.bindparam("email_id"), recipient_id=sa.bindparam("recipient_id"))
+    )
+    session.execute(stmt, updates)
+    _apply(session, applicable, locked, report)
+
+
+def send_change_signals(app: Flask, report: IngestReport) -> None:
+    """Send ``event_received``, ``recipient_status_changed`` and ``email_result_changed`` for
+    what ``report`` says changed; load the records only for signals that have receivers."""
+    session = _session(app)
+    want_events = bool(signals.event_received.receivers)
+    want_recipients = bool(signals.recipient_status_changed.receivers)
+    want_results = bool(signals.email_result_changed.receivers)
+    if want_events:
+        for event in _load(session, Event, report.event_ids):
+            signals.send_safely(signals.event_received, app, event=event)
+    if want_recipients and report.recipient_changes:
+        recipients = {
+            r.id: r for r in _load(session, Recipient, [c[0] for c in report.recipient_changes])
+        }
+        latest = _latest_events(session, list(recipients))
+        for recipient_id, old, new in report.recipient_changes:
+            recipient = recipients[recipient_id]
+            signals.send_safely(
+                signals.recipient_status_changed,
+                app,
+                recipient=recipient,
+                email=recipient.email,
+                old=old,
+                new=new,
+                event=latest.get(recipient_id),
+            )
+    if want_results and report.result_changes:
+        emails = {e.id: e for e in _load(session, Email, [c[0] for c in report.result_changes])}
+        for email_id, old, new in report.result_changes:
+            signals.send_safely(
+                signals.email_result_changed, app, email=emails[email_id], old=old, new=new
+            )
+
+
+def _load(session: Session, model: type[T], ids: Sequence[int]) -> list[T]:
+    found: list[T] = []
+    for chunk in _chunks(list(ids)):
+        found.extend(session.scalars(sa.select(model).where(model.id.in_(chunk))))  # type: ignore[attr-defined]
+    return found
+
+
+def _latest_events(session: Session, recipient_ids: list[int]) -> dict[int, Event]:
+    """For each recipient, the stored event that decided its current status."""
+    result: dict[int, Event] = {}
+    for chunk in _chunks(recipient_ids):
+        rows = session.execute(
+            sa.select(Event, Recipient.status)
+            .join(Recipient, Recipient.id == Event.recipient_id)
+            .where(Event.recipient_id.in_(chunk), Event.type == Recipient.status)
+            .order_by(Event.occurred_at, Event.id)
+        )
+        for event, _status in rows:
+            assert event.recipient_id is not None
+            result[event.recipient_id] = event
+    return result

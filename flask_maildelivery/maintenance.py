@@ -1,0 +1,81 @@
+"""Housekeeping on the stored records: retention purge and summary figures."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask
+
+from .extension import MailDelivery
+from .models import Email, Event, Recipient, utcnow
+
+#: Emails deleted per statement, so a purge never holds a huge lock.
+PURGE_BATCH = 1000
+
+
+def purge(app: Flask, older_than: datetime, *, bodies_only: bool = False) -> int:
+    """Delete emails created before ``older_than`` with their recipients and events (or,
+    with ``bodies_only``, drop only their text and HTML bodies). Returns the number of emails
+    purged. Works in batches of :data:`PURGE_BATCH`, each its own transaction."""
+    session = MailDelivery.state(app).db.session
+    total = 0
+    if bodies_only:
+        result = session.execute(
+            sa.update(Email)
+            .where(
+                Email.created_at < older_than,
+                sa.or_(Email.text_body.is_not(None), Email.html_body.is_not(None)),
+            )
+            .values(text_body=None, html_body=None)
+        )
+        session.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+    while True:
+        ids = list(
+            session.scalars(
+                sa.select(Email.id)
+                .where(Email.created_at < older_than)
+                .order_by(Email.id)
+                .limit(PURGE_BATCH)
+            )
+        )
+        if not ids:
+            return total
+        # explicit deletes: SQLite enforces ON DELETE CASCADE only with a pragma
+        session.execute(sa.delete(Event).where(Event.email_id.in_(ids)))
+        session.execute(sa.delete(Recipient).where(Recipient.email_id.in_(ids)))
+        session.execute(
+            sa.update(Email).where(Email.resent_from_id.in_(ids)).values(resent_from_id=None)
+        )
+        session.execute(sa.delete(Email).where(Email.id.in_(ids)))
+        session.commit()
+        total += len(ids)
+
+
+def retention_cutoff(days: int) -> datetime:
+    """The creation time before which records are older than ``days`` days."""
+    return utcnow() - timedelta(days=days)
+
+
+def stats(app: Flask, since: datetime, tenant_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Counts of emails by ``result`` and of recipients by ``status``, for emails sent since
+    ``since`` (an index range on ``sent_at``, never the whole table)."""
+    session = MailDelivery.state(app).db.session
+    email_filter = [Email.sent_at >= since]
+    if tenant_id is not None:
+        email_filter.append(Email.tenant_id == tenant_id)
+    results = dict(
+        session.execute(
+            sa.select(Email.result, sa.func.count()).where(*email_filter).group_by(Email.result)
+        ).all()
+    )
+    statuses = dict(
+        session.execute(
+            sa.select(Recipient.status, sa.func.count())
+            .join(Email, Email.id == Recipient.email_id)
+            .where(*email_filter)
+            .group_by(Recipient.status)
+        ).all()
+    )
+    return {"results": results, "statuses": statuses}

@@ -1,0 +1,222 @@
+"""The stored records: :class:`Email`, its :class:`Recipient` rows and their :class:`Event` rows.
+
+The models are declared on the package's own :class:`~sqlalchemy.MetaData` (so importing this
+module needs no app), and are used through the host's Flask-SQLAlchemy session and engine.
+Every table name starts with ``maildelivery_``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC (microseconds kept on every database), read as aware UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("flask-maildelivery stores aware datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+#: JSON on every database: JSONB on PostgreSQL, JSON elsewhere.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+#: Long text: LONGTEXT on MySQL/MariaDB, whose TEXT stops at 64 KiB.
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+#: Auto-increment big integer keys (SQLite only auto-increments INTEGER).
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_public_id() -> str:
+    """A new correlation id (``Email.public_id``): 32 hex characters."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the package's models, with its own metadata."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Email(Base):
+    """One email as sent: one record, many recipients.
+
+    ``id`` is the record number shown to users; ``public_id`` is the correlation id carried in
+    the ``X-MailDelivery-ID`` header and in the provider's custom arguments.
+    """
+
+    __tablename__ = "maildelivery_email"
+    __table_args__ = (
+        sa.Index("ix_maildelivery_email_tenant_sent", "tenant_id", "sent_at", "id"),
+        sa.Index("ix_maildelivery_email_tenant_result_sent", "tenant_id", "result", "sent_at"),
+        sa.Index("ix_maildelivery_email_tenant_status_sent", "tenant_id", "status", "sent_at"),
+        sa.Index("ix_maildelivery_email_related", "related_type", "related_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(
+        sa.String(32), unique=True, nullable=False, default=new_public_id
+    )
+    tenant_id: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    sent_by: Mapped[str | None] = mapped_column(sa.String(255))
+    sender: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    reply_to: Mapped[str | None] = mapped_column(sa.String(320))
+    subject: Mapped[str] = mapped_column(sa.String(998), nullable=False, default="")
+    text_body: Mapped[str | None] = mapped_column(LongText)
+    html_body: Mapped[str | None] = mapped_column(LongText)
+    #: ``[{"filename": ..., "content_type": ..., "size": ...}]``; the content is not kept.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, nullable=False, default=list
+    )
+    headers: Mapped[dict[str, str]] = mapped_column(JSONType, nullable=False, default=dict)
+    #: The host's own data about the email (``metadata`` is reserved by SQLAlchemy, hence ``_``).
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONType, nullable=False, default=dict
+    )
+    related_type: Mapped[str | None] = mapped_column(sa.String(64))
+    related_id: Mapped[str | None] = mapped_column(sa.String(64))
+    transport: Mapped[str | None] = mapped_column(sa.String(64))
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    #: The most notable recipient condition: ``bounced``, ``dropped``, ``deferred``, ``opened``
+    #: or empty.
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="")
+    #: ``failed``, ``queued``, ``processed``, ``delivered``, ``warning`` or ``error``.
+    result: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="queued")
+    #: The email this one is a resend of.
+    resent_from_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("maildelivery_email.id", ondelete="SET NULL"), index=True
+    )
+
+    recipients: Mapped[list[Recipient]] = relationship(
+        back_populates="email",
+        order_by="Recipient.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    events: Mapped[list[Event]] = relationship(
+        back_populates="email", order_by="Event.occurred_at", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Email {self.id} {self.result} {self.subject!r}>"
+
+
+class Recipient(Base):
+    """One address of an email (``kind`` ``to``, ``cc`` or ``bcc``) with its own status."""
+
+    __tablename__ = "maildelivery_recipient"
+    __table_args__ = (sa.Index("ix_maildelivery_recipient_contact", "contact_type", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email_id: Mapped[int] = mapped_column(
+        BigId,
+        sa.ForeignKey("maildelivery_email.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    address: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    #: ``address`` lower-cased: what events and searches match on.
+    address_key: Mapped[str] = mapped_column(sa.String(320), nullable=False, index=True)
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    kind: Mapped[str] = mapped_column(sa.String(3), nullable=False, default="to")
+    contact_type: Mapped[str | None] = mapped_column(sa.String(64))
+    contact_id: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="queued")
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    smtp_code: Mapped[str | None] = mapped_column(sa.String(16))
+    bounce_type: Mapped[str | None] = mapped_column(sa.String(16))
+    #: When the event that set ``status`` happened (ties between equal statuses go to the
+    #: later one, so the outcome does not depend on arrival order).
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    email: Mapped[Email] = relationship(back_populates="recipients")
+    events: Mapped[list[Event]] = relationship(
+        back_populates="recipient", order_by="Event.occurred_at", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Recipient {self.kind}:{self.address} {self.status}>"
+
+
+class Event(Base):
+    """One delivery event from a provider (or from the send itself), stored once.
+
+    ``email_id`` and ``recipient_id`` stay empty until the event is matched: a webhook can
+    arrive before the send's commit, and is applied as soon as the email appears.
+    """
+
+    __tablename__ = "maildelivery_event"
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "provider_event_id"),
+        sa.Index("ix_maildelivery_event_unmatched", "email_id", "correlation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("maildelivery_email.id", ondelete="CASCADE")
+    )
+    recipient_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("maildelivery_recipient.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    provider_event_id: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    type: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    raw_type: Mapped[str] = mapped_column(sa.String(64), nullable=False, default="")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    smtp_code: Mapped[str | None] = mapped_column(sa.String(16))
+    bounce_type: Mapped[str | None] = mapped_column(sa.String(16))
+    #: The recipient address the provider named, as sent.
+    address: Mapped[str | None] = mapped_column(sa.String(320))
+    #: The ``maildelivery_id`` the provider echoed, if any.
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    #: The provider's message id, if any.
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+
+    email: Mapped[Email | None] = relationship(back_populates="events")
+    recipient: Mapped[Recipient | None] = relationship(back_populates="events")
+
+    def __repr__(self) -> str:
+        return f"<Event {self.provider}:{self.type} {self.address}>"

@@ -1,0 +1,79 @@
+"""Signals sent by flask-maildelivery (a private blinker :class:`~blinker.Namespace`).
+
+Every signal is sent with the real application object as sender. Outcome signals are sent
+after the database commit, once per real change (never for a repeated event). A receiver
+that raises is logged and does not undo or lose anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+
+_signals = Namespace()
+logger = logging.getLogger("flask_maildelivery")
+
+before_send = _signals.signal(
+    "before-send",
+    doc="""Sent before a message is recorded and handed to the transport.
+
+    :param sender: the app.
+    :param message: the :class:`email.message.EmailMessage` about to be sent; receivers may
+        change it. Raising :class:`flask_maildelivery.SendCancelled` stops the send; it is
+        recorded with result ``failed`` and the reason.
+    """,
+)
+
+email_sent = _signals.signal(
+    "email-sent",
+    doc="""Sent after the transport accepted an email and the outcome was committed.
+
+    :param sender: the app.
+    :param email: the :class:`~flask_maildelivery.models.Email`.
+    """,
+)
+
+email_result_changed = _signals.signal(
+    "email-result-changed",
+    doc="""Sent after an email's ``result`` changed and the change was committed.
+
+    :param sender: the app.
+    :param email: the :class:`~flask_maildelivery.models.Email`.
+    :param old: the previous result.
+    :param new: the new result.
+    """,
+)
+
+recipient_status_changed = _signals.signal(
+    "recipient-status-changed",
+    doc="""Sent after a recipient's ``status`` changed and the change was committed.
+
+    :param sender: the app.
+    :param recipient: the :class:`~flask_maildelivery.models.Recipient`.
+    :param email: its :class:`~flask_maildelivery.models.Email`.
+    :param old: the previous status.
+    :param new: the new status.
+    :param event: the :class:`~flask_maildelivery.models.Event` that caused it, or ``None``
+        for a change made by the send itself.
+    """,
+)
+
+event_received = _signals.signal(
+    "event-received",
+    doc="""Sent after a new delivery event was stored (never for a repeated event).
+
+    :param sender: the app.
+    :param event: the :class:`~flask_maildelivery.models.Event`.
+    """,
+)
+
+
+def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal``; a receiver that raises is logged, and the other receivers still run."""
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            logger.exception("receiver %r of signal %r raised", receiver, signal.name)

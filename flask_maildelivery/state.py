@@ -1,0 +1,121 @@
+"""The delivery state rules: pure functions, no I/O.
+
+A recipient's status is the highest-ranked status among its events, in the one total order
+:data:`STATUS_ORDER`; an email's ``result`` and ``status`` follow from its recipients. Because
+"highest" is a maximum, the same events in any order and any repetition give the same state,
+and the state can be updated incrementally: ``fold(current, new_events)`` equals the fold of
+all events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+#: Recipient statuses, lowest first. A failure outranks every success: a bounce that
+#: arrives after ``delivered`` wins (a delayed bounce).
+STATUS_ORDER: tuple[str, ...] = (
+    "queued",
+    "processed",
+    "deferred",
+    "delivered",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "complained",
+    "bounced",
+    "dropped",
+    "failed",
+)
+RECIPIENT_STATUSES = STATUS_ORDER
+RANK: dict[str, int] = {name: rank for rank, name in enumerate(STATUS_ORDER)}
+
+#: Email results.
+RESULTS: tuple[str, ...] = ("failed", "queued", "processed", "delivered", "warning", "error")
+#: Email statuses (empty string: nothing notable).
+EMAIL_STATUSES: tuple[str, ...] = ("bounced", "dropped", "deferred", "opened", "")
+
+FAILURE_STATUSES = frozenset({"bounced", "dropped", "failed"})
+#: Results and statuses that put an email on the default "failed emails" list.
+ATTENTION_RESULTS = frozenset({"failed", "warning", "error"})
+ATTENTION_STATUSES = frozenset({"bounced", "dropped", "deferred"})
+
+
+@dataclass(frozen=True, order=False)
+class StatusFact:
+    """What one event says about a recipient; also a recipient's current state.
+
+    The winner among facts is the one with the highest status rank; between equal ranks,
+    the later ``at``; then the larger ``tiebreak`` (the event id), so the choice never
+    depends on arrival order.
+    """
+
+    status: str
+    at: datetime | None = None
+    reason: str | None = None
+    smtp_code: str | None = None
+    bounce_type: str | None = None
+    tiebreak: str = ""
+
+    def key(self) -> tuple[int, float, str]:
+        return (RANK[self.status], self.at.timestamp() if self.at else float("-inf"), self.tiebreak)
+
+
+def is_status(name: str) -> bool:
+    """Whether ``name`` is a recipient status (``unknown`` events are not)."""
+    return name in RANK
+
+
+def recipient_state(facts: Iterable[StatusFact]) -> StatusFact:
+    """The recipient's state from its facts (its current state and/or its events).
+
+    Facts whose status is not a recipient status (``unknown``) are ignored; with no fact
+    left, the state is ``queued``.
+    """
+    best: StatusFact | None = None
+    for fact in facts:
+        if not is_status(fact.status):
+            continue
+        if best is None or fact.key() > best.key():
+            best = fact
+    return best or StatusFact("queued")
+
+
+def email_result(statuses: Sequence[str], *, send_refused: bool = False) -> str:
+    """An email's ``result`` from its recipients' statuses.
+
+    :param send_refused: the send call itself was refused (result ``failed``).
+    """
+    if send_refused:
+        return "failed"
+    n = len(statuses)
+    if n == 0:
+        return "queued"
+    failures = sum(1 for s in statuses if s in FAILURE_STATUSES)
+    successes = sum(1 for s in statuses if RANK["delivered"] <= RANK[s] < RANK["bounced"])
+    if failures == n:
+        return "error"
+    if failures > 0:
+        return "warning"
+    if successes == n:
+        return "delivered"
+    if any(s in ("processed", "deferred") for s in statuses):
+        return "processed"
+    return "queued"
+
+
+def email_status(statuses: Sequence[str]) -> str:
+    """An email's ``status``: its most notable recipient condition, or empty."""
+    present = set(statuses)
+    for status in ("bounced", "dropped", "deferred"):
+        if status in present:
+            return status
+    if present & {"opened", "clicked"}:
+        return "opened"
+    return ""
+
+
+def needs_attention(result: str, status: str) -> bool:
+    """Whether an email belongs on the default (failed emails) list of the log."""
+    return result in ATTENTION_RESULTS or status in ATTENTION_STATUSES

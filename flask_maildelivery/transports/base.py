@@ -1,0 +1,115 @@
+"""The transport contract: every transport module provides one :class:`Transport` subclass.
+
+A transport receives an :class:`OutgoingMessage` (the stored email, already recorded) and
+either returns a :class:`SendResult` or raises :class:`TransportError`. It never touches the
+database: :mod:`flask_maildelivery.sending` records the outcome.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+@dataclass(frozen=True)
+class Address:
+    """A display name (may be empty) and an address."""
+
+    name: str
+    address: str
+
+    def formatted(self) -> str:
+        from email.headerregistry import Address as HeaderAddress
+
+        return str(HeaderAddress(display_name=self.name, addr_spec=self.address))
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with the email. Only its name, type and size are stored."""
+
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass
+class OutgoingMessage:
+    """An email on its way to a transport, in structured form and as MIME.
+
+    :param public_id: the correlation id; transports that talk to a provider put it in the
+        provider's own custom-argument field under the key ``maildelivery_id``.
+    :param mime: the complete message with ``X-MailDelivery-ID``; no ``Bcc`` header.
+    """
+
+    public_id: str
+    sender: Address
+    to: list[Address]
+    cc: list[Address]
+    bcc: list[Address]
+    subject: str
+    text: str | None
+    html: str | None
+    reply_to: str | None
+    attachments: list[Attachment]
+    headers: dict[str, str]
+    mime: EmailMessage
+    metadata: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def envelope_recipients(self) -> list[str]:
+        """Every address the message goes to (bcc included: they are in the envelope only)."""
+        return [a.address for a in (*self.to, *self.cc, *self.bcc)]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a transport learned from a successful hand-over.
+
+    :param provider_message_id: the provider's id for the message, stored so webhook events
+        that carry only that id find the email.
+    :param refused_recipients: addresses the server refused while accepting the others,
+        each with its SMTP code and the server's text; those recipients are marked ``failed``.
+    """
+
+    provider_message_id: str | None = None
+    refused_recipients: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class TransportError(Exception):
+    """The transport could not hand the message over.
+
+    :param retryable: the failure is transient (timeout, connection refused, HTTP 429/5xx);
+        sending the same message later may succeed.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Transport(ABC):
+    """Base class of transports. One instance per app, created at ``init_app``.
+
+    Subclasses read their configuration in ``__init__`` through
+    :func:`flask_maildelivery.config.config_value` and may hold a connection between sends.
+    """
+
+    #: The short name stored in ``Email.transport``.
+    name: ClassVar[str] = "custom"
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    @abstractmethod
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Hand ``message`` over; raise :class:`TransportError` on failure."""
+
+    def close(self) -> None:
+        """Release any connection held between sends."""
+        return None

@@ -1,0 +1,1 @@
+"""Log pages and JSON API."""

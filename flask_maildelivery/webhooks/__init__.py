@@ -1,0 +1,1 @@
+"""Provider webhooks: one adapter module per provider, shared logic in :mod:`.base`."""

@@ -1,0 +1,228 @@
+"""Shared fixtures: one database fixture parametrized over MAILDELIVERY_TEST_DATABASES,
+apps built on it, and a real SMTP server (aiosmtpd) on loopback."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_maildelivery import MailDelivery
+from flask_maildelivery.models import Base
+
+
+def _database_urls() -> list[str]:
+    """SQLite always; plus every URL listed (whitespace-separated) in
+    MAILDELIVERY_TEST_DATABASES, as CI sets it for PostgreSQL and MariaDB."""
+    urls = ["sqlite"]
+    urls += [u for u in os.environ.get("MAILDELIVERY_TEST_DATABASES", "").split() if u != "sqlite"]
+    return urls
+
+
+def _db_id(url: str) -> str:
+    if url == "sqlite" or url.startswith("sqlite"):
+        return "sqlite"
+    if url.startswith("postgresql"):
+        return "postgresql"
+    if url.startswith(("mysql", "mariadb")):
+        return "mariadb"
+    return url.split(":", 1)[0]
+
+
+DATABASE_URLS = _database_urls()
+
+
+@pytest.fixture(scope="session", params=DATABASE_URLS, ids=[_db_id(u) for u in DATABASE_URLS])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database URL; tests using it run once per configured database."""
+    url: str = request.param
+    if url == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'maildelivery.db'}"
+    return url
+
+
+@pytest.fixture(scope="session")
+def schema(database_url: str) -> Iterator[sa.Engine]:
+    """The package's tables, created once per database for the session."""
+    engine = sa.create_engine(database_url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS maildelivery_alembic_version"))
+    Base.metadata.create_all(engine)
+    yield engine
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def clear_tables(engine: sa.Engine) -> None:
+    """Delete every row of the package's tables (children first)."""
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@dataclass
+class AppFactory:
+    """Builds Flask apps on the test database; every app it built is torn down after the test."""
+
+    database_url: str
+    built: list[tuple[Flask, SQLAlchemy]] = field(default_factory=list)
+
+    def __call__(
+        self,
+        extension: MailDelivery | None = None,
+        db: SQLAlchemy | None = None,
+        **config: Any,
+    ) -> Flask:
+        app = Flask("maildelivery_test")
+        app.config.update(
+            TESTING=True,
+            SECRET_KEY="test-secret",
+            SQLALCHEMY_DATABASE_URI=self.database_url,
+            MAILDELIVERY_TRANSPORT="memory",
+            MAILDELIVERY_DEFAULT_SENDER="Billing <billing@acme.test>",
+        )
+        app.config.update(config)
+        db = db or SQLAlchemy()
+        db.init_app(app)
+        (extension or MailDelivery()).init_app(app, db=db)
+        self.built.append((app, db))
+        return app
+
+    def teardown(self) -> None:
+        for app, db in self.built:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(database_url: str, schema: sa.Engine) -> Iterator[AppFactory]:
+    """A factory of apps on the test database: ``make_app(**config)``."""
+    factory = AppFactory(database_url)
+    yield factory
+    factory.teardown()
+    clear_tables(schema)
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Iterator[Flask]:
+    """An app with the memory transport, inside an app context."""
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def mail_delivery(app: Flask) -> MailDelivery:
+    """The extension object registered on ``app``."""
+    return MailDelivery.state(app).extension
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+@dataclass
+class ReceivedMessage:
+    """One message an SMTP server received."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+class RecordingHandler:
+    """aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[ReceivedMessage] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append(
+                ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+            )
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SMTPServer:
+    """A running aiosmtpd server on loopback."""
+
+    host: str
+    port: int
+    handler: RecordingHandler
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        return self.handler.messages
+
+    def config(self) -> dict[str, Any]:
+        """App configuration that sends through this server."""
+        return {
+            "MAILDELIVERY_TRANSPORT": "smtp",
+            "MAILDELIVERY_SMTP_HOST": self.host,
+            "MAILDELIVERY_SMTP_PORT": self.port,
+            "MAILDELIVERY_SMTP_TIMEOUT": 5,
+        }
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and a free port."""
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield SMTPServer("127.0.0.1", controller.port, handler)
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on (for "server down" tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+SignalLog = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def signal_log() -> Iterator[SignalLog]:
+    """Records every outcome signal as ``(name, kwargs)``; disconnects afterwards."""
+    from flask_maildelivery import signals
+
+    log: SignalLog = []
+    receivers: list[tuple[Any, Callable[..., None]]] = []
+    for signal in (
+        signals.email_sent,
+        signals.email_result_changed,
+        signals.recipient_status_changed,
+        signals.event_received,
+    ):
+
+        def receiver(sender: Any, _name: str = signal.name, **kwargs: Any) -> None:
+            log.append((_name, kwargs))
+
+        signal.connect(receiver)
+        receivers.append((signal, receiver))
+    yield log
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
