@@ -35,21 +35,6 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_WEBHOOK_MAX_BYTES": 25 * 1024 * 1024,
 }
 
-_EXTRA_PREFIXES: tuple[str, ...] = ()
-
-
-def register_defaults(defaults: dict[str, Any]) -> None:
-    """Add keys owned by another module (a transport, a webhook adapter) to :data:`DEFAULTS`.
-
-    Called at import time by the module that owns the keys, so the defaults table stays the
-    one place that knows every key.
-    """
-    for key, value in defaults.items():
-        if not key.startswith("MAILDELIVERY_"):
-            raise ValueError(f"configuration key {key!r} must start with MAILDELIVERY_")
-        DEFAULTS.setdefault(key, value)
-
-
 def apply_defaults(app: Flask) -> None:
     """Set every known key on ``app.config`` unless the host set it already."""
     for key, value in DEFAULTS.items():
