@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_WEBHOOK_MAX_BYTES": 25 * 1024 * 1024,
 }
 
+
 def apply_defaults(app: Flask) -> None:
     """Set every known key on ``app.config`` unless the host set it already."""
     for key, value in DEFAULTS.items():

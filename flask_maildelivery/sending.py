@@ -65,10 +65,11 @@ def parse_address(value: AddressLike, *, role: str) -> Address:
     """
     if isinstance(value, tuple):
         name, addr = value
-    else:
+    elif "<" in value:
         name, addr = parseaddr(value)
-        if not addr:
-            addr = value
+        addr = addr or value
+    else:
+        name, addr = "", value.strip()
     try:
         validate_email(
             addr, check_deliverability=False, globally_deliverable=False, test_environment=True
@@ -79,7 +80,7 @@ def parse_address(value: AddressLike, *, role: str) -> Address:
 
 
 def _parse_many(values: Sequence[AddressLike] | str, role: str) -> list[Address]:
-    if isinstance(values, str | tuple):
+    if isinstance(values, str):
         values = [values]
     return [parse_address(v, role=role) for v in values]
 

@@ -99,6 +99,7 @@ class AppFactory:
 
     def teardown(self) -> None:
         for app, db in self.built:
+            MailDelivery.state(app).transport.close()
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
@@ -148,6 +149,26 @@ class RecordingHandler:
     def __init__(self) -> None:
         self.messages: list[ReceivedMessage] = []
         self.lock = threading.Lock()
+        #: SMTP connections opened so far.
+        self.connections = 0
+        #: Addresses answered with ``550`` at RCPT TO.
+        self.refuse: set[str] = set()
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        with self.lock:
+            self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:

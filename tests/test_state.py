@@ -1,0 +1,142 @@
+"""The state rules: property-based (any order, any repetition, same state) and by example."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flask_maildelivery.state import (
+    RANK,
+    STATUS_ORDER,
+    StatusFact,
+    email_result,
+    email_status,
+    needs_attention,
+    recipient_state,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+facts = st.builds(
+    StatusFact,
+    status=st.sampled_from([*STATUS_ORDER, "unknown"]),
+    at=st.integers(min_value=0, max_value=10_000).map(lambda s: T0 + timedelta(seconds=s)),
+    reason=st.one_of(st.none(), st.text(max_size=5)),
+    tiebreak=st.text(max_size=4),
+)
+
+
+@given(st.lists(facts, max_size=12), st.randoms())
+def test_any_order_and_any_repetition_give_the_same_state(events: list[StatusFact], rnd) -> None:
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    repeated = shuffled + [rnd.choice(events) for _ in range(3)] if events else shuffled
+    assert recipient_state(events) == recipient_state(shuffled) == recipient_state(repeated)
+
+
+@given(st.lists(facts, max_size=8), st.lists(facts, max_size=8))
+def test_folding_incrementally_equals_folding_everything(
+    first: list[StatusFact], then: list[StatusFact]
+) -> None:
+    # what ingest does: fold new events into the current state
+    current = recipient_state(first)
+    assert recipient_state([current, *then]).status == recipient_state([*first, *then]).status
+
+
+@given(st.lists(facts, min_size=1, max_size=10))
+def test_state_is_the_highest_ranked_known_status(events: list[StatusFact]) -> None:
+    known = [e.status for e in events if e.status != "unknown"]
+    expected = max(known, key=RANK.__getitem__) if known else "queued"
+    assert recipient_state(events).status == expected
+
+
+@pytest.mark.parametrize(
+    ("sequence", "final"),
+    [
+        (["processed", "delivered", "opened"], "opened"),
+        (["processed", "deferred", "delivered"], "delivered"),
+        (["processed", "delivered", "bounced"], "bounced"),
+        (["processed", "deferred", "dropped"], "dropped"),
+        (["delivered", "opened", "clicked"], "clicked"),
+        (["delivered", "unknown"], "delivered"),
+    ],
+)
+def test_sequences(sequence: list[str], final: str) -> None:
+    events = [StatusFact(s, T0 + timedelta(minutes=i)) for i, s in enumerate(sequence)]
+    assert recipient_state(events).status == final
+    assert recipient_state(reversed(events)).status == final
+
+
+def test_a_bounce_hours_after_delivery_wins_and_keeps_its_reason() -> None:
+    delivered = StatusFact("delivered", T0, reason="250 ok")
+    bounce = StatusFact(
+        "bounced", T0 + timedelta(hours=2), reason="550 no such user", smtp_code="550"
+    )
+    state = recipient_state([delivered, bounce])
+    assert (state.status, state.reason, state.smtp_code) == ("bounced", "550 no such user", "550")
+
+
+def test_between_equal_statuses_the_later_event_decides_the_reason() -> None:
+    early = StatusFact("deferred", T0, reason="421 try later")
+    late = StatusFact("deferred", T0 + timedelta(minutes=5), reason="451 greylisted")
+    assert recipient_state([late, early]).reason == "451 greylisted"
+    assert recipient_state([early, late]).reason == "451 greylisted"
+
+
+def test_no_events_means_queued() -> None:
+    assert recipient_state([]).status == "queued"
+    assert recipient_state([StatusFact("unknown", T0)]).status == "queued"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "result"),
+    [
+        (["queued", "queued"], "queued"),
+        (["processed", "queued"], "processed"),
+        (["deferred", "delivered"], "processed"),
+        (["delivered", "opened", "clicked"], "delivered"),
+        (["delivered", "unsubscribed", "complained"], "delivered"),
+        (["delivered", "bounced"], "warning"),
+        (["queued", "dropped"], "warning"),
+        (["bounced"], "error"),
+        (["bounced", "dropped", "failed"], "error"),
+        ([], "queued"),
+    ],
+)
+def test_email_result(statuses: list[str], result: str) -> None:
+    assert email_result(statuses) == result
+
+
+def test_a_refused_send_is_failed_whatever_the_recipients() -> None:
+    assert email_result(["failed", "failed"], send_refused=True) == "failed"
+
+
+@given(st.lists(st.sampled_from(STATUS_ORDER), min_size=1, max_size=6))
+def test_result_counts(statuses: list[str]) -> None:
+    failures = sum(s in ("bounced", "dropped", "failed") for s in statuses)
+    result = email_result(statuses)
+    assert (result == "error") == (failures == len(statuses))
+    assert (result == "warning") == (0 < failures < len(statuses))
+
+
+@pytest.mark.parametrize(
+    ("statuses", "status"),
+    [
+        (["opened", "bounced", "dropped", "deferred"], "bounced"),
+        (["opened", "dropped", "deferred"], "dropped"),
+        (["opened", "deferred"], "deferred"),
+        (["clicked", "delivered"], "opened"),
+        (["delivered", "queued"], ""),
+    ],
+)
+def test_email_status(statuses: list[str], status: str) -> None:
+    assert email_status(statuses) == status
+
+
+def test_needs_attention() -> None:
+    assert needs_attention("warning", "")
+    assert needs_attention("processed", "deferred")
+    assert not needs_attention("delivered", "opened")
