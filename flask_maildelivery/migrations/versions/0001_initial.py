@@ -215,24 +215,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("maildelivery_event", schema=None) as batch_op:
-        batch_op.drop_index("ix_maildelivery_event_unmatched")
-        batch_op.drop_index(batch_op.f("ix_maildelivery_event_recipient_id"))
-        batch_op.drop_index(batch_op.f("ix_maildelivery_event_provider_message_id"))
-
+    # dropping a table drops its indexes (MySQL refuses to drop an index a foreign key uses)
     op.drop_table("maildelivery_event")
-    with op.batch_alter_table("maildelivery_recipient", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_maildelivery_recipient_email_id"))
-        batch_op.drop_index("ix_maildelivery_recipient_contact")
-        batch_op.drop_index(batch_op.f("ix_maildelivery_recipient_address_key"))
-
     op.drop_table("maildelivery_recipient")
-    with op.batch_alter_table("maildelivery_email", schema=None) as batch_op:
-        batch_op.drop_index("ix_maildelivery_email_tenant_status_sent")
-        batch_op.drop_index("ix_maildelivery_email_tenant_sent")
-        batch_op.drop_index("ix_maildelivery_email_tenant_result_sent")
-        batch_op.drop_index(batch_op.f("ix_maildelivery_email_resent_from_id"))
-        batch_op.drop_index("ix_maildelivery_email_related")
-        batch_op.drop_index(batch_op.f("ix_maildelivery_email_provider_message_id"))
-
     op.drop_table("maildelivery_email")
