@@ -47,8 +47,8 @@ class StatusFact:
     """What one event says about a recipient; also a recipient's current state.
 
     The winner among facts is the one with the highest status rank; between equal ranks,
-    the later ``at``; then the larger ``tiebreak`` (the event id), so the choice never
-    depends on arrival order.
+    the later ``at``; then the larger ``tiebreak`` (the event id), then the details
+    themselves, so the choice never depends on arrival order.
     """
 
     status: str
@@ -58,8 +58,15 @@ class StatusFact:
     bounce_type: str | None = None
     tiebreak: str = ""
 
-    def key(self) -> tuple[int, float, str]:
-        return (RANK[self.status], self.at.timestamp() if self.at else float("-inf"), self.tiebreak)
+    def key(self) -> tuple[int, float, str, str, str, str]:
+        return (
+            RANK[self.status],
+            self.at.timestamp() if self.at else float("-inf"),
+            self.tiebreak,
+            self.reason or "",
+            self.smtp_code or "",
+            self.bounce_type or "",
+        )
 
 
 def is_status(name: str) -> bool:

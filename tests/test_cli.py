@@ -15,7 +15,9 @@ from flask_maildelivery.testing import outbox, simulate_event
 def _age(app: Flask, email: Email, days: int) -> None:
     session = MailDelivery.state(app).db.session
     session.execute(
-        sa.update(Email).where(Email.id == email.id).values(created_at=utcnow() - timedelta(days=days))
+        sa.update(Email)
+        .where(Email.id == email.id)
+        .values(created_at=utcnow() - timedelta(days=days))
     )
     session.commit()
 
@@ -29,7 +31,10 @@ def test_purge_deletes_old_records_with_their_recipients_and_events(
     simulate_event(new, "delivered")
     _age(app, old, 400)
     runner = app.test_cli_runner()
-    assert "set MAILDELIVERY_RETENTION_DAYS or pass --days" in runner.invoke(args=["maildelivery", "purge"]).output
+    assert (
+        "set MAILDELIVERY_RETENTION_DAYS or pass --days"
+        in runner.invoke(args=["maildelivery", "purge"]).output
+    )
     app.config["MAILDELIVERY_RETENTION_DAYS"] = 365
     result = runner.invoke(args=["maildelivery", "purge"])
     assert "purged 1 email(s) older than 365 day(s)" in result.output
@@ -42,7 +47,9 @@ def test_purge_deletes_old_records_with_their_recipients_and_events(
 def test_purge_bodies_only_keeps_the_record(app: Flask, mail_delivery: MailDelivery) -> None:
     old = mail_delivery.send(subject="old", to=["a@b.test"], text="secret", html="<p>secret</p>")
     _age(app, old, 40)
-    result = app.test_cli_runner().invoke(args=["maildelivery", "purge", "--days", "30", "--bodies-only"])
+    result = app.test_cli_runner().invoke(
+        args=["maildelivery", "purge", "--days", "30", "--bodies-only"]
+    )
     assert "purged 1 email(s)" in result.output
     session = MailDelivery.state(app).db.session
     session.expire_all()
@@ -73,9 +80,12 @@ def test_resend_sends_a_copy_to_the_failed_recipients_at_their_current_address(
         return [("INV-1.pdf", b"%PDF again", "application/pdf")]
 
     sent = mail_delivery.send(
-        subject="Invoice INV-1", to=["ann@custmer.test", "bob@customer.test"], text="Invoice",
+        subject="Invoice INV-1",
+        to=["ann@custmer.test", "bob@customer.test"],
+        text="Invoice",
         attachments=[("INV-1.pdf", b"%PDF", "application/pdf")],
-        contacts={"ann@custmer.test": ("customer", 7)}, related=("invoice", 1),
+        contacts={"ann@custmer.test": ("customer", 7)},
+        related=("invoice", 1),
     )
     simulate_event(sent, "bounced", recipient="ann@custmer.test")
     simulate_event(sent, "delivered", recipient="bob@customer.test")

@@ -44,8 +44,17 @@ def test_matches_by_correlation_id_then_message_id_and_address_case_insensitivel
 
     report = ingest_events(
         [
-            _event(provider_event_id="1", maildelivery_id=first.public_id, recipient="ANN@customer.TEST"),
-            _event(provider_event_id="2", provider_message_id="msg-2@mail.test", recipient="bob@customer.test", type="bounced"),
+            _event(
+                provider_event_id="1",
+                maildelivery_id=first.public_id,
+                recipient="ANN@customer.TEST",
+            ),
+            _event(
+                provider_event_id="2",
+                provider_message_id="msg-2@mail.test",
+                recipient="bob@customer.test",
+                type="bounced",
+            ),
         ]
     )
     assert (report.stored, report.unmatched) == (2, 0)
@@ -59,7 +68,9 @@ def test_an_event_before_its_email_is_applied_when_the_email_appears(
     app: Flask, mail_delivery: MailDelivery, signal_log: SignalLog
 ) -> None:
     # the provider's webhook beat the send's commit: only its message id is known
-    report = ingest_events([_event(provider_message_id="early@mail.test", type="bounced", reason="550")])
+    report = ingest_events(
+        [_event(provider_message_id="early@mail.test", type="bounced", reason="550")]
+    )
     assert report.unmatched == 1
     assert _count(app, Event, Event.email_id.is_(None)) == 1
 
@@ -121,9 +132,13 @@ def test_a_database_error_mid_batch_leaves_nothing_behind(
     assert signal_log == []
 
 
-def test_unknown_events_are_kept_and_change_nothing(app: Flask, mail_delivery: MailDelivery) -> None:
+def test_unknown_events_are_kept_and_change_nothing(
+    app: Flask, mail_delivery: MailDelivery
+) -> None:
     sent = mail_delivery.send(subject="x", to=["ann@customer.test"], text="x")
-    ingest_events([_event(maildelivery_id=sent.public_id, type="unknown", raw_type="group_resubscribe")])
+    ingest_events(
+        [_event(maildelivery_id=sent.public_id, type="unknown", raw_type="group_resubscribe")]
+    )
     assert _count(app, Event, Event.type == "unknown", Event.raw_type == "group_resubscribe") == 1
     assert _count(app, Recipient, Recipient.status == "queued") == 1
 
@@ -152,8 +167,28 @@ def test_equal_status_events_keep_the_latest_reason_whatever_the_order(
 ) -> None:
     sent = mail_delivery.send(subject="x", to=["ann@customer.test"], text="x")
     t0 = utcnow()
-    ingest_events([_event(provider_event_id="late", maildelivery_id=sent.public_id, type="deferred", reason="451 later", occurred_at=t0 + timedelta(minutes=9))])
-    ingest_events([_event(provider_event_id="early", maildelivery_id=sent.public_id, type="deferred", reason="421 early", occurred_at=t0)])
+    ingest_events(
+        [
+            _event(
+                provider_event_id="late",
+                maildelivery_id=sent.public_id,
+                type="deferred",
+                reason="451 later",
+                occurred_at=t0 + timedelta(minutes=9),
+            )
+        ]
+    )
+    ingest_events(
+        [
+            _event(
+                provider_event_id="early",
+                maildelivery_id=sent.public_id,
+                type="deferred",
+                reason="421 early",
+                occurred_at=t0,
+            )
+        ]
+    )
     session = MailDelivery.state(app).db.session
     session.expire_all()
     assert session.get(Email, sent.id).recipients[0].reason == "451 later"  # type: ignore[union-attr]

@@ -27,7 +27,9 @@ def test_sent_with_the_real_app_after_the_commit(
     seen: list[tuple[object, str, str]] = []
     engine = sa.create_engine(database_url)
 
-    def on_change(sender: Flask, recipient: Recipient, email: Email, old: str, new: str, event: Event) -> None:
+    def on_change(
+        sender: Flask, recipient: Recipient, email: Email, old: str, new: str, event: Event
+    ) -> None:
         # a second connection sees the change: the signal came after the commit
         with engine.connect() as other:
             stored = other.execute(
@@ -53,7 +55,9 @@ def test_once_per_real_change_and_never_for_a_repeat(
     assert _names(signal_log) == ["event-received", "recipient-status-changed"]
     name, kwargs = signal_log[1]
     assert (kwargs["old"], kwargs["new"], kwargs["recipient"].address) == (
-        "queued", "delivered", "ann@customer.test",
+        "queued",
+        "delivered",
+        "ann@customer.test",
     )
     assert kwargs["event"].provider_event_id == "e1"
     assert kwargs["email"].id == sent.id
@@ -70,7 +74,11 @@ def test_once_per_real_change_and_never_for_a_repeat(
     signal_log.clear()
 
     simulate_event(sent, "delivered", recipient="bob@customer.test", event_id="e3")
-    assert _names(signal_log) == ["event-received", "recipient-status-changed", "email-result-changed"]
+    assert _names(signal_log) == [
+        "event-received",
+        "recipient-status-changed",
+        "email-result-changed",
+    ]
     assert (signal_log[2][1]["old"], signal_log[2][1]["new"]) == ("queued", "delivered")
 
 
@@ -81,7 +89,14 @@ def test_a_delayed_bounce_turns_delivered_into_error(
     now = utcnow()
     simulate_event(sent, "delivered", occurred_at=now)
     signal_log.clear()
-    simulate_event(sent, "bounced", occurred_at=now + timedelta(hours=2), reason="550 5.1.1 no such user", smtp_code="550", bounce_type="hard")
+    simulate_event(
+        sent,
+        "bounced",
+        occurred_at=now + timedelta(hours=2),
+        reason="550 5.1.1 no such user",
+        smtp_code="550",
+        bounce_type="hard",
+    )
     results = [kw for name, kw in signal_log if name == "email-result-changed"]
     assert [(kw["old"], kw["new"]) for kw in results] == [("delivered", "error")]
     stored = MailDelivery.state(app).db.session.get(Email, sent.id)
@@ -91,19 +106,26 @@ def test_a_delayed_bounce_turns_delivered_into_error(
     recipient = stored.recipients[0]
     MailDelivery.state(app).db.session.refresh(recipient)
     assert (recipient.status, recipient.reason, recipient.smtp_code, recipient.bounce_type) == (
-        "bounced", "550 5.1.1 no such user", "550", "hard",
+        "bounced",
+        "550 5.1.1 no such user",
+        "550",
+        "hard",
     )
 
 
 def test_transport_failure_signals_each_change(make_app: AppFactory, signal_log: SignalLog) -> None:
     app = make_app(
-        MAILDELIVERY_TRANSPORT="smtp", MAILDELIVERY_SMTP_HOST="127.0.0.1",
-        MAILDELIVERY_SMTP_PORT=free_port(), MAILDELIVERY_SMTP_TIMEOUT=2,
+        MAILDELIVERY_TRANSPORT="smtp",
+        MAILDELIVERY_SMTP_HOST="127.0.0.1",
+        MAILDELIVERY_SMTP_PORT=free_port(),
+        MAILDELIVERY_SMTP_TIMEOUT=2,
     )
     with app.app_context():
         MailDelivery.state(app).extension.send(subject="x", to=["a@b.test", "c@d.test"], text="x")
     assert _names(signal_log) == [
-        "recipient-status-changed", "recipient-status-changed", "email-result-changed",
+        "recipient-status-changed",
+        "recipient-status-changed",
+        "email-result-changed",
     ]
     assert signal_log[2][1]["new"] == "failed"
 

@@ -50,7 +50,9 @@ def test_console_transport_prints_the_message(
 ) -> None:
     app = make_app(MAILDELIVERY_TRANSPORT="console")
     with app.app_context():
-        MailDelivery.state(app).extension.send(subject="Hello console", to=["a@b.test"], bcc=["c@d.test"], text="x")
+        MailDelivery.state(app).extension.send(
+            subject="Hello console", to=["a@b.test"], bcc=["c@d.test"], text="x"
+        )
     out = capsys.readouterr().out
     assert "--- envelope to: a@b.test, c@d.test" in out
     assert "Subject: Hello console" in out
