@@ -116,17 +116,19 @@ class FakeProvider:
     def respond(self, environ: dict[str, Any], body: bytes, client_port: int) -> Response:
         """Record the request and answer it with the responder."""
         request = Request(environ)
-        files = [
-            (name, storage.filename or "", storage.mimetype, storage.read())
-            for name, storage in request.files.items(multi=True)
-        ]
+        with request:  # closes the uploaded files' temporary storage
+            files = [
+                (name, storage.filename or "", storage.mimetype, storage.read())
+                for name, storage in request.files.items(multi=True)
+            ]
+            form = MultiDict(request.form.items(multi=True))
         received = ReceivedRequest(
             method=request.method,
             path=request.path,
             query=request.query_string.decode(),
             headers=Headers(request.headers),
             body=body,
-            form=MultiDict(request.form.items(multi=True)),
+            form=form,
             files=files,
             client_port=client_port,
         )
