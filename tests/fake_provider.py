@@ -148,7 +148,10 @@ def start_fake_provider() -> FakeProvider:
     """Start a fake provider on 127.0.0.1 and a free port, in a thread."""
     server = _Server(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-provider", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="fake-provider",
+        daemon=True,
     )
     provider = FakeProvider(server=server, thread=thread)
     server.provider = provider

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from werkzeug.wrappers import Response
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.transports import TransportError
+from flask_maildelivery.transports.mailgun import MailgunTransport
 
 from .conftest import AppFactory, free_port, outgoing_message
 from .fake_provider import FakeProvider, ReceivedRequest, json_response
@@ -60,7 +62,7 @@ def messages_api(
     return respond
 
 
-def config(provider: FakeProvider, **extra: object) -> dict[str, object]:
+def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
     return {
         "MAILDELIVERY_TRANSPORT": "mailgun",
         "MAILDELIVERY_MAILGUN_API_KEY": API_KEY,
@@ -179,7 +181,7 @@ def test_a_wrong_api_key_is_refused_by_the_fake_and_recorded(
 def test_transient_failures_are_retryable_and_the_email_is_kept(
     make_app: AppFactory, provider_server: FakeProvider, answer: str
 ) -> None:
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     if answer == "429":
         provider_server.responder = messages_api(
             lambda request: json_response(429, {"message": "Too many requests"})
@@ -214,8 +216,10 @@ def test_transient_failures_are_retryable_and_the_email_is_kept(
         ("MAILDELIVERY_MAILGUN_DOMAIN", "set it to the sending domain"),
     ],
 )
-def test_missing_settings_fail_at_init_app(make_app: AppFactory, missing: str, message: str) -> None:
-    settings = {
+def test_missing_settings_fail_at_init_app(
+    make_app: AppFactory, missing: str, message: str
+) -> None:
+    settings: dict[str, Any] = {
         "MAILDELIVERY_TRANSPORT": "mailgun",
         "MAILDELIVERY_MAILGUN_API_KEY": API_KEY,
         "MAILDELIVERY_MAILGUN_DOMAIN": DOMAIN,
@@ -234,4 +238,5 @@ def test_the_eu_region_is_a_base_url(make_app: AppFactory) -> None:
         MAILDELIVERY_MAILGUN_API_URL="https://api.eu.mailgun.net/",
     )
     transport = MailDelivery.state(app).transport
-    assert getattr(transport, "url") == f"https://api.eu.mailgun.net/v3/{DOMAIN}/messages"
+    assert isinstance(transport, MailgunTransport)
+    assert transport.url == f"https://api.eu.mailgun.net/v3/{DOMAIN}/messages"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from werkzeug.wrappers import Response
@@ -43,8 +44,10 @@ def email_api(
             return postmark_error(404, 404, "Not found")
         if request.headers.get("X-Postmark-Server-Token") != SERVER_TOKEN:
             return postmark_error(
-                401, 10, "The Server Token you provided in the X-Postmark-Server-Token "
-                "request header was invalid."
+                401,
+                10,
+                "The Server Token you provided in the X-Postmark-Server-Token "
+                "request header was invalid.",
             )
         if request.headers.get("Accept") != "application/json":
             return postmark_error(406, 0, "Accept must be application/json")
@@ -73,7 +76,7 @@ def email_api(
     return respond
 
 
-def config(provider: FakeProvider, **extra: object) -> dict[str, object]:
+def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
     return {
         "MAILDELIVERY_TRANSPORT": "postmark",
         "MAILDELIVERY_POSTMARK_SERVER_TOKEN": SERVER_TOKEN,
@@ -189,7 +192,7 @@ def test_a_wrong_server_token_is_refused_by_the_fake_and_recorded(
 def test_transient_failures_are_retryable_and_the_email_is_kept(
     make_app: AppFactory, provider_server: FakeProvider, answer: str
 ) -> None:
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     if answer == "429":
         provider_server.responder = email_api(
             lambda request: postmark_error(429, 429, "Rate limit exceeded")

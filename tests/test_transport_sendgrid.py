@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from werkzeug.wrappers import Response
@@ -32,9 +33,9 @@ def sendgrid_error(status: int, message: str, field: str | None = None) -> Respo
     return json_response(status, {"errors": [{"message": message, "field": field, "help": None}]})
 
 
-def mail_send(answer: Callable[[ReceivedRequest], Response] | None = None) -> Callable[
-    [ReceivedRequest], Response
-]:
+def mail_send(
+    answer: Callable[[ReceivedRequest], Response] | None = None,
+) -> Callable[[ReceivedRequest], Response]:
     """A fake ``POST /v3/mail/send``: checks the bearer key and the body's required fields
     as SendGrid does, then gives ``answer`` (default: 202 with ``X-Message-Id``)."""
 
@@ -63,7 +64,7 @@ def mail_send(answer: Callable[[ReceivedRequest], Response] | None = None) -> Ca
     return respond
 
 
-def config(provider: FakeProvider, **extra: object) -> dict[str, object]:
+def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
     return {
         "MAILDELIVERY_TRANSPORT": "sendgrid",
         "MAILDELIVERY_SENDGRID_API_KEY": API_KEY,
@@ -186,7 +187,7 @@ def test_a_wrong_api_key_is_refused_by_the_fake_and_recorded(
 def test_transient_failures_are_retryable_and_the_email_is_kept(
     make_app: AppFactory, provider_server: FakeProvider, answer: str
 ) -> None:
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     if answer == "429":
         provider_server.responder = mail_send(
             lambda request: sendgrid_error(429, "too many requests")

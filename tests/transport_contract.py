@@ -56,7 +56,7 @@ class Stored:
     result: str
     error: str | None
     provider_message_id: str | None
-    transport: str
+    transport: str | None
     recipients: dict[str, tuple[str, str, str | None]]
 
 
