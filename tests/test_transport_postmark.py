@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +144,22 @@ def test_the_default_message_stream_is_outbound(
     app = make_app(**config(provider_server))
     send_invoice(app)
     assert provider_server.requests[0].json()["MessageStream"] == "outbound"
+
+
+def test_an_answer_without_message_id_still_counts_as_sent(
+    make_app: AppFactory, provider_server: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider_server.responder = email_api(
+        lambda request: json_response(200, {"ErrorCode": 0, "Message": "OK"})
+    )
+    app = make_app(**config(provider_server))
+    with caplog.at_level(logging.WARNING, logger="flask_maildelivery.transports"):
+        email = send_invoice(app)
+
+    record = stored(app, email.id)
+    assert record.result == "queued"
+    assert record.provider_message_id is None
+    assert 'Postmark accepted the message but its answer has no "MessageID"' in caplog.text
 
 
 def test_a_webhook_event_with_only_the_message_id_finds_the_email(

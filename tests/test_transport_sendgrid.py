@@ -249,3 +249,23 @@ def test_missing_api_key_fails_at_init_app(make_app: AppFactory) -> None:
     with pytest.raises(ValueError, match="set it to a SendGrid API key") as raised:
         make_app(MAILDELIVERY_TRANSPORT="sendgrid")
     assert "MAILDELIVERY_SENDGRID_API_KEY" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("MAILDELIVERY_HTTP_TIMEOUT", None, "MAILDELIVERY_HTTP_TIMEOUT=None is not a number"),
+        ("MAILDELIVERY_HTTP_TIMEOUT", 0, "set it to a positive number"),
+        ("MAILDELIVERY_SENDGRID_API_URL", "api.sendgrid.com", "is not a base URL"),
+    ],
+)
+def test_bad_http_settings_fail_at_init_app(
+    make_app: AppFactory, setting: str, value: Any, message: str
+) -> None:
+    settings: dict[str, Any] = {
+        "MAILDELIVERY_TRANSPORT": "sendgrid",
+        "MAILDELIVERY_SENDGRID_API_KEY": API_KEY,
+        setting: value,
+    }
+    with pytest.raises(ValueError, match=message):
+        make_app(**settings)

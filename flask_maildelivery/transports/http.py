@@ -66,7 +66,13 @@ class HTTPTransport(Transport):
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
-        self.timeout = float(config_value("HTTP_TIMEOUT", app))
+        timeout = config_value("HTTP_TIMEOUT", app)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(
+                f"MAILDELIVERY_HTTP_TIMEOUT={timeout!r} is not a number of seconds; set it to "
+                "a positive number (every provider API request needs a timeout)"
+            )
+        self.timeout = float(timeout)
         #: The HTTP client; one per transport instance, so its connections are reused.
         self.client = httpx.Client(
             timeout=httpx.Timeout(self.timeout),
@@ -88,6 +94,20 @@ class HTTPTransport(Transport):
                 f"MAILDELIVERY_TRANSPORT={transport!r} needs MAILDELIVERY_{key}: set it to {how}"
             )
         return str(value).strip()
+
+    @staticmethod
+    def base_url(app: Flask, key: str) -> str:
+        """The base URL in ``MAILDELIVERY_<key>``, without a trailing slash.
+
+        :raises ValueError: it is not an ``http://`` or ``https://`` URL.
+        """
+        value = config_value(key, app)
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            raise ValueError(
+                f"MAILDELIVERY_{key}={value!r} is not a base URL; set it to an https:// URL "
+                "such as the provider's default, or leave it unset"
+            )
+        return value.rstrip("/")
 
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
         """POST to the provider; return a 2xx response or raise :class:`TransportError`."""

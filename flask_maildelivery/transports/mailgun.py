@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..config import config_value
 from ..events import normalize_message_id
 from .base import OutgoingMessage, SendResult
 from .http import (
@@ -49,8 +48,7 @@ class MailgunTransport(HTTPTransport):
         self.domain = self.required_config(
             app, "MAILGUN_DOMAIN", "the sending domain registered in Mailgun, e.g. mg.example.com"
         )
-        base = str(config_value("MAILGUN_API_URL", app)).rstrip("/")
-        self.url = f"{base}/v3/{self.domain}/messages"
+        self.url = f"{self.base_url(app, 'MAILGUN_API_URL')}/v3/{self.domain}/messages"
 
     def form(self, message: OutgoingMessage) -> list[tuple[str, str]]:
         """The form fields of the request (``to``/``cc``/``bcc`` repeated per address)."""

@@ -50,7 +50,7 @@ class PostmarkTransport(HTTPTransport):
             "the Server API token of your Postmark server (API Tokens tab)",
         )
         self.message_stream: str | None = config_value("POSTMARK_MESSAGE_STREAM", app) or None
-        self.url = str(config_value("POSTMARK_API_URL", app)).rstrip("/") + "/email"
+        self.url = self.base_url(app, "POSTMARK_API_URL") + "/email"
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The JSON body of the Email API request for ``message``."""

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..config import config_value
 from ..events import normalize_message_id
 from .base import Address, OutgoingMessage, SendResult
 from .http import (
@@ -55,7 +54,7 @@ class SendGridTransport(HTTPTransport):
         self.api_key = self.required_config(
             app, "SENDGRID_API_KEY", "a SendGrid API key with the Mail Send permission"
         )
-        self.url = str(config_value("SENDGRID_API_URL", app)).rstrip("/") + "/v3/mail/send"
+        self.url = self.base_url(app, "SENDGRID_API_URL") + "/v3/mail/send"
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The JSON body of the Mail Send request for ``message``."""

@@ -71,8 +71,11 @@ class SESTransport(HTTPTransport):
             session_token=config_value("SES_SESSION_TOKEN", app) or None,
         )
         self.configuration_set: str | None = config_value("SES_CONFIGURATION_SET", app) or None
-        base = config_value("SES_API_URL", app) or f"https://email.{self.region}.amazonaws.com"
-        self.url = str(base).rstrip("/") + "/v2/email/outbound-emails"
+        if config_value("SES_API_URL", app):
+            base = self.base_url(app, "SES_API_URL")
+        else:
+            base = f"https://email.{self.region}.amazonaws.com"
+        self.url = base + "/v2/email/outbound-emails"
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The JSON body of the ``SendEmail`` request for ``message``."""
