@@ -263,9 +263,9 @@ def test_sends_the_documented_signed_request_and_stores_the_message_id(
     body = request.json()
     raw = body["Content"]["Raw"]["Data"]
     assert body == {
-        "FromEmailAddress": "Acme Billing <billing@acme.test>",
+        "FromEmailAddress": "billing@acme.test",
         "Destination": {
-            "ToAddresses": ["ann@customer.test", "Bob Martin <bob@customer.test>"],
+            "ToAddresses": ["ann@customer.test", "bob@customer.test"],
             "CcAddresses": ["accounting@customer.test"],
             "BccAddresses": ["archive@acme.test"],
         },

@@ -82,15 +82,17 @@ class SESTransport(HTTPTransport):
         mime = message.mime
         raw = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
         to, cc, bcc = unique_recipients(message)
+        # bare addresses: the display names (RFC 2047-encoded where needed) are in the MIME
+        # headers, and these fields only choose the verified identity and the envelope
         destination: dict[str, list[str]] = {}
         if to:
-            destination["ToAddresses"] = [a.formatted() for a in to]
+            destination["ToAddresses"] = [a.address for a in to]
         if cc:
-            destination["CcAddresses"] = [a.formatted() for a in cc]
+            destination["CcAddresses"] = [a.address for a in cc]
         if bcc:
-            destination["BccAddresses"] = [a.formatted() for a in bcc]
+            destination["BccAddresses"] = [a.address for a in bcc]
         body: dict[str, Any] = {
-            "FromEmailAddress": message.sender.formatted(),
+            "FromEmailAddress": message.sender.address,
             "Destination": destination,
             "Content": {"Raw": {"Data": base64.b64encode(raw).decode("ascii")}},
             "EmailTags": [{"Name": "maildelivery_id", "Value": message.public_id}],
