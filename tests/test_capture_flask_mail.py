@@ -203,3 +203,28 @@ def test_a_header_injection_is_refused_before_anything_is_recorded(
         )
     assert recorded(app) == []
     assert smtp_server.messages == []
+
+
+def test_an_app_without_maildelivery_keeps_flask_mail_s_own_sending(
+    make_app: AppFactory, smtp_server: SMTPServer
+) -> None:
+    captured_app = _app(make_app, smtp_server)
+    plain_app = Flask("plain")
+    plain_app.config.update(
+        MAIL_SERVER=smtp_server.host, MAIL_PORT=smtp_server.port, MAIL_SUPPRESS_SEND=False
+    )
+    mail = Mail()
+    mail.init_app(captured_app)
+    mail.init_app(plain_app)
+    MailDelivery.state(captured_app).extension.capture(mail)
+
+    with plain_app.app_context():
+        mail.send_message("Plain", sender="a@acme.test", recipients=["x@customer.test"])
+    with captured_app.app_context():
+        mail.send_message("Captured", sender="a@acme.test", recipients=["y@customer.test"])
+
+    assert [m.rcpt_tos for m in smtp_server.messages] == [
+        ["x@customer.test"],
+        ["y@customer.test"],
+    ]
+    assert [subject for subject, _, _, _ in recorded(captured_app)] == ["Captured"]

@@ -218,3 +218,36 @@ def test_an_invalid_address_is_refused_and_nothing_is_sent(
     with app.app_context(), pytest.raises(ValueError, match="is not an email address"):
         mail.send_mail("Invoice", "...", "billing@acme.test", ["not an address"])
     assert smtp_server.messages == []
+
+
+def test_html_bodies_and_mime_attachments_are_recorded(make_app: AppFactory) -> None:
+    from email.mime.application import MIMEApplication
+
+    from flask_maildelivery.testing import outbox
+
+    app = make_app(MAIL_BACKEND=BACKEND)  # the memory transport
+    Mail().init_app(app)
+    part = MIMEApplication(PDF, "pdf")
+    part.add_header("Content-Disposition", "attachment", filename="INV-0008.pdf")
+    with app.app_context():
+        message = EmailMessage(
+            "Invoice INV-0008",
+            "<p>Invoice <b>INV-0008</b></p>",
+            "billing@acme.test",
+            ["ann@customer.test"],
+            headers={"From": "Acme Billing <billing@acme.test>", "Message-ID": "<x@acme.test>"},
+        )
+        message.content_subtype = "html"
+        message.attach(part)
+        message.attach("notes.txt", "Paid by transfer.", "text/plain")
+        assert message.send() == 1
+        [sent] = outbox(app)
+        assert sent.sender.formatted() == "Acme Billing <billing@acme.test>"
+        assert (sent.text, sent.html) == (None, "<p>Invoice <b>INV-0008</b></p>")
+        assert [(a.filename, a.content, a.content_type) for a in sent.attachments] == [
+            ("INV-0008.pdf", PDF, "application/pdf"),
+            ("notes.txt", b"Paid by transfer.", "text/plain"),
+        ]
+        # Message-ID is the hook's own, not the extra header's
+        assert sent.mime["Message-ID"] != "<x@acme.test>"
+    assert [(s, r) for s, _, _, r in recorded(app)] == [("Invoice INV-0008", "queued")]
