@@ -129,6 +129,28 @@ def test_sends_the_documented_request_and_stores_the_message_id(
     }
 
 
+def test_a_header_added_by_a_before_send_receiver_is_sent(
+    make_app: AppFactory, provider_server: FakeProvider
+) -> None:
+    from flask_maildelivery import signals
+
+    def add_header(sender: Any, message: Any) -> None:
+        message["X-Tenant"] = "acme-fr"
+        message.replace_header("Subject", "[ACME] " + str(message["Subject"]))
+
+    provider_server.responder = mail_send()
+    app = make_app(**config(provider_server))
+    with signals.before_send.connected_to(add_header):
+        email = send_invoice(app)
+    body = provider_server.requests[0].json()
+    assert body["subject"] == "[ACME] Invoice INV-0042"
+    assert body["headers"] == {
+        "X-MailDelivery-ID": email.public_id,
+        "X-Invoice": "INV-0042",
+        "X-Tenant": "acme-fr",
+    }
+
+
 def test_a_webhook_event_with_only_the_message_id_finds_the_email(
     make_app: AppFactory, provider_server: FakeProvider
 ) -> None:
