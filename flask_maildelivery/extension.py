@@ -313,6 +313,25 @@ class MailDelivery:
             tenant_id=tenant_id,
         )
 
+    def capture(self, mail: Any) -> Any:
+        """Make every send of the Flask-Mail ``Mail`` object ``mail`` go through the hook:
+        ``mail.send(msg)`` and friends are recorded before delivery, their outcome after,
+        and delivered by ``MAILDELIVERY_TRANSPORT``. Returns ``mail``.
+
+        ::
+
+            mail = Mail(app)
+            mail_delivery.capture(mail)
+
+        (Flask-Mailman needs no call: set ``MAIL_BACKEND =
+        "flask_maildelivery.contrib.mailman.EmailBackend"``.)
+
+        .. versionadded:: 0.1
+        """
+        from .contrib.flask_mail import capture_flask_mail
+
+        return capture_flask_mail(mail)
+
     def send_message(
         self,
         message: EmailMessage,

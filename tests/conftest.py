@@ -1,5 +1,6 @@
 """Shared fixtures: one database fixture parametrized over MAILDELIVERY_TEST_DATABASES,
-apps built on it, and a real SMTP server (aiosmtpd) on loopback."""
+apps built on it, a real SMTP server (aiosmtpd) and a fake provider HTTP API on
+loopback."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Base
+from flask_maildelivery.transports import OutgoingMessage
+
+from .fake_provider import FakeProvider, start_fake_provider
 
 
 def _database_urls() -> list[str]:
@@ -247,3 +251,47 @@ def signal_log() -> Iterator[SignalLog]:
     yield log
     for signal, receiver in receivers:
         signal.disconnect(receiver)
+
+
+@pytest.fixture
+def provider_server() -> Iterator[FakeProvider]:
+    """A fake provider HTTP API on 127.0.0.1; install its ``responder``."""
+    provider = start_fake_provider()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+def outgoing_message(**overrides: Any) -> OutgoingMessage:
+    """An :class:`OutgoingMessage` as the hook builds it, for calling a transport directly."""
+    from flask_maildelivery.models import new_public_id
+    from flask_maildelivery.sending import build_mime, parse_address
+
+    public_id = overrides.pop("public_id", new_public_id())
+    sender = parse_address(overrides.pop("sender", "billing@acme.test"), role="sender")
+    to = [parse_address(a, role="to") for a in overrides.pop("to", ["ann@customer.test"])]
+    fields: dict[str, Any] = {
+        "cc": [],
+        "bcc": [],
+        "subject": "Invoice INV-0042",
+        "text": "Please find the invoice attached.",
+        "html": None,
+        "reply_to": None,
+        "attachments": [],
+        "headers": {},
+        **overrides,
+    }
+    mime = build_mime(
+        public_id=public_id,
+        sender=sender,
+        to=to,
+        cc=fields["cc"],
+        subject=fields["subject"],
+        text=fields["text"],
+        html=fields["html"],
+        reply_to=fields["reply_to"],
+        attachments=fields["attachments"],
+        headers=fields["headers"],
+    )
+    return OutgoingMessage(public_id=public_id, sender=sender, to=to, mime=mime, **fields)

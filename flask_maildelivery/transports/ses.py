@@ -1,0 +1,138 @@
+"""The ``ses`` transport: Amazon SES API v2 ``SendEmail`` (``POST /v2/email/outbound-emails``),
+signed with AWS Signature Version 4 (:mod:`.sigv4`).
+
+The message goes as ``Content.Raw``: the complete MIME message the hook built (headers,
+``X-MailDelivery-ID``, text, HTML, attachments), with every recipient, bcc included, in
+``Destination``. The correlation id also goes in the message tag ``maildelivery_id``
+(``EmailTags``), which SES event publishing echoes in ``mail.tags``. SES answers
+``{"MessageId": "..."}``; its events carry the same id as ``mail.messageId``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..config import config_value
+from ..events import normalize_message_id
+from .base import OutgoingMessage, SendResult
+from .http import HTTPTransport, clip, json_body, missing_id, unique_recipients
+from .sigv4 import Credentials, sign_request
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+#: SES error types that mean "slow down", whatever their HTTP status.
+THROTTLING_ERRORS = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
+
+
+def _error_type(response: httpx.Response, body: Any) -> str | None:
+    raw = response.headers.get("x-amzn-ErrorType")
+    if not raw and isinstance(body, dict):
+        raw = body.get("__type") or body.get("code")
+    if not raw:
+        return None
+    # "MessageRejected:http://internal.amazon.com/..." or "com.amazonaws...#MessageRejected"
+    return str(raw).split(":", 1)[0].rpartition("#")[2] or None
+
+
+class SESTransport(HTTPTransport):
+    """Sends through Amazon SES API v2.
+
+    Configuration: ``MAILDELIVERY_SES_REGION`` (required, e.g. ``eu-west-1``),
+    ``MAILDELIVERY_SES_ACCESS_KEY_ID`` and ``MAILDELIVERY_SES_SECRET_ACCESS_KEY``
+    (required, an IAM key allowed ``ses:SendEmail``), ``MAILDELIVERY_SES_SESSION_TOKEN``
+    (temporary credentials only), ``MAILDELIVERY_SES_CONFIGURATION_SET`` (the
+    configuration set whose event destination feeds the webhook),
+    ``MAILDELIVERY_SES_API_URL`` (default ``https://email.<region>.amazonaws.com``),
+    ``MAILDELIVERY_HTTP_TIMEOUT``.
+    """
+
+    name = "ses"
+    provider_label = "Amazon SES"
+    #: The signing name of the SES API v2.
+    service = "ses"
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.region = self.required_config(
+            app, "SES_REGION", "the AWS region of your SES account, e.g. eu-west-1"
+        )
+        self.credentials = Credentials(
+            access_key_id=self.required_config(
+                app, "SES_ACCESS_KEY_ID", "the access key id of an IAM user allowed ses:SendEmail"
+            ),
+            secret_access_key=self.required_config(
+                app, "SES_SECRET_ACCESS_KEY", "the secret access key of that IAM access key"
+            ),
+            session_token=config_value("SES_SESSION_TOKEN", app) or None,
+        )
+        self.configuration_set: str | None = config_value("SES_CONFIGURATION_SET", app) or None
+        if config_value("SES_API_URL", app):
+            base = self.base_url(app, "SES_API_URL")
+        else:
+            base = f"https://email.{self.region}.amazonaws.com"
+        self.url = base + "/v2/email/outbound-emails"
+
+    def payload(self, message: OutgoingMessage) -> dict[str, Any]:
+        """The JSON body of the ``SendEmail`` request for ``message``."""
+        mime = message.mime
+        raw = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+        to, cc, bcc = unique_recipients(message)
+        # bare addresses: the display names (RFC 2047-encoded where needed) are in the MIME
+        # headers, and these fields only choose the verified identity and the envelope
+        destination: dict[str, list[str]] = {}
+        if to:
+            destination["ToAddresses"] = [a.address for a in to]
+        if cc:
+            destination["CcAddresses"] = [a.address for a in cc]
+        if bcc:
+            destination["BccAddresses"] = [a.address for a in bcc]
+        body: dict[str, Any] = {
+            "FromEmailAddress": message.sender.address,
+            "Destination": destination,
+            "Content": {"Raw": {"Data": base64.b64encode(raw).decode("ascii")}},
+            "EmailTags": [{"Name": "maildelivery_id", "Value": message.public_id}],
+        }
+        if self.configuration_set:
+            body["ConfigurationSetName"] = self.configuration_set
+        return body
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        content = json.dumps(self.payload(message), separators=(",", ":")).encode("utf-8")
+        headers = sign_request(
+            "POST",
+            self.url,
+            {"Content-Type": "application/json"},
+            content,
+            credentials=self.credentials,
+            region=self.region,
+            service=self.service,
+        )
+        response = self.post(self.url, content=content, headers=headers)
+        body = json_body(response)
+        raw_id = body.get("MessageId") if isinstance(body, dict) else None
+        message_id = normalize_message_id(raw_id if isinstance(raw_id, str) else None)
+        if message_id is None:
+            missing_id(self.provider_label, '"MessageId"', response)
+        return SendResult(provider_message_id=message_id)
+
+    def is_retryable(self, response: httpx.Response) -> bool:
+        """HTTP 408/429/5xx, and a throttling error whatever its status."""
+        if super().is_retryable(response):
+            return True
+        return _error_type(response, json_body(response)) in THROTTLING_ERRORS
+
+    def error_reason(self, response: httpx.Response) -> str:
+        """SES's error type and ``message``, e.g. ``MessageRejected: Email address is not
+        verified.``"""
+        body = json_body(response)
+        text = None
+        if isinstance(body, dict):
+            text = body.get("message") or body.get("Message")
+        error_type = _error_type(response, body)
+        reason = str(text) if text else clip(response.text)
+        return clip(f"{error_type}: {reason}" if error_type else reason)

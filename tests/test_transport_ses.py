@@ -1,0 +1,427 @@
+"""The ``ses`` transport against a fake Amazon SES API v2 on loopback that verifies the
+Signature Version 4 of every request; and the signer against AWS's published examples."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from werkzeug.wrappers import Response
+
+from flask_maildelivery import MailDelivery
+from flask_maildelivery.transports import TransportError
+from flask_maildelivery.transports.ses import SESTransport
+from flask_maildelivery.transports.sigv4 import (
+    Credentials,
+    canonical_request,
+    sign_request,
+    signing_key,
+)
+
+from .conftest import AppFactory, free_port, outgoing_message
+from .fake_provider import FakeProvider, ReceivedRequest, json_response
+from .transport_contract import (
+    HTML,
+    PDF,
+    TEXT,
+    deliver_by_message_id,
+    email_count,
+    event_email_ids,
+    send_invoice,
+    stored,
+)
+
+REGION = "eu-west-1"
+ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+MESSAGE_ID = "0102018c9e3a2b1d-5f6a7b8c-9d0e-4f1a-8b2c-3d4e5f6a7b8c-000000"
+
+# -- the signer against AWS's Signature Version 4 test suite -----------------------------
+
+SUITE = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+SUITE_TIME = datetime(2015, 8, 30, 12, 36, tzinfo=UTC)
+
+
+def _suite_authorization(
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    service: str = "service",
+) -> str:
+    signed = sign_request(
+        method,
+        url,
+        headers or {},
+        body,
+        credentials=SUITE,
+        region="us-east-1",
+        service=service,
+        now=SUITE_TIME,
+    )
+    assert signed["X-Amz-Date"] == "20150830T123600Z"
+    return signed["Authorization"]
+
+
+def test_sigv4_get_vanilla() -> None:
+    assert _suite_authorization("GET", "https://example.amazonaws.com/") == (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=host;x-amz-date, "
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    )
+
+
+def test_sigv4_get_vanilla_query_order_key_case() -> None:
+    authorization = _suite_authorization(
+        "GET", "https://example.amazonaws.com/?Param2=value2&Param1=value1"
+    )
+    assert authorization.endswith(
+        "Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
+    )
+
+
+def test_sigv4_post_x_www_form_urlencoded() -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    request = canonical_request(
+        "POST",
+        "https://example.amazonaws.com/",
+        {**headers, "Host": "example.amazonaws.com", "X-Amz-Date": "20150830T123600Z"},
+        b"Param1=value1",
+    )
+    # the payload hash ends the canonical request; the request's own hash is in the
+    # published string to sign
+    assert request.endswith(
+        "\ncontent-type;host;x-amz-date\n"
+        "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"
+    )
+    assert hashlib.sha256(request.encode()).hexdigest() == (
+        "42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281"
+    )
+    assert _suite_authorization(
+        "POST", "https://example.amazonaws.com/", headers, b"Param1=value1"
+    ) == (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=content-type;host;x-amz-date, "
+        "Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"
+    )
+
+
+def test_sigv4_iam_list_users_example() -> None:
+    # the worked example of AWS's signing documentation, derived key included
+    assert signing_key(SUITE.secret_access_key, "20150830", "us-east-1", "iam").hex() == (
+        "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
+    )
+    authorization = _suite_authorization(
+        "GET",
+        "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08",
+        {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        service="iam",
+    )
+    assert authorization.endswith(
+        "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+    )
+
+
+def test_sigv4_signs_a_session_token() -> None:
+    signed = sign_request(
+        "POST",
+        "https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails",
+        {"Content-Type": "application/json"},
+        b"{}",
+        credentials=Credentials("AKID", "secret", session_token="token-1"),
+        region=REGION,
+        service="ses",
+        now=SUITE_TIME,
+    )
+    assert signed["X-Amz-Security-Token"] == "token-1"
+    assert (
+        "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,"
+        in (signed["Authorization"])
+    )
+
+
+# -- a fake SES API v2 -------------------------------------------------------------------
+
+
+def ses_error(status: int, error_type: str, message: str) -> Response:
+    return json_response(
+        status,
+        {"message": message},
+        headers={"x-amzn-ErrorType": f"{error_type}:http://internal.amazon.com/coral/"},
+    )
+
+
+def _verify_signature(request: ReceivedRequest) -> str | None:
+    """Check the request's SigV4 signature as AWS does; the reason it fails, or ``None``."""
+    authorization = request.headers.get("Authorization", "")
+    algorithm, _, rest = authorization.partition(" ")
+    if algorithm != "AWS4-HMAC-SHA256":
+        return "Missing Authentication Token"
+    fields = dict(part.strip().split("=", 1) for part in rest.split(","))
+    key_id, date, region, service, terminal = fields["Credential"].split("/")
+    if key_id != ACCESS_KEY_ID:
+        return "The security token included in the request is invalid."
+    amz_date = request.headers.get("X-Amz-Date", "")
+    moment = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    if abs(datetime.now(UTC) - moment) > timedelta(minutes=5):
+        return "Signature expired"
+    if (date, region, service, terminal) != (amz_date[:8], REGION, "ses", "aws4_request"):
+        return f"Credential should be scoped to a valid region and service, not {region}/{service}"
+    signed_names = fields["SignedHeaders"].split(";")
+    if not {"host", "x-amz-date", "content-type"} <= set(signed_names):
+        return "host, x-amz-date and content-type must be signed"
+    url = f"http://{request.headers['Host']}{request.path}"
+    if request.query:
+        url += f"?{request.query}"
+    canonical = canonical_request(
+        request.method, url, {n: request.headers[n] for n in signed_names}, request.body
+    )
+    string_to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            f"{date}/{region}/{service}/aws4_request",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
+    key = signing_key(SECRET_ACCESS_KEY, date, region, service)
+    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, fields["Signature"]):
+        return (
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method."
+        )
+    return None
+
+
+def send_email_api(
+    answer: Callable[[ReceivedRequest], Response] | None = None,
+) -> Callable[[ReceivedRequest], Response]:
+    """A fake ``POST /v2/email/outbound-emails``: verifies the signature, then the body's
+    content and recipients, then gives ``answer`` (default: 200 with a MessageId)."""
+
+    def respond(request: ReceivedRequest) -> Response:
+        if request.method != "POST" or request.path != "/v2/email/outbound-emails":
+            return ses_error(404, "NotFoundException", "Not found")
+        problem = _verify_signature(request)
+        if problem is not None:
+            return ses_error(403, "InvalidSignatureException", problem)
+        if request.headers.get("Content-Type") != "application/json":
+            return ses_error(400, "BadRequestException", "Content-Type must be JSON")
+        body = request.json()
+        content = body.get("Content", {})
+        if len(content) != 1 or not (content.get("Raw", {}).get("Data") or "Simple" in content):
+            return ses_error(400, "BadRequestException", "Content must hold one message")
+        if not any(body.get("Destination", {}).values()):
+            return ses_error(400, "BadRequestException", "Missing required field Destination")
+        if answer is not None:
+            return answer(request)
+        return json_response(200, {"MessageId": MESSAGE_ID})
+
+    return respond
+
+
+def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
+    return {
+        "MAILDELIVERY_TRANSPORT": "ses",
+        "MAILDELIVERY_SES_REGION": REGION,
+        "MAILDELIVERY_SES_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "MAILDELIVERY_SES_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "MAILDELIVERY_SES_API_URL": provider.url,
+        "MAILDELIVERY_HTTP_TIMEOUT": 5,
+        **extra,
+    }
+
+
+def _raw_message(data: str) -> EmailMessage:
+    message = email.message_from_bytes(base64.b64decode(data), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_sends_the_documented_signed_request_and_stores_the_message_id(
+    make_app: AppFactory, provider_server: FakeProvider
+) -> None:
+    provider_server.responder = send_email_api()
+    app = make_app(**config(provider_server, MAILDELIVERY_SES_CONFIGURATION_SET="invoices"))
+    email_sent = send_invoice(app)
+
+    [request] = provider_server.requests
+    assert request.method == "POST"
+    assert request.path == "/v2/email/outbound-emails"
+    assert request.headers["Authorization"].startswith(
+        f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/"
+    )
+    body = request.json()
+    raw = body["Content"]["Raw"]["Data"]
+    assert body == {
+        "FromEmailAddress": "billing@acme.test",
+        "Destination": {
+            "ToAddresses": ["ann@customer.test", "bob@customer.test"],
+            "CcAddresses": ["accounting@customer.test"],
+            "BccAddresses": ["archive@acme.test"],
+        },
+        "Content": {"Raw": {"Data": raw}},
+        "EmailTags": [{"Name": "maildelivery_id", "Value": email_sent.public_id}],
+        "ConfigurationSetName": "invoices",
+    }
+    assert b"\r\n" in base64.b64decode(raw)
+    message = _raw_message(raw)
+    assert message["From"] == "Acme Billing <billing@acme.test>"
+    assert message["To"] == "ann@customer.test, Bob Martin <bob@customer.test>"
+    assert message["Cc"] == "accounting@customer.test"
+    assert message["Reply-To"] == "accounts@acme.test"
+    assert message["Subject"] == "Invoice INV-0042"
+    assert message["X-MailDelivery-ID"] == email_sent.public_id
+    assert message["X-Invoice"] == "INV-0042"
+    assert "Bcc" not in message
+    text_part = message.get_body(("plain",))
+    html_part = message.get_body(("html",))
+    assert text_part is not None
+    assert html_part is not None
+    assert text_part.get_content().strip() == TEXT
+    assert html_part.get_content().strip() == HTML
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "INV-0042.pdf"
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == PDF
+
+    record = stored(app, email_sent.id)
+    assert record.transport == "ses"
+    assert record.result == "queued"
+    assert record.error is None
+    assert record.provider_message_id == MESSAGE_ID
+    assert record.recipients == {
+        "ann@customer.test": ("to", "queued", None),
+        "bob@customer.test": ("to", "queued", None),
+        "accounting@customer.test": ("cc", "queued", None),
+        "archive@acme.test": ("bcc", "queued", None),
+    }
+
+
+def test_a_webhook_event_with_only_the_message_id_finds_the_email(
+    make_app: AppFactory, provider_server: FakeProvider
+) -> None:
+    provider_server.responder = send_email_api()
+    app = make_app(**config(provider_server))
+    email_sent = send_invoice(app)
+    # SES events (through SNS) carry the SendEmail MessageId as mail.messageId
+    deliver_by_message_id(app, "ses", MESSAGE_ID, "archive@acme.test")
+
+    assert event_email_ids(app) == [email_sent.id]
+    assert stored(app, email_sent.id).recipients["archive@acme.test"][1] == "delivered"
+
+
+def test_a_refusal_is_recorded_failed_with_ses_s_reason(
+    make_app: AppFactory, provider_server: FakeProvider
+) -> None:
+    reason = (
+        "Email address is not verified. The following identities failed the check in region "
+        "EU-WEST-1: billing@acme.test"
+    )
+    provider_server.responder = send_email_api(
+        lambda request: ses_error(400, "MessageRejected", reason)
+    )
+    app = make_app(**config(provider_server))
+    email_sent = send_invoice(app)
+
+    record = stored(app, email_sent.id)
+    assert record.result == "failed"
+    assert record.error == f"Amazon SES refused the message (HTTP 400): MessageRejected: {reason}"
+    assert {status for _, status, _ in record.recipients.values()} == {"failed"}
+    assert email_count(app) == 1
+
+
+def test_a_wrong_secret_fails_the_signature_check(
+    make_app: AppFactory, provider_server: FakeProvider
+) -> None:
+    provider_server.responder = send_email_api()
+    app = make_app(**config(provider_server, MAILDELIVERY_SES_SECRET_ACCESS_KEY="not-the-secret"))
+    email_sent = send_invoice(app)
+
+    record = stored(app, email_sent.id)
+    assert record.result == "failed"
+    assert record.error is not None
+    assert record.error.startswith(
+        "Amazon SES refused the message (HTTP 403): InvalidSignatureException: The request "
+        "signature we calculated does not match"
+    )
+    assert "check the Amazon SES credentials" in record.error
+
+
+@pytest.mark.parametrize(
+    "answer", ["429", "400 throttling", "500", "timeout", "connection refused"]
+)
+def test_transient_failures_are_retryable_and_the_email_is_kept(
+    make_app: AppFactory, provider_server: FakeProvider, answer: str
+) -> None:
+    extra: dict[str, Any] = {}
+    if answer == "429":
+        provider_server.responder = send_email_api(
+            lambda request: ses_error(429, "TooManyRequestsException", "Too many requests")
+        )
+    elif answer == "400 throttling":
+        provider_server.responder = send_email_api(
+            lambda request: ses_error(400, "ThrottlingException", "Maximum sending rate exceeded.")
+        )
+    elif answer == "500":
+        provider_server.responder = send_email_api(
+            lambda request: ses_error(500, "InternalFailure", "internal failure")
+        )
+    elif answer == "timeout":
+        provider_server.responder = send_email_api(provider_server.hang)
+        extra["MAILDELIVERY_HTTP_TIMEOUT"] = 0.3
+    else:
+        extra["MAILDELIVERY_SES_API_URL"] = f"http://127.0.0.1:{free_port()}"
+    app = make_app(**config(provider_server, **extra))
+
+    with pytest.raises(TransportError) as raised:
+        MailDelivery.state(app).transport.send(outgoing_message())
+    assert raised.value.retryable is True
+
+    email_sent = send_invoice(app)
+    record = stored(app, email_sent.id)
+    assert record.result == "failed"
+    assert "temporary failure, sending again later may succeed" in (record.error or "")
+    assert len(record.recipients) == 4
+    assert email_count(app) == 1
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "MAILDELIVERY_SES_REGION",
+        "MAILDELIVERY_SES_ACCESS_KEY_ID",
+        "MAILDELIVERY_SES_SECRET_ACCESS_KEY",
+    ],
+)
+def test_missing_settings_fail_at_init_app(make_app: AppFactory, missing: str) -> None:
+    settings: dict[str, Any] = {
+        "MAILDELIVERY_TRANSPORT": "ses",
+        "MAILDELIVERY_SES_REGION": REGION,
+        "MAILDELIVERY_SES_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "MAILDELIVERY_SES_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+    }
+    del settings[missing]
+    with pytest.raises(ValueError, match=f"needs {missing}: set it to"):
+        make_app(**settings)
+
+
+def test_the_default_endpoint_is_the_region_s(make_app: AppFactory) -> None:
+    app = make_app(
+        MAILDELIVERY_TRANSPORT="ses",
+        MAILDELIVERY_SES_REGION=REGION,
+        MAILDELIVERY_SES_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        MAILDELIVERY_SES_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
+    )
+    transport = MailDelivery.state(app).transport
+    assert isinstance(transport, SESTransport)
+    assert transport.url == ("https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails")
