@@ -144,7 +144,17 @@ class Recipient(Base):
     """One address of an email (``kind`` ``to``, ``cc`` or ``bcc``) with its own status."""
 
     __tablename__ = "maildelivery_recipient"
-    __table_args__ = (sa.Index("ix_maildelivery_recipient_contact", "contact_type", "contact_id"),)
+    __table_args__ = (
+        sa.Index("ix_maildelivery_recipient_contact", "contact_type", "contact_id"),
+        # PostgreSQL uses a plain b-tree for ``LIKE 'prefix%'`` only under the C collation;
+        # the pattern-ops index makes the log's search by address prefix fast under any
+        # collation. MySQL/MariaDB and SQLite use ix_maildelivery_recipient_address_key.
+        sa.Index(
+            "ix_maildelivery_recipient_address_key_pattern",
+            "address_key",
+            postgresql_ops={"address_key": "varchar_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     email_id: Mapped[int] = mapped_column(
