@@ -83,6 +83,10 @@ class Email(Base):
     __tablename__ = "maildelivery_email"
     __table_args__ = (
         sa.Index("ix_maildelivery_email_tenant_sent", "tenant_id", "sent_at", "id"),
+        # PostgreSQL orders by a trailing index column only after an equality on the leading
+        # ones, and ``tenant_id IS NULL`` (a host with one tenant) is not one: the log's
+        # newest-first order needs (sent_at, id) on its own
+        sa.Index("ix_maildelivery_email_sent", "sent_at", "id"),
         sa.Index("ix_maildelivery_email_tenant_result_sent", "tenant_id", "result", "sent_at"),
         sa.Index("ix_maildelivery_email_tenant_status_sent", "tenant_id", "status", "sent_at"),
         sa.Index("ix_maildelivery_email_related", "related_type", "related_id"),
