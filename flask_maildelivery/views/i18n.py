@@ -14,7 +14,8 @@ from typing import Any
 
 import babel.dates
 import flask_babel
-from flask import current_app
+from babel import Locale
+from flask import current_app, g
 
 #: Where the package's compiled catalogs live (``<lang>/LC_MESSAGES/messages.mo``).
 TRANSLATIONS_DIR = str(Path(__file__).resolve().parent.parent / "translations")
@@ -53,13 +54,25 @@ def locale_name() -> str:
     return "en"
 
 
+def _viewer_locale_and_zone() -> tuple[Locale, Any]:
+    """The viewer's locale and time zone, looked up once per request."""
+    cached = g.get("_maildelivery_locale_zone")
+    if cached is None:
+        if babel_ready():
+            cached = (flask_babel.get_locale() or Locale("en"), flask_babel.get_timezone() or UTC)
+        else:
+            cached = (Locale("en"), UTC)
+        g._maildelivery_locale_zone = cached
+    return cached  # type: ignore[no-any-return]
+
+
 def format_datetime(value: datetime | None, format: str = "medium") -> str:
-    """``value`` in the viewer's locale and time zone (empty for ``None``)."""
+    """``value`` in the viewer's locale and time zone (English and UTC without Flask-Babel;
+    empty for ``None``)."""
     if value is None:
         return ""
-    if babel_ready():
-        return str(flask_babel.format_datetime(value, format))
-    return str(babel.dates.format_datetime(value, format, tzinfo=UTC, locale="en"))
+    locale, zone = _viewer_locale_and_zone()
+    return str(babel.dates.format_datetime(value, format, tzinfo=zone, locale=locale))
 
 
 def format_size(size: int | None) -> str:

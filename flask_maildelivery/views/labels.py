@@ -6,6 +6,8 @@ translated label, and each badge carries its label as text (colour is never the 
 
 from __future__ import annotations
 
+from markupsafe import Markup
+
 from .i18n import gettext
 
 #: The tone of a badge: ``bad``, ``warn``, ``good`` or ``neutral`` (a CSS modifier).
@@ -27,44 +29,71 @@ TONES: dict[str, str] = {
 }
 
 
+def _(message: str) -> str:
+    """Mark ``message`` for extraction; it is translated when shown."""
+    return message
+
+
+_RESULT_LABELS = {
+    "failed": _("Failed"),
+    "queued": _("Queued"),
+    "processed": _("Processing"),
+    "delivered": _("Delivered"),
+    "warning": _("Warning"),
+    "error": _("Error"),
+}
+_STATUS_LABELS = {
+    "": _("None"),
+    "queued": _("Queued"),
+    "processed": _("Processed"),
+    "deferred": _("Deferred"),
+    "delivered": _("Delivered"),
+    "opened": _("Opened"),
+    "clicked": _("Clicked"),
+    "unsubscribed": _("Unsubscribed"),
+    "complained": _("Complained"),
+    "bounced": _("Bounced"),
+    "dropped": _("Dropped"),
+    "failed": _("Failed"),
+}
+_KIND_LABELS = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc")}
+
+
 def result_label(result: str) -> str:
     """The label of an email ``result``."""
-    labels = {
-        "failed": gettext("Failed"),
-        "queued": gettext("Queued"),
-        "processed": gettext("Processing"),
-        "delivered": gettext("Delivered"),
-        "warning": gettext("Warning"),
-        "error": gettext("Error"),
-    }
-    return labels.get(result, result)
+    return gettext(_RESULT_LABELS[result]) if result in _RESULT_LABELS else result
 
 
 def status_label(status: str) -> str:
     """The label of an email ``status`` or of a recipient ``status``."""
-    labels = {
-        "": gettext("None"),
-        "queued": gettext("Queued"),
-        "processed": gettext("Processed"),
-        "deferred": gettext("Deferred"),
-        "delivered": gettext("Delivered"),
-        "opened": gettext("Opened"),
-        "clicked": gettext("Clicked"),
-        "unsubscribed": gettext("Unsubscribed"),
-        "complained": gettext("Complained"),
-        "bounced": gettext("Bounced"),
-        "dropped": gettext("Dropped"),
-        "failed": gettext("Failed"),
-    }
-    return labels.get(status, status)
+    return gettext(_STATUS_LABELS[status]) if status in _STATUS_LABELS else status
 
 
 def kind_label(kind: str) -> str:
     """The label of a recipient kind (``to``, ``cc``, ``bcc``)."""
-    labels = {"to": gettext("To"), "cc": gettext("Cc"), "bcc": gettext("Bcc")}
-    return labels.get(kind, kind)
+    return gettext(_KIND_LABELS[kind]) if kind in _KIND_LABELS else kind
 
 
 def tone(value: str) -> str:
     """The badge tone of a status or result."""
     return TONES.get(value, "neutral")
+
+
+def result_badge(result: str) -> Markup:
+    """The badge of an email ``result``: its label as text, its tone as a CSS class."""
+    return Markup(
+        '<span class="md-badge md-badge--{tone}" data-result="{value}">'
+        '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
+    ).format(tone=tone(result), value=result, prefix=gettext("Result:"), label=result_label(result))
+
+
+def status_badge(status: str) -> Markup:
+    """The badge of an email or recipient ``status`` (a dash for no status)."""
+    if not status:
+        return Markup('<span class="md-muted" aria-label="{label}">—</span>').format(
+            label=gettext("No status")
+        )
+    return Markup(
+        '<span class="md-badge md-badge--{tone}" data-status="{value}">'
+        '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
+    ).format(tone=tone(status), value=status, prefix=gettext("Status:"), label=status_label(status))

@@ -98,7 +98,8 @@ def _template_globals() -> dict[str, Any]:
         "md_result_label": labels.result_label,
         "md_status_label": labels.status_label,
         "md_kind_label": labels.kind_label,
-        "md_tone": labels.tone,
+        "md_result_badge": labels.result_badge,
+        "md_status_badge": labels.status_badge,
         "md_base_template": config_value("BASE_TEMPLATE"),
         "md_csrf_token": csrf_token,
         "md_messages": lambda: get_flashed_messages(

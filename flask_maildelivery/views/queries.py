@@ -272,8 +272,7 @@ def list_statement(
     return statement.limit(limit)
 
 
-def first_recipients_statement(email_ids: Sequence[int]) -> sa.Select[Any]:
-    """The first :data:`TO_SHOWN` addresses of each email of ``email_ids``, and its count."""
+def _first_recipients_statement() -> sa.Select[Any]:
     numbered = (
         sa.select(
             Recipient.email_id,
@@ -283,7 +282,7 @@ def first_recipients_statement(email_ids: Sequence[int]) -> sa.Select[Any]:
             .label("position"),
             sa.func.count().over(partition_by=Recipient.email_id).label("total"),
         )
-        .where(Recipient.email_id.in_(list(email_ids)))
+        .where(Recipient.email_id.in_(sa.bindparam("email_ids", expanding=True)))
         .subquery()
     )
     return (
@@ -293,12 +292,17 @@ def first_recipients_statement(email_ids: Sequence[int]) -> sa.Select[Any]:
     )
 
 
+#: The first :data:`TO_SHOWN` addresses of each email of ``:email_ids``, and its recipient
+#: count. Built once: the list runs it on every page.
+FIRST_RECIPIENTS = _first_recipients_statement()
+
+
 def _rows_with_recipients(session: Session, rows: Sequence[Any]) -> list[EmailRow]:
     result = [EmailRow(*row) for row in rows]
     if not result:
         return result
     by_id = {row.id: row for row in result}
-    for email_id, address, total in session.execute(first_recipients_statement(list(by_id))):
+    for email_id, address, total in session.execute(FIRST_RECIPIENTS, {"email_ids": list(by_id)}):
         row = by_id[email_id]
         row.to.append(address)
         row.recipient_count = total
