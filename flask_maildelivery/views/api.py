@@ -45,7 +45,7 @@ def list_emails() -> ResponseReturnValue:
             raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(limit_arg)
     page = queries.log_page(MailDelivery.state().db.session, log_filter, viewer_tenant(), limit)
-    return LogEmailPageSchema().dump(
+    data: dict[str, Any] = LogEmailPageSchema().dump(
         {
             "items": [
                 {**row.__dict__, "url": url_for("maildelivery_api.get_email", email_id=row.id)}
@@ -55,6 +55,7 @@ def list_emails() -> ResponseReturnValue:
             "previous_cursor": page.previous_cursor.encode() if page.previous_cursor else None,
         }
     )
+    return data
 
 
 def get_email(email_id: int) -> ResponseReturnValue:

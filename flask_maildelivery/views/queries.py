@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from ..models import Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
@@ -31,6 +31,12 @@ SHOW_ALL = "all"
 TO_SHOWN = 3
 #: Longest search text accepted.
 MAX_SEARCH = 320
+
+
+#: A session, or Flask-SQLAlchemy's scoped session (``db.session``).
+AnySession = Session | scoped_session[Any]
+#: A ``SELECT`` of any columns.
+AnySelect = sa.Select[*tuple[Any, ...]]
 
 
 class FilterError(ValueError):
@@ -231,7 +237,7 @@ def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.Colu
     return clauses
 
 
-def _keyset(session: Session, cursor: Cursor) -> sa.ColumnElement[bool]:
+def _keyset(session: AnySession, cursor: Cursor) -> sa.ColumnElement[bool]:
     sent_at, id_ = cursor.sent_at, cursor.id
     older = cursor.direction == "after"
     if session.get_bind().dialect.name in ("mysql", "mariadb"):
@@ -258,8 +264,8 @@ _ROW_COLUMNS = (
 
 
 def list_statement(
-    session: Session, log_filter: LogFilter, tenant_id: str | None, limit: int
-) -> sa.Select[Any]:
+    session: AnySession, log_filter: LogFilter, tenant_id: str | None, limit: int
+) -> AnySelect:
     """The ``SELECT`` of one list page: ``limit`` rows in reading order."""
     statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter, tenant_id))
     cursor = log_filter.cursor
@@ -272,7 +278,7 @@ def list_statement(
     return statement.limit(limit)
 
 
-def _first_recipients_statement() -> sa.Select[Any]:
+def _first_recipients_statement() -> AnySelect:
     numbered = (
         sa.select(
             Recipient.email_id,
@@ -297,7 +303,7 @@ def _first_recipients_statement() -> sa.Select[Any]:
 FIRST_RECIPIENTS = _first_recipients_statement()
 
 
-def _rows_with_recipients(session: Session, rows: Sequence[Any]) -> list[EmailRow]:
+def _rows_with_recipients(session: AnySession, rows: Sequence[Any]) -> list[EmailRow]:
     result = [EmailRow(*row) for row in rows]
     if not result:
         return result
@@ -310,7 +316,7 @@ def _rows_with_recipients(session: Session, rows: Sequence[Any]) -> list[EmailRo
 
 
 def log_page(
-    session: Session, log_filter: LogFilter, tenant_id: str | None, page_size: int
+    session: AnySession, log_filter: LogFilter, tenant_id: str | None, page_size: int
 ) -> LogPage:
     """One page of the list for ``tenant_id``."""
     fetched = list(
@@ -338,7 +344,7 @@ def log_page(
 
 
 def iter_emails(
-    session: Session, log_filter: LogFilter, tenant_id: str | None, batch_size: int = 1000
+    session: AnySession, log_filter: LogFilter, tenant_id: str | None, batch_size: int = 1000
 ) -> Iterator[tuple[Email, list[Recipient]]]:
     """Every email ``log_filter`` selects (its cursor ignored), newest first, with its
     recipients; read in keyset batches, so memory stays flat whatever the number."""
@@ -368,7 +374,7 @@ def iter_emails(
         cursor = Cursor(last.sent_at, last.id, "after")
 
 
-def get_email(session: Session, email_id: int, tenant_id: str | None) -> Email | None:
+def get_email(session: AnySession, email_id: int, tenant_id: str | None) -> Email | None:
     """Email ``email_id`` of ``tenant_id`` with its recipients and events loaded (three
     statements in all), or ``None`` (also when it belongs to another tenant)."""
     return session.scalars(
@@ -379,7 +385,7 @@ def get_email(session: Session, email_id: int, tenant_id: str | None) -> Email |
 
 
 def get_html_body(
-    session: Session, email_id: int, tenant_id: str | None
+    session: AnySession, email_id: int, tenant_id: str | None
 ) -> tuple[bool, str | None]:
     """``(found, html_body)`` of email ``email_id`` of ``tenant_id``."""
     row = session.execute(
@@ -398,7 +404,7 @@ def events_by_recipient(email: Email) -> dict[int | None, list[Event]]:
 
 
 def resends_of(
-    session: Session, email_id: int, tenant_id: str | None
+    session: AnySession, email_id: int, tenant_id: str | None
 ) -> list[tuple[int, datetime | None]]:
     """``(id, sent_at)`` of the emails sent as copies of ``email_id``."""
     return [
