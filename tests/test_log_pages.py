@@ -638,3 +638,36 @@ def test_pages_follow_the_hosts_locale_selector(make_app: AppFactory) -> None:
     assert "Journal des statuts" in html
     locale["value"] = "en"
     assert "Show all emails" in client.get("/maildelivery/").get_data(as_text=True)
+
+
+def test_url_prefix_moves_pages_and_api(make_app: AppFactory) -> None:
+    log = make_log_app(make_app, MAILDELIVERY_URL_PREFIX="/admin/mail/")
+    log.viewer.user = ADMIN
+    with log.app.app_context():
+        email_id = send_failed(log).id
+    client = log.client()
+    html = client.get("/admin/mail/").get_data(as_text=True)
+    assert listed_ids(html) == [email_id]
+    assert f'href="/admin/mail/{email_id}"' in html
+    assert "/admin/mail/static/maildelivery.css" in html
+    assert client.get(f"/admin/mail/api/emails/{email_id}").status_code == 200
+    assert client.get("/maildelivery/").status_code == 404
+
+
+def test_the_hosts_own_translations_stay_in_the_hosts_layout(make_app: AppFactory) -> None:
+    from flask_babel import Babel
+
+    log = make_log_app(make_app, MAILDELIVERY_BASE_TEMPLATE="layout.html")
+    Babel(log.app, locale_selector=lambda: "fr")
+    log.app.jinja_loader = DictLoader(
+        {
+            "layout.html": "<nav>{{ _('Invoices') }}</nav>{% block head %}{% endblock %}"
+            "{% block content %}{% endblock %}"
+        }
+    )
+    log.viewer.user = ADMIN
+    html = log.client().get("/maildelivery/").get_data(as_text=True)
+    # the host's `_` is the host's (no catalog here: the text stays as written), the
+    # package's texts come from the package's catalog
+    assert "<nav>Invoices</nav>" in html
+    assert "Afficher tous les e-mails" in html
