@@ -671,3 +671,21 @@ def test_the_hosts_own_translations_stay_in_the_hosts_layout(make_app: AppFactor
     # package's texts come from the package's catalog
     assert "<nav>Invoices</nav>" in html
     assert "Afficher tous les e-mails" in html
+
+
+def test_export_reads_in_keyset_batches_without_gaps(log: LogApp) -> None:
+    from flask_maildelivery.views import queries
+
+    with log.app.app_context():
+        db = MailDelivery.state(log.app).db
+        emails = [send_delivered(log, subject=f"n{i}") for i in range(5)]
+        emails[1].sent_at = emails[2].sent_at  # a tie on sent_at across a batch boundary
+        db.session.commit()
+        expected = [e.id for e in sorted(emails, key=lambda e: (e.sent_at, e.id), reverse=True)]
+        exported = [
+            email.id
+            for email, _ in queries.iter_emails(
+                db.session, queries.LogFilter(show=queries.SHOW_ALL), None, batch_size=2
+            )
+        ]
+    assert exported == expected
