@@ -131,6 +131,12 @@ class MailDelivery:
 
     def _register_blueprints(self, app: Flask) -> None:
         """Register the package's blueprints (log pages, webhooks) on ``app``."""
+        # log pages and their JSON API
+        from .views.api import create_api_blueprint
+        from .views.pages import create_pages_blueprint
+
+        app.register_blueprint(create_pages_blueprint(app))
+        app.register_blueprint(create_api_blueprint(app))
 
     @staticmethod
     def state(app: Flask | None = None) -> _AppState:

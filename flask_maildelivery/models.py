@@ -83,6 +83,10 @@ class Email(Base):
     __tablename__ = "maildelivery_email"
     __table_args__ = (
         sa.Index("ix_maildelivery_email_tenant_sent", "tenant_id", "sent_at", "id"),
+        # PostgreSQL orders by a trailing index column only after an equality on the leading
+        # ones, and ``tenant_id IS NULL`` (a host with one tenant) is not one: the log's
+        # newest-first order needs (sent_at, id) on its own
+        sa.Index("ix_maildelivery_email_sent", "sent_at", "id"),
         sa.Index("ix_maildelivery_email_tenant_result_sent", "tenant_id", "result", "sent_at"),
         sa.Index("ix_maildelivery_email_tenant_status_sent", "tenant_id", "status", "sent_at"),
         sa.Index("ix_maildelivery_email_related", "related_type", "related_id"),
@@ -144,7 +148,17 @@ class Recipient(Base):
     """One address of an email (``kind`` ``to``, ``cc`` or ``bcc``) with its own status."""
 
     __tablename__ = "maildelivery_recipient"
-    __table_args__ = (sa.Index("ix_maildelivery_recipient_contact", "contact_type", "contact_id"),)
+    __table_args__ = (
+        sa.Index("ix_maildelivery_recipient_contact", "contact_type", "contact_id"),
+        # PostgreSQL uses a plain b-tree for ``LIKE 'prefix%'`` only under the C collation;
+        # the pattern-ops index makes the log's search by address prefix fast under any
+        # collation. MySQL/MariaDB and SQLite use ix_maildelivery_recipient_address_key.
+        sa.Index(
+            "ix_maildelivery_recipient_address_key_pattern",
+            "address_key",
+            postgresql_ops={"address_key": "varchar_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     email_id: Mapped[int] = mapped_column(

@@ -17,14 +17,22 @@ from .conftest import AppFactory
 PACKAGE_TABLES = {t.name for t in Base.metadata.sorted_tables}
 
 
+def _built_on(obj: object, dialect: str) -> bool:
+    """Whether ``obj`` is created on ``dialect`` (an index may be limited by ``ddl_if``)."""
+    ddl_if = getattr(obj, "_ddl_if", None)
+    return ddl_if is None or ddl_if.dialect is None or ddl_if.dialect == dialect
+
+
 def _diff(engine: sa.Engine) -> list[object]:
+    dialect = engine.dialect.name
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection,
             opts={
                 "compare_type": True,
                 "include_object": lambda obj, name, type_, reflected, compare_to: (
-                    type_ != "table" or name in PACKAGE_TABLES
+                    (type_ != "table" or name in PACKAGE_TABLES)
+                    and (reflected or _built_on(obj, dialect))
                 ),
             },
         )
@@ -35,7 +43,7 @@ def test_migrations_and_models_agree(schema: sa.Engine) -> None:
     Base.metadata.drop_all(schema)
     try:
         migrations.upgrade(schema)
-        assert migrations.current(schema) == "0001"
+        assert migrations.current(schema) == migrations.head()
         assert _diff(schema) == []
         migrations.downgrade(schema)
         assert migrations.current(schema) is None
@@ -64,13 +72,13 @@ def test_cli_upgrade_and_downgrade_leave_host_tables_alone(
         runner = app.test_cli_runner()
         result = runner.invoke(args=["maildelivery", "db", "upgrade"])
         assert result.exit_code == 0, result.output
-        assert "maildelivery schema at 0001" in result.output
+        assert f"maildelivery schema at {migrations.head()}" in result.output
         tables = set(sa.inspect(schema).get_table_names())
         assert PACKAGE_TABLES | {migrations.VERSION_TABLE, Invoice.__tablename__} <= tables
         assert "alembic_version" not in tables  # the host's own Alembic table is not ours
 
         result = runner.invoke(args=["maildelivery", "db", "current"])
-        assert result.output.strip() == "0001"
+        assert result.output.strip() == migrations.head()
         result = runner.invoke(args=["maildelivery", "db", "downgrade"])
         assert result.exit_code == 0, result.output
         tables = set(sa.inspect(schema).get_table_names())

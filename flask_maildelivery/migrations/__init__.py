@@ -32,6 +32,15 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
+def head() -> str | None:
+    """The newest revision of the package's migrations."""
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def current(engine: Engine) -> Any:
     """The revision the database is at (``None`` before the first upgrade)."""
     from alembic.runtime.migration import MigrationContext

@@ -1,0 +1,415 @@
+"""Speed of the delivery log pages on a large PostgreSQL database.
+
+Fills PostgreSQL with 1,000,000 emails and 3,000,000 recipients (``COPY``; about 3% of the
+emails failed), then measures the server time (median of 20 requests through the app) of:
+
+* the default first page (failed emails only),
+* the first page of all emails ("Show all emails"),
+* the 1,000th page of all emails, reached by cursor,
+* a search by recipient address,
+* a detail page,
+
+and, for each, the bare SQL the page runs (the same statements through a raw psycopg
+connection) as its floor. Targets: each page at most 50 ms median and at most 3x its floor.
+
+::
+
+    python benchmarks/log_pages.py                      # fill (when empty) and measure
+    python benchmarks/log_pages.py --refill             # drop, fill again, measure
+    python benchmarks/log_pages.py --url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+
+The URL also comes from ``MAILDELIVERY_BENCH_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/md_pages"
+EMAILS = 1_000_000
+RECIPIENTS_PER_EMAIL = 3
+CUSTOMERS = 200_000
+REPEAT = 20
+TARGET_MS = 50.0
+TARGET_RATIO = 3.0
+START = datetime(2025, 11, 1, tzinfo=UTC)
+SPAN = timedelta(days=365)
+
+REASON = "550 5.1.1 The email account that you tried to reach does not exist"
+HTML = "<p>Dear customer,</p><p>please find invoice {n} attached.</p><p>Acme billing</p>"
+TEXT = "Dear customer,\\n\\nplease find invoice {n} attached.\\n\\nAcme billing"
+
+
+def _libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def failed_kind(i: int) -> str | None:
+    """About 3% of the emails failed: ``error`` (every recipient) or ``warning`` (one)."""
+    bucket = (i * 2654435761) % 1000
+    if bucket < 15:
+        return "error"
+    if bucket < 30:
+        return "warning"
+    return None
+
+
+def customer_address(i: int, k: int) -> str:
+    n = (i * 7 + k * 104729) % CUSTOMERS
+    return f"c{n}@customer{n % 500}.test"
+
+
+def _copy(cursor: psycopg.Cursor[Any], statement: str, lines: Iterator[str]) -> None:
+    with cursor.copy(statement) as copy:
+        buffer = io.StringIO()
+        for count, line in enumerate(lines, 1):
+            buffer.write(line)
+            if count % 20_000 == 0:
+                copy.write(buffer.getvalue())
+                buffer = io.StringIO()
+        copy.write(buffer.getvalue())
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def email_lines() -> Iterator[str]:
+    step = SPAN / EMAILS
+    for i in range(1, EMAILS + 1):
+        kind = failed_kind(i)
+        if kind is None:
+            result, status = "delivered", ("opened" if i % 3 == 0 else "")
+        else:
+            result, status = kind, ("dropped" if i % 3 == 0 else "bounced")
+        at = _ts(START + step * i)
+        yield (
+            f"{i}\t{i:032x}\t\\N\t{at}\t{at}\t{at}\t7\tBilling <billing@acme.test>\t\\N\t"
+            f"Invoice INV-{i:07d}\t{TEXT.format(n=i)}\t{HTML.format(n=i)}\t[]\t{{}}\t{{}}\t"
+            f"invoice\t{i}\tsmtp\t<{i}@acme.test>\t\\N\t{status}\t{result}\t\\N\n"
+        )
+
+
+def recipient_lines() -> Iterator[str]:
+    step = SPAN / EMAILS
+    rid = 0
+    for i in range(1, EMAILS + 1):
+        kind = failed_kind(i)
+        at = _ts(START + step * i)
+        for k in range(RECIPIENTS_PER_EMAIL):
+            rid += 1
+            address = customer_address(i, k)
+            failed = kind == "error" or (kind == "warning" and k == 0)
+            if failed:
+                status = "dropped" if i % 3 == 0 else "bounced"
+                extra = f"{REASON}\t550\thard"
+            else:
+                status = "opened" if (i % 3 == 0 and k == 1) else "delivered"
+                extra = "\\N\t\\N\t\\N"
+            yield (
+                f"{rid}\t{i}\t{address}\t{address}\t\\N\t{'to' if k < 2 else 'cc'}\tcustomer\t"
+                f"{(i * 7 + k * 104729) % CUSTOMERS}\t{status}\t{extra}\t{at}\t{at}\n"
+            )
+
+
+def event_lines() -> Iterator[str]:
+    """``processed`` then the final event of every recipient of the failed emails."""
+    step = SPAN / EMAILS
+    eid = 0
+    for i in range(1, EMAILS + 1):
+        kind = failed_kind(i)
+        if kind is None:
+            continue
+        at = START + step * i
+        for k in range(RECIPIENTS_PER_EMAIL):
+            rid = (i - 1) * RECIPIENTS_PER_EMAIL + k + 1
+            failed = kind == "error" or k == 0
+            final = ("dropped" if i % 3 == 0 else "bounced") if failed else "delivered"
+            address = customer_address(i, k)
+            for n, (etype, delay) in enumerate((("processed", 1), (final, 30))):
+                eid += 1
+                reason = REASON if etype in ("bounced", "dropped") else "\\N"
+                yield (
+                    f"{eid}\t{i}\t{rid}\tsendgrid\tev-{rid}-{n}\t{etype}\t{etype}\t"
+                    f"{_ts(at + timedelta(seconds=delay))}\t{_ts(at + timedelta(seconds=delay + 2))}\t"
+                    f"{reason}\t\\N\t\\N\t{address}\t{i:032x}\t<{i}@acme.test>\t{{}}\n"
+                )
+
+
+def fill(url: str) -> None:
+    """Drop the package's tables, build them with the package's migrations, fill them."""
+    from flask_maildelivery import migrations
+    from flask_maildelivery.models import Base
+
+    engine = sa.create_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+    migrations.upgrade(engine)
+    engine.dispose()
+
+    started = time.perf_counter()
+    with psycopg.connect(_libpq_url(url)) as connection, connection.cursor() as cursor:
+        _copy(
+            cursor,
+            "COPY maildelivery_email (id, public_id, tenant_id, created_at, sent_at, updated_at,"
+            " sent_by, sender, reply_to, subject, text_body, html_body, attachments, headers,"
+            " metadata, related_type, related_id, transport, provider_message_id, error,"
+            " status, result, resent_from_id) FROM STDIN",
+            email_lines(),
+        )
+        print(f"  emails copied ({time.perf_counter() - started:.0f} s)", flush=True)
+        _copy(
+            cursor,
+            "COPY maildelivery_recipient (id, email_id, address, address_key, name, kind,"
+            " contact_type, contact_id, status, reason, smtp_code, bounce_type, status_at,"
+            " updated_at) FROM STDIN",
+            recipient_lines(),
+        )
+        print(f"  recipients copied ({time.perf_counter() - started:.0f} s)", flush=True)
+        _copy(
+            cursor,
+            "COPY maildelivery_event (id, email_id, recipient_id, provider, provider_event_id,"
+            " type, raw_type, occurred_at, received_at, reason, smtp_code, bounce_type, address,"
+            " correlation_id, provider_message_id, payload) FROM STDIN",
+            event_lines(),
+        )
+        for table in ("maildelivery_email", "maildelivery_recipient", "maildelivery_event"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" (SELECT max(id) FROM {table}))"
+            )
+        connection.commit()
+    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+    print(f"  filled in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def filled(url: str) -> bool:
+    """Whether the database holds the benchmark's data already."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            count = connection.execute(
+                sa.text("SELECT count(*) FROM (SELECT 1 FROM maildelivery_email LIMIT :n) t"),
+                {"n": EMAILS},
+            ).scalar_one()
+            return bool(count == EMAILS)
+    except sa.exc.ProgrammingError:
+        return False
+    finally:
+        engine.dispose()
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+LIST_SQL = """
+SELECT id, public_id, sent_at, status, result, subject, sender FROM maildelivery_email
+WHERE tenant_id IS NULL {where}
+ORDER BY sent_at DESC, id DESC LIMIT 51
+"""
+FAILED_ONLY = (
+    "AND (result IN ('error', 'failed', 'warning') OR status IN ('bounced', 'deferred', 'dropped'))"
+)
+TO_SQL = """
+SELECT email_id, address, total FROM (
+  SELECT email_id, address,
+         row_number() OVER (PARTITION BY email_id ORDER BY id) AS position,
+         count(*) OVER (PARTITION BY email_id) AS total
+  FROM maildelivery_recipient WHERE email_id = ANY(%s)
+) numbered WHERE position <= 3 ORDER BY email_id, position
+"""
+DETAIL_SQL = (
+    "SELECT * FROM maildelivery_email WHERE id = %s AND tenant_id IS NULL",
+    "SELECT * FROM maildelivery_recipient WHERE email_id = %s ORDER BY id",
+    "SELECT * FROM maildelivery_event WHERE email_id = %s",
+)
+
+
+def _median_ms(run: Callable[[], object]) -> float:
+    for _ in range(3):  # warm caches and prepared statements
+        run()
+    timings = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        run()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def _bare_list(
+    connection: psycopg.Connection[Any], where: str, params: tuple[Any, ...]
+) -> Callable[[], object]:
+    sql = LIST_SQL.format(where=where)
+
+    def run() -> object:
+        rows = connection.execute(sql, params).fetchall()
+        return connection.execute(TO_SQL, ([r[0] for r in rows[:50]],)).fetchall()
+
+    return run
+
+
+def _bare_detail(connection: psycopg.Connection[Any], email_id: int) -> Callable[[], object]:
+    def run() -> object:
+        return [connection.execute(sql, (email_id,)).fetchall() for sql in DETAIL_SQL]
+
+    return run
+
+
+def _make_app(url: str) -> Any:
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_maildelivery import MailDelivery
+
+    class Admin:
+        is_admin = True
+        is_authenticated = True
+
+        def get_id(self) -> str:
+            return "admin"
+
+    app = Flask("maildelivery_benchmark")
+    app.config.update(
+        SECRET_KEY="benchmark",
+        SQLALCHEMY_DATABASE_URI=url,
+        MAILDELIVERY_TRANSPORT="memory",
+        MAILDELIVERY_PAGE_SIZE=50,
+    )
+    db = SQLAlchemy()
+    db.init_app(app)
+    mail_delivery = MailDelivery(app, db=db)
+    mail_delivery.user_loader(Admin)
+    return app
+
+
+def _page_queries(app: Any, path: str) -> Callable[[], object]:
+    """The statements the page at ``path`` runs, through the app's session, unrendered."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from flask_maildelivery import MailDelivery
+    from flask_maildelivery.views import queries
+
+    parts = urlsplit(path)
+    args = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    detail_id = parts.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def run() -> object:
+        with app.app_context():
+            session = MailDelivery.state(app).db.session
+            try:
+                if detail_id.isdigit():
+                    return queries.get_email(session, int(detail_id), None)
+                log_filter = queries.LogFilter.from_args(args)
+                return queries.log_page(session, log_filter, None, 50)
+            finally:
+                session.remove()
+
+    return run
+
+
+def measure(url: str) -> int:
+    """Measure every page against its floor; print the figures; 0 when every target holds."""
+    from flask_maildelivery.views.queries import Cursor
+
+    app = _make_app(url)
+    client = app.test_client()
+    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
+        # the row that ends page 999 of "all emails": its cursor opens page 1,000
+        sent_at, last_id = connection.execute(
+            "SELECT sent_at, id FROM maildelivery_email WHERE tenant_id IS NULL"
+            " ORDER BY sent_at DESC, id DESC OFFSET %s LIMIT 1",
+            (999 * 50 - 1,),
+        ).fetchone()
+        cursor = Cursor(sent_at.replace(tzinfo=UTC), last_id, "after")
+        address = customer_address(EMAILS // 2, 0)
+        failed_id = next(i for i in range(EMAILS // 2, EMAILS) if failed_kind(i))
+        cases: list[tuple[str, str, Callable[[], object]]] = [
+            (
+                "failed emails, first page",
+                "/maildelivery/",
+                _bare_list(connection, FAILED_ONLY, ()),
+            ),
+            ("all emails, first page", "/maildelivery/?show=all", _bare_list(connection, "", ())),
+            (
+                "all emails, page 1,000 by cursor",
+                f"/maildelivery/?show=all&cursor={cursor.encode()}",
+                _bare_list(connection, "AND (sent_at, id) < (%s, %s)", (sent_at, last_id)),
+            ),
+            (
+                "search by recipient address",
+                f"/maildelivery/?show=all&recipient={address}",
+                _bare_list(
+                    connection,
+                    "AND id IN (SELECT email_id FROM maildelivery_recipient"
+                    " WHERE address_key LIKE %s)",
+                    (address + "%",),
+                ),
+            ),
+            ("detail page", f"/maildelivery/{failed_id}", _bare_detail(connection, failed_id)),
+        ]
+        print(
+            f"\n{'page':<34}{'page ms':>9}{'floor ms':>10}{'ratio':>7}"
+            f"{'queries ms':>12}{'ratio':>7}  target (page)"
+        )
+        ok = True
+        for name, path, bare in cases:
+
+            def page(path: str = path) -> object:
+                response = client.get(path)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{path} answered {response.status_code}")
+                return response.data
+
+            rows = page().count(b"data-email-id=") if "?" in path or path.endswith("/") else 1
+            page_ms = _median_ms(page)
+            floor_ms = _median_ms(bare)
+            queries_ms = _median_ms(_page_queries(app, path))
+            ratio = page_ms / floor_ms
+            holds = page_ms <= TARGET_MS and ratio <= TARGET_RATIO
+            ok = ok and holds
+            print(
+                f"{name:<34}{page_ms:>9.2f}{floor_ms:>10.2f}{ratio:>6.1f}x"
+                f"{queries_ms:>12.2f}{queries_ms / floor_ms:>6.1f}x  "
+                f"{'ok' if holds else 'MISSED'} ({rows} rows)"
+            )
+    print(
+        f"\nmedian of {REPEAT} (ms); page: the whole request through the app; floor: the page's"
+        f" bare SQL\non a raw psycopg connection; queries: the page's own statements through"
+        f" SQLAlchemy,\nwithout rendering. Targets: page <= {TARGET_MS:.0f} ms and"
+        f" <= {TARGET_RATIO:.0f}x its floor."
+    )
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--url", default=os.environ.get("MAILDELIVERY_BENCH_DATABASE_URL", DEFAULT_URL)
+    )
+    parser.add_argument("--refill", action="store_true", help="drop and fill the tables again")
+    parser.add_argument("--fill-only", action="store_true", help="fill, do not measure")
+    args = parser.parse_args(argv)
+    if args.refill or not filled(args.url):
+        print(
+            f"filling {EMAILS:,} emails, {EMAILS * RECIPIENTS_PER_EMAIL:,} recipients", flush=True
+        )
+        fill(args.url)
+    if args.fill_only:
+        return 0
+    return measure(args.url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Who may see the log pages and the API, and which tenant's emails they see.
+
+Shared by the pages and the API blueprints:
+
+* nobody signed in: the host's login flow (Flask-Login's unauthorized handler) when Flask-Login
+  is set up, else ``401``;
+* signed in without permission (the host's ``permission_loader``; default ``user.is_admin``):
+  ``403``;
+* another tenant's email: ``404``, like an email that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..extension import MailDelivery
+
+
+def check_viewer() -> BaseResponse | None:
+    """Refuse the request unless the acting user may see the log.
+
+    :returns: the host's login redirect for an anonymous user when Flask-Login is set up,
+        else ``None`` when the user may proceed.
+    :raises werkzeug.exceptions.HTTPException: ``401`` (anonymous, no Flask-Login) or ``403``.
+    """
+    extension = MailDelivery.state().extension
+    user = extension.current_user()
+    if user is None or not getattr(user, "is_authenticated", True):
+        login_manager: Any = getattr(current_app, "login_manager", None)
+        if login_manager is not None:
+            response: BaseResponse = login_manager.unauthorized()
+            return response
+        abort(401)
+    if not extension.may_view_log(user):
+        abort(403)
+    return None
+
+
+def viewer_tenant() -> str | None:
+    """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
+    return MailDelivery.state().extension.current_tenant()

@@ -1,0 +1,124 @@
+"""The delivery log's JSON API (blueprint ``maildelivery_api``, at ``{URL_PREFIX}/api``).
+
+* ``GET /api/emails``: a page of the log, with the list page's filters (``show``, ``status``,
+  ``result``, ``from``, ``to``, ``recipient``, ``subject``), ``cursor`` and ``limit``;
+* ``GET /api/emails/<id>``: one email with its recipients and their events.
+
+Same permissions and tenant scope as the pages. Errors are JSON: ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..config import config_value
+from ..extension import MailDelivery
+from ..schemas import LogEmailPageSchema, dump_log_email
+from . import queries
+from .access import check_viewer, viewer_tenant
+
+#: Largest ``limit`` the list accepts.
+MAX_LIMIT = 500
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def list_emails() -> ResponseReturnValue:
+    """A page of the log as JSON."""
+    try:
+        log_filter = queries.LogFilter.from_args(request.args)
+    except queries.FilterError as exc:
+        raise _BadRequest(str(exc)) from None
+    limit_arg = request.args.get("limit", "")
+    limit = int(config_value("PAGE_SIZE"))
+    if limit_arg:
+        if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
+            raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        limit = int(limit_arg)
+    page = queries.log_page(MailDelivery.state().db.session, log_filter, viewer_tenant(), limit)
+    data: dict[str, Any] = LogEmailPageSchema().dump(
+        {
+            "items": [
+                {**row.__dict__, "url": url_for("maildelivery_api.get_email", email_id=row.id)}
+                for row in page.rows
+            ],
+            "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+            "previous_cursor": page.previous_cursor.encode() if page.previous_cursor else None,
+        }
+    )
+    return data
+
+
+def get_email(email_id: int) -> ResponseReturnValue:
+    """One email with its recipients and their events as JSON."""
+    state = MailDelivery.state()
+    email = queries.get_email(state.db.session, email_id, viewer_tenant())
+    if email is None:
+        return jsonify(error=f"no email {email_id}"), 404
+    extension = state.extension
+    events = queries.events_by_recipient(email)
+    recipients: list[dict[str, Any]] = [
+        {
+            **{
+                name: getattr(recipient, name)
+                for name in (
+                    "id",
+                    "address",
+                    "name",
+                    "kind",
+                    "status",
+                    "reason",
+                    "smtp_code",
+                    "bounce_type",
+                    "contact_type",
+                    "contact_id",
+                    "updated_at",
+                )
+            },
+            "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
+            "events": events.get(recipient.id, []),
+        }
+        for recipient in email.recipients
+    ]
+    return dump_log_email(
+        email,
+        recipients=recipients,
+        other_events=events.get(None, []),
+        related_url=extension.related_url(email.related_type, email.related_id),
+    )
+
+
+def create_api_blueprint(app: Flask) -> Blueprint:
+    """The ``maildelivery_api`` blueprint at ``{MAILDELIVERY_URL_PREFIX}/api``.
+
+    Anonymous requests go to Flask-Login's unauthorized handler like the pages; a host that
+    wants a plain ``401`` for the API sets
+    ``login_manager.blueprint_login_views["maildelivery_api"] = None``.
+    """
+    prefix = str(config_value("URL_PREFIX", app)).rstrip("/")
+    blueprint = Blueprint("maildelivery_api", __name__, url_prefix=f"{prefix}/api")
+
+    @blueprint.before_request
+    def _check_viewer() -> BaseResponse | None:
+        return check_viewer()
+
+    @blueprint.errorhandler(_BadRequest)
+    def _bad_request(exc: _BadRequest) -> ResponseReturnValue:
+        return jsonify(error=exc.message), 400
+
+    @blueprint.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        return jsonify(error=exc.description or exc.name), exc.code or 500
+
+    blueprint.add_url_rule("/emails", "list_emails", list_emails)
+    blueprint.add_url_rule("/emails/<int:email_id>", "get_email", get_email)
+    return blueprint

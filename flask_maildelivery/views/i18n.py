@@ -1,0 +1,92 @@
+"""Translations and dates of the log pages, through Flask-Babel.
+
+The package's catalogs (``flask_maildelivery/translations``) are a Flask-Babel
+:class:`~flask_babel.Domain` of their own, so they never mix with the host's catalogs; the
+host's locale selector and time zone selector decide. When the host did not set up
+Flask-Babel, the pages render in English with UTC dates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import babel.dates
+import flask_babel
+from babel import Locale
+from flask import current_app, g
+
+#: Where the package's compiled catalogs live (``<lang>/LC_MESSAGES/messages.mo``).
+TRANSLATIONS_DIR = str(Path(__file__).resolve().parent.parent / "translations")
+#: The languages the package ships catalogs for (English is the source language).
+LANGUAGES = ("en", "fr")
+
+_domain = flask_babel.Domain(translation_directories=[TRANSLATIONS_DIR], domain="messages")
+
+
+def babel_ready() -> bool:
+    """Whether the current app set up Flask-Babel."""
+    return "babel" in current_app.extensions
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """``string`` in the viewer's language, ``%(name)s`` placeholders filled."""
+    if babel_ready():
+        return str(_domain.gettext(string, **variables))
+    return string % variables if variables else string
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """The singular or plural form for ``num`` in the viewer's language."""
+    if babel_ready():
+        return str(_domain.ngettext(singular, plural, num, **variables))
+    variables.setdefault("num", num)
+    return (singular if num == 1 else plural) % variables
+
+
+def locale_name() -> str:
+    """The viewer's locale (``"en"`` without Flask-Babel), for ``<html lang>``."""
+    if babel_ready():
+        locale = flask_babel.get_locale()
+        if locale is not None:
+            return str(locale).replace("_", "-")
+    return "en"
+
+
+def _viewer_locale_and_zone() -> tuple[Locale, Any]:
+    """The viewer's locale and time zone, looked up once per request."""
+    cached = g.get("_maildelivery_locale_zone")
+    if cached is None:
+        if babel_ready():
+            cached = (flask_babel.get_locale() or Locale("en"), flask_babel.get_timezone() or UTC)
+        else:
+            cached = (Locale("en"), UTC)
+        g._maildelivery_locale_zone = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def format_datetime(value: datetime | None, format: str = "medium") -> str:
+    """``value`` in the viewer's locale and time zone (English and UTC without Flask-Babel;
+    empty for ``None``)."""
+    if value is None:
+        return ""
+    locale, zone = _viewer_locale_and_zone()
+    return str(babel.dates.format_datetime(value, format, tzinfo=zone, locale=locale))
+
+
+def format_size(size: int | None) -> str:
+    """A byte count for people (``12.3 kB``), in the viewer's locale."""
+    if size is None:
+        return ""
+    number: float = size
+    for unit in ("B", "kB", "MB", "GB"):
+        if number < 1000 or unit == "GB":
+            break
+        number /= 1000
+    if unit == "B":
+        return f"{size} B"
+    formatted = (
+        flask_babel.format_decimal(round(number, 1)) if babel_ready() else f"{round(number, 1)}"
+    )
+    return f"{formatted} {unit}"

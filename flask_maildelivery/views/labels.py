@@ -1,0 +1,99 @@
+"""What the stored vocabularies are called on the pages, and how their badges look.
+
+The stored values (``bounced``, ``warning``, ...) never reach the viewer raw: each has a
+translated label, and each badge carries its label as text (colour is never the only cue).
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+
+from .i18n import gettext
+
+#: The tone of a badge: ``bad``, ``warn``, ``good`` or ``neutral`` (a CSS modifier).
+TONES: dict[str, str] = {
+    "failed": "bad",
+    "error": "bad",
+    "bounced": "bad",
+    "dropped": "bad",
+    "complained": "bad",
+    "warning": "warn",
+    "deferred": "warn",
+    "unsubscribed": "warn",
+    "delivered": "good",
+    "opened": "good",
+    "clicked": "good",
+    "queued": "neutral",
+    "processed": "neutral",
+    "": "neutral",
+}
+
+
+def _(message: str) -> str:
+    """Mark ``message`` for extraction; it is translated when shown."""
+    return message
+
+
+_RESULT_LABELS = {
+    "failed": _("Failed"),
+    "queued": _("Queued"),
+    "processed": _("Processing"),
+    "delivered": _("Delivered"),
+    "warning": _("Warning"),
+    "error": _("Error"),
+}
+_STATUS_LABELS = {
+    "": _("None"),
+    "queued": _("Queued"),
+    "processed": _("Processed"),
+    "deferred": _("Deferred"),
+    "delivered": _("Delivered"),
+    "opened": _("Opened"),
+    "clicked": _("Clicked"),
+    "unsubscribed": _("Unsubscribed"),
+    "complained": _("Complained"),
+    "bounced": _("Bounced"),
+    "dropped": _("Dropped"),
+    "failed": _("Failed"),
+}
+_KIND_LABELS = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc")}
+
+
+def result_label(result: str) -> str:
+    """The label of an email ``result``."""
+    return gettext(_RESULT_LABELS[result]) if result in _RESULT_LABELS else result
+
+
+def status_label(status: str) -> str:
+    """The label of an email ``status`` or of a recipient ``status``."""
+    return gettext(_STATUS_LABELS[status]) if status in _STATUS_LABELS else status
+
+
+def kind_label(kind: str) -> str:
+    """The label of a recipient kind (``to``, ``cc``, ``bcc``)."""
+    return gettext(_KIND_LABELS[kind]) if kind in _KIND_LABELS else kind
+
+
+def tone(value: str) -> str:
+    """The badge tone of a status or result."""
+    return TONES.get(value, "neutral")
+
+
+def result_badge(result: str) -> Markup:
+    """The badge of an email ``result``: its label as text, its tone as a CSS class."""
+    return Markup(
+        '<span class="md-badge md-badge--{tone}" data-result="{value}">'
+        '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
+    ).format(tone=tone(result), value=result, prefix=gettext("Result:"), label=result_label(result))
+
+
+def status_badge(status: str) -> Markup:
+    """The badge of an email or recipient ``status`` (a dash for no status)."""
+    if not status:
+        return Markup('<span class="md-muted" aria-label="{label}">—</span>').format(
+            label=gettext("No status")
+        )
+    return Markup(
+        '<span class="md-badge md-badge--{tone}" data-status="{value}">'
+        '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
+    ).format(tone=tone(status), value=status, prefix=gettext("Status:"), label=status_label(status))

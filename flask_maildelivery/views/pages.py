@@ -1,0 +1,291 @@
+"""The delivery log pages (blueprint ``maildelivery``): the list, the detail page, the email's
+HTML body for its sandboxed frame, the resend action and the CSV export.
+
+The pages only read; the resend goes through :func:`flask_maildelivery.sending.resend_email`.
+They work without JavaScript: the "Show all emails" toggle, the filters and the pagination
+are links and ``GET`` forms, the headers fold with ``<details>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..config import config_value
+from ..extension import MailDelivery
+from ..sending import SendRefused, resend_email
+from ..state import EMAIL_STATUSES, FAILURE_STATUSES, RESULTS
+from . import i18n, labels, queries
+from .access import check_viewer, viewer_tenant
+
+#: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
+#: fires when someone looks), no script runs, no form posts, no plugin; inline styles and
+#: ``data:`` images only. ``sandbox`` also applies when the body is opened outside its frame.
+BODY_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
+)
+#: Session key of the resend form's own CSRF token (used when Flask-WTF's CSRFProtect is
+#: not set up on the app).
+CSRF_SESSION_KEY = "_maildelivery_csrf"
+CSRF_FIELD = "csrf_token"
+#: Flash category of the pages' own messages.
+FLASH_CATEGORY = "maildelivery"
+
+
+def _csrf_protect(app: Flask) -> Any:
+    """The app's Flask-WTF ``CSRFProtect``, or ``None``."""
+    return app.extensions.get("csrf")
+
+
+def csrf_token() -> str:
+    """The token the resend form carries: Flask-WTF's when the host set up ``CSRFProtect``,
+    else the package's own, kept in the session."""
+    if _csrf_protect(current_app) is not None:
+        from flask_wtf.csrf import generate_csrf
+
+        return str(generate_csrf())
+    token = session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_SESSION_KEY] = token
+    return token
+
+
+def check_csrf() -> None:
+    """Refuse (``400``) a ``POST`` without a valid token."""
+    protect = _csrf_protect(current_app)
+    if protect is not None:
+        # CSRFProtect checked the request already unless the host turned the default check
+        # off; protect() runs the same check explicitly and answers 400 when it fails
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            protect.protect()
+        return
+    expected = session.get(CSRF_SESSION_KEY)
+    given = request.form.get(CSRF_FIELD, "")
+    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+        abort(400, description=i18n.gettext("The form has expired. Reload the page and try again."))
+
+
+def _template_globals() -> dict[str, Any]:
+    return {
+        "_md": i18n.gettext,
+        "md_ngettext": i18n.ngettext,
+        "md_datetime": i18n.format_datetime,
+        "md_size": i18n.format_size,
+        "md_locale": i18n.locale_name(),
+        "md_result_label": labels.result_label,
+        "md_status_label": labels.status_label,
+        "md_kind_label": labels.kind_label,
+        "md_result_badge": labels.result_badge,
+        "md_status_badge": labels.status_badge,
+        "md_base_template": config_value("BASE_TEMPLATE"),
+        "md_csrf_token": csrf_token,
+        "md_messages": lambda: get_flashed_messages(
+            with_categories=True, category_filter=[FLASH_CATEGORY, f"{FLASH_CATEGORY}-error"]
+        ),
+    }
+
+
+def _filter_or_400() -> queries.LogFilter:
+    try:
+        return queries.LogFilter.from_args(request.args)
+    except queries.FilterError as exc:
+        abort(Response(_render_error(str(exc)), status=400))
+
+
+def _render_error(message: str) -> str:
+    return render_template("maildelivery/error.html", message=message)
+
+
+def index() -> str:
+    """The delivery log: failed emails by default, all with ``?show=all``."""
+    log_filter = _filter_or_400()
+    page = queries.log_page(
+        MailDelivery.state().db.session, log_filter, viewer_tenant(), config_value("PAGE_SIZE")
+    )
+    return render_template(
+        "maildelivery/index.html",
+        page=page,
+        log_filter=log_filter,
+        statuses=[s for s in EMAIL_STATUSES if s],
+        results=RESULTS,
+    )
+
+
+def detail(email_id: int) -> str:
+    """One email: its facts, a copy of it, and each recipient's status log."""
+    state = MailDelivery.state()
+    tenant = viewer_tenant()
+    email = queries.get_email(state.db.session, email_id, tenant)
+    if email is None:
+        abort(404)
+    extension = state.extension
+    events = queries.events_by_recipient(email)
+    recipients = [
+        {
+            "recipient": recipient,
+            "events": events.get(recipient.id, []),
+            "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
+        }
+        for recipient in email.recipients
+    ]
+    can_resend = (email.text_body is not None or email.html_body is not None) and any(
+        r.status in FAILURE_STATUSES for r in email.recipients
+    )
+    return render_template(
+        "maildelivery/detail.html",
+        email=email,
+        recipients=recipients,
+        other_events=events.get(None, []),
+        related_url=extension.related_url(email.related_type, email.related_id),
+        resends=queries.resends_of(state.db.session, email.id, tenant),
+        can_resend=can_resend,
+    )
+
+
+def html_body(email_id: int) -> Response:
+    """The stored HTML body, for the detail page's sandboxed frame, under :data:`BODY_CSP`."""
+    found, body = queries.get_html_body(MailDelivery.state().db.session, email_id, viewer_tenant())
+    if not found or body is None:
+        abort(404)
+    response = Response(body, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = BODY_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def resend(email_id: int) -> BaseResponse:
+    """Send a copy of the email to its failed recipients (``POST``, CSRF-protected)."""
+    check_csrf()
+    state = MailDelivery.state()
+    tenant = viewer_tenant()
+    email = queries.get_email(state.db.session, email_id, tenant)
+    if email is None:
+        abort(404)
+    try:
+        copy = resend_email(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            email.id,
+            tenant_id=email.tenant_id,
+        )
+    except SendRefused as exc:
+        flash(
+            i18n.gettext("Not sent again: %(reason)s", reason=str(exc)), f"{FLASH_CATEGORY}-error"
+        )
+        return redirect(url_for(".detail", email_id=email_id))
+    flash(i18n.gettext("A copy was sent as record no. %(number)s.", number=copy.id), FLASH_CATEGORY)
+    return redirect(url_for(".detail", email_id=copy.id))
+
+
+_CSV_COLUMNS = ("id", "sent_at", "status", "result", "subject", "sender", "to", "cc", "bcc")
+
+
+def _csv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # a cell starting with one of these is a formula in spreadsheet programs
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def export_csv() -> Response:
+    """The emails of the current filter as CSV (every page of it), streamed."""
+    log_filter = _filter_or_400()
+    session_ = MailDelivery.state().db.session
+    tenant = viewer_tenant()
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(_CSV_COLUMNS)
+        for email, recipients in queries.iter_emails(session_, log_filter, tenant):
+            by_kind: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+            for recipient in recipients:
+                by_kind.setdefault(recipient.kind, []).append(
+                    f"{recipient.address} ({recipient.status})"
+                )
+            writer.writerow(
+                [
+                    _csv_cell(v)
+                    for v in (
+                        email.id,
+                        email.sent_at.isoformat() if email.sent_at else "",
+                        email.status,
+                        email.result,
+                        email.subject,
+                        email.sender,
+                        "; ".join(by_kind["to"]),
+                        "; ".join(by_kind["cc"]),
+                        "; ".join(by_kind["bcc"]),
+                    )
+                ]
+            )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    name = (
+        "maildelivery-all.csv" if log_filter.show == queries.SHOW_ALL else "maildelivery-failed.csv"
+    )
+    return Response(
+        stream_with_context(lines()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def create_pages_blueprint(app: Flask) -> Blueprint:
+    """The ``maildelivery`` blueprint at ``MAILDELIVERY_URL_PREFIX``.
+
+    Templates are ``maildelivery/*.html`` (a host overrides one by placing a template of the
+    same name in its own ``templates/maildelivery/``); the stylesheet is served from the
+    blueprint's ``static`` folder.
+    """
+    prefix = str(config_value("URL_PREFIX", app)).rstrip("/")
+    blueprint = Blueprint(
+        "maildelivery",
+        __name__,
+        url_prefix=prefix or None,
+        template_folder="../templates",
+        static_folder="../static",
+        static_url_path="/static",
+    )
+
+    @blueprint.before_request
+    def _check_viewer() -> BaseResponse | None:
+        if request.endpoint == "maildelivery.static":
+            return None  # the stylesheet is no secret; the login page may need it
+        return check_viewer()
+
+    blueprint.context_processor(_template_globals)
+    blueprint.add_url_rule("/", "index", index)
+    blueprint.add_url_rule("/export.csv", "export_csv", export_csv)
+    blueprint.add_url_rule("/<int:email_id>", "detail", detail)
+    blueprint.add_url_rule("/<int:email_id>/body.html", "html_body", html_body)
+    blueprint.add_url_rule("/<int:email_id>/resend", "resend", resend, methods=["POST"])
+    return blueprint

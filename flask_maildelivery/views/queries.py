@@ -1,0 +1,417 @@
+"""The read queries behind the log pages, the JSON API and the CSV export.
+
+Everything here only reads. Every query is scoped to one tenant (``tenant_id IS NULL`` for
+a host with one tenant), so another tenant's email is never found.
+
+The list is ordered newest first by ``(sent_at, id)`` and paginated by keyset: a cursor holds
+the ``(sent_at, id)`` of the last row shown, and the next page is the rows strictly after it
+in that order. Nothing counts the whole table; a page fetches one row more than it shows to
+know whether another page follows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, scoped_session, selectinload
+
+from ..models import Email, Event, Recipient
+from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
+
+#: ``show`` values: failed emails only (the default), or every email.
+SHOW_FAILED = "failed"
+SHOW_ALL = "all"
+#: How many recipient addresses a list row shows in its "To" column.
+TO_SHOWN = 3
+#: Longest search text accepted.
+MAX_SEARCH = 320
+
+
+#: A session, or Flask-SQLAlchemy's scoped session (``db.session``).
+AnySession = Session | scoped_session[Any]
+#: A ``SELECT`` of any columns.
+AnySelect = sa.Select[*tuple[Any, ...]]
+
+
+class FilterError(ValueError):
+    """A filter or cursor value is not valid; the message says which and what is accepted."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the list: the ``(sent_at, id)`` of a row, and which way to read."""
+
+    sent_at: datetime
+    id: int
+    #: ``"after"``: the rows older than this one (next page); ``"before"``: newer (previous).
+    direction: str = "after"
+
+    def encode(self) -> str:
+        """The cursor as an opaque URL-safe token."""
+        raw = f"{self.direction[0]}|{self.sent_at.astimezone(UTC).isoformat()}|{self.id}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Parse a token made by :meth:`encode`.
+
+        :raises FilterError: the token was not made by :meth:`encode`.
+        """
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            direction, sent_at, id_ = raw.split("|")
+            direction = {"a": "after", "b": "before"}[direction]
+            moment = datetime.fromisoformat(sent_at)
+            if moment.tzinfo is None:
+                raise ValueError("naive")
+            return cls(moment, int(id_), direction)
+        except (ValueError, KeyError, UnicodeDecodeError, binascii.Error):
+            raise FilterError(
+                "the page cursor is not valid; start again from the first page"
+            ) from None
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What the list shows: the "failed only" toggle, filters, searches, the page cursor."""
+
+    show: str = SHOW_FAILED
+    status: str | None = None
+    result: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    #: Recipient address search: an exact address or the start of one, any case.
+    recipient: str | None = None
+    #: Subject search: text the subject contains, any case.
+    subject: str | None = None
+    cursor: Cursor | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> LogFilter:
+        """Read a filter from query arguments (``request.args``).
+
+        :raises FilterError: a value is not valid; the message says what is accepted.
+        """
+
+        def text(name: str) -> str | None:
+            value = (args.get(name) or "").strip()
+            if len(value) > MAX_SEARCH:
+                raise FilterError(f"{name} is longer than {MAX_SEARCH} characters")
+            return value or None
+
+        show = text("show") or SHOW_FAILED
+        if show not in (SHOW_FAILED, SHOW_ALL):
+            raise FilterError(f"show must be {SHOW_FAILED!r} or {SHOW_ALL!r}, not {show!r}")
+        status = text("status")
+        if status is not None and status not in EMAIL_STATUSES:
+            raise FilterError(
+                f"status must be one of {', '.join(s for s in EMAIL_STATUSES if s)}, not {status!r}"
+            )
+        result = text("result")
+        if result is not None and result not in RESULTS:
+            raise FilterError(f"result must be one of {', '.join(RESULTS)}, not {result!r}")
+        dates = []
+        for name in ("from", "to"):
+            value = text(name)
+            try:
+                dates.append(date.fromisoformat(value) if value else None)
+            except ValueError:
+                raise FilterError(
+                    f"{name} must be a date written YYYY-MM-DD, not {value!r}"
+                ) from None
+        date_from, date_to = dates
+        if date_from and date_to and date_from > date_to:
+            raise FilterError("the date range ends before it starts")
+        token = text("cursor")
+        return cls(
+            show=show,
+            status=status,
+            result=result,
+            date_from=date_from,
+            date_to=date_to,
+            recipient=(text("recipient") or "").lower() or None,
+            subject=text("subject"),
+            cursor=Cursor.decode(token) if token else None,
+        )
+
+    def args(self, **changes: Any) -> dict[str, str]:
+        """This filter as query arguments (defaults left out), with ``changes`` applied;
+        for links to other pages and to the other ``show`` mode."""
+        values: dict[str, Any] = {
+            "show": self.show if self.show != SHOW_FAILED else None,
+            "status": self.status,
+            "result": self.result,
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+            "recipient": self.recipient,
+            "subject": self.subject,
+            "cursor": self.cursor.encode() if self.cursor else None,
+        }
+        values.update(changes)
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether a filter or search beyond the ``show`` toggle applies."""
+        return any(
+            (self.status, self.result, self.date_from, self.date_to, self.recipient, self.subject)
+        )
+
+
+@dataclass
+class EmailRow:
+    """One row of the list."""
+
+    id: int
+    public_id: str
+    sent_at: datetime | None
+    status: str
+    result: str
+    subject: str
+    sender: str
+    #: The first :data:`TO_SHOWN` recipient addresses.
+    to: list[str] = field(default_factory=list)
+    #: How many recipients the email has.
+    recipient_count: int = 0
+
+
+@dataclass
+class LogPage:
+    """One page of the list, with the cursors of its neighbours."""
+
+    rows: list[EmailRow]
+    next_cursor: Cursor | None
+    previous_cursor: Cursor | None
+
+
+def _tenant_clause(tenant_id: str | None) -> sa.ColumnElement[bool]:
+    return Email.tenant_id.is_(None) if tenant_id is None else Email.tenant_id == tenant_id
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``."""
+    clauses = [_tenant_clause(tenant_id)]
+    if log_filter.show == SHOW_FAILED:
+        clauses.append(
+            sa.or_(
+                Email.result.in_(sorted(ATTENTION_RESULTS)),
+                Email.status.in_(sorted(ATTENTION_STATUSES)),
+            )
+        )
+    if log_filter.status is not None:
+        clauses.append(Email.status == log_filter.status)
+    if log_filter.result is not None:
+        clauses.append(Email.result == log_filter.result)
+    if log_filter.date_from is not None:
+        clauses.append(Email.sent_at >= _day_start(log_filter.date_from))
+    if log_filter.date_to is not None:
+        clauses.append(Email.sent_at < _day_start(log_filter.date_to + timedelta(days=1)))
+    if log_filter.recipient:
+        # address_key is the lower-cased address, indexed: an exact address or its start
+        # is an index range scan on every database
+        clauses.append(
+            Email.id.in_(
+                sa.select(Recipient.email_id).where(
+                    Recipient.address_key.like(_like_prefix(log_filter.recipient), escape="\\")
+                )
+            )
+        )
+    if log_filter.subject:
+        pattern = f"%{_like_prefix(log_filter.subject.lower())}"
+        clauses.append(sa.func.lower(Email.subject).like(pattern, escape="\\"))
+    return clauses
+
+
+def _keyset(session: AnySession, cursor: Cursor) -> sa.ColumnElement[bool]:
+    sent_at, id_ = cursor.sent_at, cursor.id
+    older = cursor.direction == "after"
+    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+        # MySQL/MariaDB do not turn a row-value comparison into an index range
+        if older:
+            return sa.or_(
+                Email.sent_at < sent_at, sa.and_(Email.sent_at == sent_at, Email.id < id_)
+            )
+        return sa.or_(Email.sent_at > sent_at, sa.and_(Email.sent_at == sent_at, Email.id > id_))
+    pair = sa.tuple_(Email.sent_at, Email.id)
+    value = sa.tuple_(sa.literal(sent_at, Email.sent_at.type), sa.literal(id_, Email.id.type))
+    return pair < value if older else pair > value
+
+
+_ROW_COLUMNS = (
+    Email.id,
+    Email.public_id,
+    Email.sent_at,
+    Email.status,
+    Email.result,
+    Email.subject,
+    Email.sender,
+)
+
+
+def list_statement(
+    session: AnySession, log_filter: LogFilter, tenant_id: str | None, limit: int
+) -> AnySelect:
+    """The ``SELECT`` of one list page: ``limit`` rows in reading order."""
+    statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter, tenant_id))
+    cursor = log_filter.cursor
+    if cursor is not None:
+        statement = statement.where(_keyset(session, cursor))
+    if cursor is not None and cursor.direction == "before":
+        statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
+    else:
+        statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
+    return statement.limit(limit)
+
+
+def _first_recipients_statement() -> AnySelect:
+    numbered = (
+        sa.select(
+            Recipient.email_id,
+            Recipient.address,
+            sa.func.row_number()
+            .over(partition_by=Recipient.email_id, order_by=Recipient.id)
+            .label("position"),
+            sa.func.count().over(partition_by=Recipient.email_id).label("total"),
+        )
+        .where(Recipient.email_id.in_(sa.bindparam("email_ids", expanding=True)))
+        .subquery()
+    )
+    return (
+        sa.select(numbered.c.email_id, numbered.c.address, numbered.c.total)
+        .where(numbered.c.position <= TO_SHOWN)
+        .order_by(numbered.c.email_id, numbered.c.position)
+    )
+
+
+#: The first :data:`TO_SHOWN` addresses of each email of ``:email_ids``, and its recipient
+#: count. Built once: the list runs it on every page.
+FIRST_RECIPIENTS = _first_recipients_statement()
+
+
+def _rows_with_recipients(session: AnySession, rows: Sequence[Any]) -> list[EmailRow]:
+    result = [EmailRow(*row) for row in rows]
+    if not result:
+        return result
+    by_id = {row.id: row for row in result}
+    for email_id, address, total in session.execute(FIRST_RECIPIENTS, {"email_ids": list(by_id)}):
+        row = by_id[email_id]
+        row.to.append(address)
+        row.recipient_count = total
+    return result
+
+
+def log_page(
+    session: AnySession, log_filter: LogFilter, tenant_id: str | None, page_size: int
+) -> LogPage:
+    """One page of the list for ``tenant_id``."""
+    fetched = list(
+        session.execute(list_statement(session, log_filter, tenant_id, page_size + 1)).all()
+    )
+    more = len(fetched) > page_size
+    fetched = fetched[:page_size]
+    cursor = log_filter.cursor
+    backwards = cursor is not None and cursor.direction == "before"
+    if backwards:
+        fetched.reverse()
+    rows = _rows_with_recipients(session, fetched)
+    next_cursor = previous_cursor = None
+    if rows:
+        first, last = rows[0], rows[-1]
+        # a page reached going back has a next page (the one we came from), and a previous
+        # page when more rows were found; going forward it is the other way round
+        has_next = True if backwards else more
+        has_previous = more if backwards else cursor is not None
+        if has_next and last.sent_at is not None:
+            next_cursor = Cursor(last.sent_at, last.id, "after")
+        if has_previous and first.sent_at is not None:
+            previous_cursor = Cursor(first.sent_at, first.id, "before")
+    return LogPage(rows=rows, next_cursor=next_cursor, previous_cursor=previous_cursor)
+
+
+def iter_emails(
+    session: AnySession, log_filter: LogFilter, tenant_id: str | None, batch_size: int = 1000
+) -> Iterator[tuple[Email, list[Recipient]]]:
+    """Every email ``log_filter`` selects (its cursor ignored), newest first, with its
+    recipients; read in keyset batches, so memory stays flat whatever the number."""
+    cursor: Cursor | None = None
+    while True:
+        batch_filter = LogFilter(**{**log_filter.__dict__, "cursor": cursor})
+        ids = [
+            row.id
+            for row in session.execute(
+                list_statement(session, batch_filter, tenant_id, batch_size)
+            ).all()
+        ]
+        if not ids:
+            return
+        emails = session.scalars(
+            sa.select(Email)
+            .where(Email.id.in_(ids))
+            .options(selectinload(Email.recipients))
+            .order_by(Email.sent_at.desc(), Email.id.desc())
+        ).all()
+        for email in emails:
+            yield email, list(email.recipients)
+        last = emails[-1]
+        session.expunge_all()  # keep the identity map from growing with the export
+        if len(ids) < batch_size or last.sent_at is None:
+            return
+        cursor = Cursor(last.sent_at, last.id, "after")
+
+
+def get_email(session: AnySession, email_id: int, tenant_id: str | None) -> Email | None:
+    """Email ``email_id`` of ``tenant_id`` with its recipients and events loaded (three
+    statements in all), or ``None`` (also when it belongs to another tenant)."""
+    return session.scalars(
+        sa.select(Email)
+        .where(Email.id == email_id, _tenant_clause(tenant_id))
+        .options(selectinload(Email.recipients), selectinload(Email.events))
+    ).first()
+
+
+def get_html_body(
+    session: AnySession, email_id: int, tenant_id: str | None
+) -> tuple[bool, str | None]:
+    """``(found, html_body)`` of email ``email_id`` of ``tenant_id``."""
+    row = session.execute(
+        sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
+    ).first()
+    return (False, None) if row is None else (True, row[0])
+
+
+def events_by_recipient(email: Email) -> dict[int | None, list[Event]]:
+    """The loaded events of ``email`` grouped by recipient id, oldest first (``None``: the
+    events that name no recipient of it)."""
+    grouped: dict[int | None, list[Event]] = {}
+    for event in sorted(email.events, key=lambda e: (e.occurred_at, e.id)):
+        grouped.setdefault(event.recipient_id, []).append(event)
+    return grouped
+
+
+def resends_of(
+    session: AnySession, email_id: int, tenant_id: str | None
+) -> list[tuple[int, datetime | None]]:
+    """``(id, sent_at)`` of the emails sent as copies of ``email_id``."""
+    return [
+        (row.id, row.sent_at)
+        for row in session.execute(
+            sa.select(Email.id, Email.sent_at)
+            .where(Email.resent_from_id == email_id, _tenant_clause(tenant_id))
+            .order_by(Email.id)
+        )
+    ]
