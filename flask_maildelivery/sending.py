@@ -12,8 +12,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from sqlalchemy.orm import make_transient_to_detached
 
 from . import signals
 from .config import config_value
@@ -269,53 +271,62 @@ def _record_and_send(
     contact_map = {k.lower(): v for k, v in (contacts or {}).items()}
     store_bodies = config_value("STORE_BODIES")
     now = utcnow()
-    email = Email(
-        public_id=outgoing.public_id,
-        tenant_id=tenant_id if tenant_id is not None else extension.current_tenant(),
-        created_at=now,
-        sent_at=now,
-        updated_at=now,
-        sent_by=extension.sent_by(user),
-        sender=outgoing.sender.formatted(),
-        reply_to=outgoing.reply_to,
-        subject=outgoing.subject,
-        text_body=outgoing.text if store_bodies else None,
-        html_body=outgoing.html if store_bodies else None,
-        attachments=[
+    values: dict[str, Any] = {
+        "public_id": outgoing.public_id,
+        "tenant_id": tenant_id if tenant_id is not None else extension.current_tenant(),
+        "created_at": now,
+        "sent_at": now,
+        "updated_at": now,
+        "sent_by": extension.sent_by(user),
+        "sender": outgoing.sender.formatted(),
+        "reply_to": outgoing.reply_to,
+        "subject": outgoing.subject,
+        "text_body": outgoing.text if store_bodies else None,
+        "html_body": outgoing.html if store_bodies else None,
+        "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": len(a.content)}
             for a in outgoing.attachments
         ],
-        headers=_recorded_headers(outgoing.mime),
-        metadata_=dict(outgoing.metadata),
-        related_type=related[0] if related else None,
-        related_id=str(related[1]) if related else None,
-        transport=state.transport.name,
-        status="",
-        result="queued",
-        resent_from_id=resent_from_id,
-    )
+        "headers": _recorded_headers(outgoing.mime),
+        "metadata_": dict(outgoing.metadata),
+        "related_type": related[0] if related else None,
+        "related_id": str(related[1]) if related else None,
+        "transport": state.transport.name,
+        "provider_message_id": None,
+        "error": None,
+        "status": "",
+        "result": "queued",
+        "resent_from_id": resent_from_id,
+    }
+    recipient_rows = []
     for kind, address in recipients:
         contact = contact_map.get(address.address.lower())
-        email.recipients.append(
-            Recipient(
-                address=address.address,
-                address_key=address.address.lower(),
-                name=address.name or None,
-                kind=kind,
-                contact_type=contact[0] if contact else None,
-                contact_id=str(contact[1]) if contact else None,
-                status="queued",
-                updated_at=now,
-            )
+        recipient_rows.append(
+            {
+                "address": address.address,
+                "address_key": address.address.lower(),
+                "name": address.name or None,
+                "kind": kind,
+                "contact_type": contact[0] if contact else None,
+                "contact_id": str(contact[1]) if contact else None,
+                "status": "queued",
+                "reason": None,
+                "smtp_code": None,
+                "bounce_type": None,
+                "status_at": None,
+                "updated_at": now,
+            }
         )
     if cancelled is not None:
+        email = Email(**values)
+        email.recipients = [Recipient(**row) for row in recipient_rows]
         _mark_failed(email, f"cancelled by a before_send receiver: {cancelled}")
         session.add(email)
         session.commit()
         cancelled.email = email
         raise cancelled
 
-    session.add(email)
+    email = _insert_email(session, values, recipient_rows)
     session.commit()
 
     try:
@@ -336,6 +347,25 @@ def _record_and_send(
         # a webhook may have reported on this message before its id was stored
         apply_unmatched_events(app, [email.id])
     signals.send_safely(signals.email_sent, app, email=email)
+    return email
+
+
+def _insert_email(
+    session: Any, values: dict[str, Any], recipient_rows: list[dict[str, Any]]
+) -> Email:
+    """Insert an email and its recipients with two Core statements (the ORM's unit of work
+    costs more than the send itself), and return the Email as a persistent ORM object."""
+    email_table = Email.__table__
+    # attribute names -> column keys (``metadata_`` is stored in column ``metadata``)
+    row = {Email.__mapper__.attrs[k].columns[0].key: v for k, v in values.items()}
+    email_id = session.execute(sa.insert(email_table), [row]).inserted_primary_key[0]
+    for recipient in recipient_rows:
+        recipient["email_id"] = email_id
+    session.execute(sa.insert(Recipient.__table__), recipient_rows)
+    email = Email(id=email_id, **values)
+    # known to be in the database: attach it without a round trip
+    make_transient_to_detached(email)
+    session.add(email)
     return email
 
 
@@ -369,7 +399,8 @@ def _record_refused_recipients(
 
 
 def _recorded_headers(mime: EmailMessage) -> dict[str, str]:
-    return {name: str(value) for name, value in mime.items()}
+    # raw_items(): the values as stored, without parsing each header a second time
+    return {name: str(value) for name, value in mime.raw_items()}
 
 
 def _mark_failed(email: Email, error: str) -> list[tuple[Recipient, str]]:
