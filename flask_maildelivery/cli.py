@@ -7,11 +7,12 @@ from datetime import timedelta
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.engine import Engine
 
 from . import migrations
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from .extension import MailDelivery
 
     return MailDelivery.state().db.engine

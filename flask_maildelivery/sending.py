@@ -10,7 +10,7 @@ import mimetypes
 from collections.abc import Iterable, Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -355,13 +355,13 @@ def _insert_email(
 ) -> Email:
     """Insert an email and its recipients with two Core statements (the ORM's unit of work
     costs more than the send itself), and return the Email as a persistent ORM object."""
-    email_table = Email.__table__
+    email_table = cast(sa.Table, Email.__table__)
     # attribute names -> column keys (``metadata_`` is stored in column ``metadata``)
     row = {Email.__mapper__.attrs[k].columns[0].key: v for k, v in values.items()}
     email_id = session.execute(sa.insert(email_table), [row]).inserted_primary_key[0]
     for recipient in recipient_rows:
         recipient["email_id"] = email_id
-    session.execute(sa.insert(Recipient.__table__), recipient_rows)
+    session.execute(sa.insert(cast(sa.Table, Recipient.__table__)), recipient_rows)
     email = Email(id=email_id, **values)
     # known to be in the database: attach it without a round trip
     make_transient_to_detached(email)

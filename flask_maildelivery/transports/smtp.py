@@ -12,6 +12,7 @@ import json
 import smtplib
 import ssl
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..config import config_value
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 #: The custom-argument header each provider's SMTP relay turns into webhook data.
-PROVIDER_HEADERS = {
+PROVIDER_HEADERS: dict[str, Callable[[str], tuple[str, str]]] = {
     "sendgrid": lambda pid: ("X-SMTPAPI", json.dumps({"unique_args": {"maildelivery_id": pid}})),
     "mailgun": lambda pid: ("X-Mailgun-Variables", json.dumps({"maildelivery_id": pid})),
     "postmark": lambda pid: ("X-PM-Metadata-maildelivery_id", pid),
