@@ -295,3 +295,26 @@ def outgoing_message(**overrides: Any) -> OutgoingMessage:
         headers=fields["headers"],
     )
     return OutgoingMessage(public_id=public_id, sender=sender, to=to, mime=mime, **fields)
+
+
+_DATABASE_OF_TEST: dict[str, str] = {}
+_PASSED_BY_DATABASE: dict[str, int] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        url = callspec.params.get("database_url") if callspec else None
+        _DATABASE_OF_TEST[item.nodeid] = _db_id(url) if url else "no database"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed:
+        database = _DATABASE_OF_TEST.get(report.nodeid, "no database")
+        _PASSED_BY_DATABASE[database] = _PASSED_BY_DATABASE.get(database, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _PASSED_BY_DATABASE:
+        counts = ", ".join(f"{db}: {n}" for db, n in sorted(_PASSED_BY_DATABASE.items()))
+        terminalreporter.write_line(f"passed per database: {counts}")
