@@ -12,22 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .state import STATUS_ORDER
+
 #: Normalized event types: the recipient statuses, plus ``unknown`` for provider events
 #: whose name we do not know (kept and shown, never applied).
-EVENT_TYPES: tuple[str, ...] = (
-    "queued",
-    "processed",
-    "deferred",
-    "delivered",
-    "opened",
-    "clicked",
-    "unsubscribed",
-    "complained",
-    "bounced",
-    "dropped",
-    "failed",
-    "unknown",
-)
+EVENT_TYPES: tuple[str, ...] = (*STATUS_ORDER, "unknown")
 
 #: Bounce types stored on events and recipients.
 BOUNCE_TYPES: tuple[str, ...] = ("hard", "soft", "block", "undetermined")

@@ -21,6 +21,7 @@ from . import signals
 from .config import config_value
 from .models import Email, Recipient, utcnow
 from .transports import Address, Attachment, OutgoingMessage, TransportError
+from .transports.base import STRUCTURAL_HEADERS
 
 if TYPE_CHECKING:
     from .extension import AddressLike, _AppState
@@ -30,22 +31,7 @@ CORRELATION_HEADER = "X-MailDelivery-ID"
 #: The key under which the correlation id goes in a provider's custom arguments.
 CORRELATION_KEY = "maildelivery_id"
 #: Headers that the hook sets itself from the structured arguments.
-_STRUCTURAL_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply-to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-        CORRELATION_HEADER.lower(),
-    }
-)
+HOOK_HEADERS = STRUCTURAL_HEADERS | {CORRELATION_HEADER.lower()}
 
 
 class SendRefused(ValueError):
@@ -129,7 +115,7 @@ def build_mime(
     msg["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2] or None)
     msg[CORRELATION_HEADER] = public_id
     for name, value in headers.items():
-        if name.lower() in _STRUCTURAL_HEADERS:
+        if name.lower() in HOOK_HEADERS:
             raise SendRefused(
                 f"header {name!r} is set by flask-maildelivery; pass it as an argument of send()"
             )
@@ -472,9 +458,7 @@ def send_email_message(
         elif part.get_content_type() == "text/html" and html is None:
             html = part.get_content()
     extra = {
-        name: str(value)
-        for name, value in message.items()
-        if name.lower() not in _STRUCTURAL_HEADERS
+        name: str(value) for name, value in message.items() if name.lower() not in HOOK_HEADERS
     }
     senders = addresses("From")
     return send_email(

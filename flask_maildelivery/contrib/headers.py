@@ -5,25 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..sending import CORRELATION_HEADER
-
-#: Headers the hook builds from structured fields; a library's own value is not passed on.
-_BUILT_BY_THE_HOOK = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply-to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-        CORRELATION_HEADER.lower(),
-    }
-)
+from ..sending import HOOK_HEADERS
 
 
 def split_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -35,7 +17,7 @@ def split_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str,
     passed: dict[str, str] = {}
     built: dict[str, str] = {}
     for name, value in headers.items():
-        if name.lower() in _BUILT_BY_THE_HOOK:
+        if name.lower() in HOOK_HEADERS:
             built[name.lower()] = str(value)
         else:
             passed[name] = str(value)

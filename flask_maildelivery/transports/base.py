@@ -16,6 +16,25 @@ if TYPE_CHECKING:
     from flask import Flask
 
 
+#: Headers built from an email's structured fields (lower-case); a value passed in ``headers``
+#: for one of them is not used as such.
+STRUCTURAL_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Address:
     """A display name (may be empty) and an address."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from ..config import config_value
-from .base import Address, OutgoingMessage, Transport, TransportError
+from .base import STRUCTURAL_HEADERS, Address, OutgoingMessage, Transport, TransportError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -32,22 +32,6 @@ logger = logging.getLogger("flask_maildelivery.transports")
 #: HTTP statuses that mean "not now" rather than "no".
 RETRYABLE_STATUSES = frozenset({408, 429})
 
-#: Headers a provider API builds from its own structured fields; the others are passed on.
-_STRUCTURAL_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply-to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-    }
-)
 
 #: Longest piece of a provider's error body quoted in an error message.
 _MAX_ERROR_TEXT = 500
@@ -185,9 +169,7 @@ def extra_headers(message: OutgoingMessage) -> list[tuple[str, str]]:
     """
     mime: EmailMessage = message.mime
     return [
-        (name, str(value))
-        for name, value in mime.items()
-        if name.lower() not in _STRUCTURAL_HEADERS
+        (name, str(value)) for name, value in mime.items() if name.lower() not in STRUCTURAL_HEADERS
     ]
 
 
