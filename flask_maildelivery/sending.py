@@ -6,6 +6,7 @@ transport failure never loses the record.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Iterable, Mapping, Sequence
 from email.message import EmailMessage
@@ -58,13 +59,23 @@ def parse_address(value: AddressLike, *, role: str) -> Address:
         addr = addr or value
     else:
         name, addr = "", value.strip()
+    problem = _address_problem(addr)
+    if problem is not None:
+        raise SendRefused(f"{role} address {addr!r} is not an email address: {problem}")
+    return Address(name=name or "", address=addr.strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_problem(addr: str) -> str | None:
+    """Why ``addr`` is not an email address, or ``None``. Cached: an ERP sends to the same
+    addresses (the accounting copy on every invoice) over and over."""
     try:
         validate_email(
             addr, check_deliverability=False, globally_deliverable=False, test_environment=True
         )
     except EmailNotValidError as exc:
-        raise SendRefused(f"{role} address {addr!r} is not an email address: {exc}") from None
-    return Address(name=name or "", address=addr.strip())
+        return str(exc)
+    return None
 
 
 def _parse_many(values: Sequence[AddressLike] | str, role: str) -> list[Address]:

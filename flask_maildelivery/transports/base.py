@@ -43,6 +43,9 @@ class Address:
     address: str
 
     def formatted(self) -> str:
+        """``Name <address>`` (quoted as RFC 5322 needs), or the bare address."""
+        if not self.name:
+            return self.address
         from email.headerregistry import Address as HeaderAddress
 
         return str(HeaderAddress(display_name=self.name, addr_spec=self.address))
