@@ -138,6 +138,13 @@ class MailDelivery:
         app.register_blueprint(create_pages_blueprint(app))
         app.register_blueprint(create_api_blueprint(app))
 
+        # provider webhooks
+        from .webhooks.views import create_webhook_blueprint, exempt_from_csrf
+
+        webhooks = create_webhook_blueprint(app)
+        app.register_blueprint(webhooks)
+        exempt_from_csrf(app, webhooks)
+
     @staticmethod
     def state(app: Flask | None = None) -> _AppState:
         """The extension's state for ``app`` (default: the current app)."""

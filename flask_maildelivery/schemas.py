@@ -1,14 +1,13 @@
 """marshmallow schemas: the JSON the package speaks.
 
-Sections: the delivery log API's output (below); webhook payload schemas sit in their own
-section.
+Sections: the delivery log API's output; webhook payload validation (further below).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
 # ---------------------------------------------------------------------------------------
 # Delivery log API (``{URL_PREFIX}/api/``): output schemas
@@ -118,3 +117,166 @@ def dump_log_email(email: Any, **extra: Any) -> dict[str, Any]:
     schema = LogEmailSchema(only=tuple(extra))
     data.update(schema.dump(extra))
     return data
+
+
+# ---------------------------------------------------------------------------------------
+# Webhook payload validation: one schema per provider payload shape, used by the adapters in
+# flask_maildelivery.webhooks to refuse a malformed body with a 400 that names the wrong
+# fields. They check only what the adapters rely on and let every other field through:
+# providers add fields over time, and the raw event is stored as it came.
+# ---------------------------------------------------------------------------------------
+
+
+class _Epoch(fields.Field):
+    """Epoch seconds (or milliseconds) as a number or a numeric string; left as sent."""
+
+    default_error_messages = {"invalid": "Not an epoch timestamp."}  # noqa: RUF012
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise self.make_error("invalid") from None
+        return value
+
+
+class _PayloadSchema(Schema):
+    """Base: unknown fields are allowed (adapters call ``validate()`` and keep the raw
+    payload as sent)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+class SendGridEventSchema(_PayloadSchema):
+    """One element of SendGrid's event array."""
+
+    event = fields.String(required=True)
+    email = fields.String(required=True)
+    timestamp = _Epoch(required=True)
+    sg_event_id = fields.String()
+    sg_message_id = fields.String()
+
+
+class MailgunSignatureSchema(_PayloadSchema):
+    """Mailgun's ``signature`` object."""
+
+    timestamp = _Epoch(required=True)
+    token = fields.String(required=True)
+    signature = fields.String(required=True)
+
+
+class MailgunEventDataSchema(_PayloadSchema):
+    """Mailgun's ``event-data`` object."""
+
+    event = fields.String(required=True)
+    timestamp = _Epoch(required=True)
+    recipient = fields.String()
+    id = fields.String()
+    message = fields.Dict()
+    user_variables = fields.Dict(data_key="user-variables")
+    delivery_status = fields.Dict(data_key="delivery-status")
+
+
+class MailgunPayloadSchema(_PayloadSchema):
+    """A Mailgun webhook body."""
+
+    signature = fields.Nested(MailgunSignatureSchema, required=True)
+    event_data = fields.Nested(MailgunEventDataSchema, required=True, data_key="event-data")
+
+
+class PostmarkRecordSchema(_PayloadSchema):
+    """A Postmark webhook record."""
+
+    RecordType = fields.String(required=True)
+    MessageID = fields.String()
+    Metadata = fields.Dict()
+
+    @validates_schema
+    def _has_message_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not (data.get("MessageID") or data.get("MessageId")):
+            raise ValidationError("Missing data for required field.", "MessageID")
+
+
+class SNSEnvelopeSchema(_PayloadSchema):
+    """An Amazon SNS HTTP message (notification or subscription confirmation)."""
+
+    Type = fields.String(required=True)
+    MessageId = fields.String(required=True)
+    TopicArn = fields.String(required=True)
+    Message = fields.String(required=True)
+    Timestamp = fields.String(required=True)
+    SignatureVersion = fields.String(required=True)
+    Signature = fields.String(required=True)
+    SigningCertURL = fields.String(required=True)
+    SubscribeURL = fields.String()
+    Token = fields.String()
+    Subject = fields.String(allow_none=True)
+
+
+class SESMailSchema(_PayloadSchema):
+    """The ``mail`` object of an SES event."""
+
+    messageId = fields.String(required=True)
+    destination = fields.List(fields.String())
+    tags = fields.Dict()
+
+
+class SESEventSchema(_PayloadSchema):
+    """An SES event (event publishing, ``eventType``) or notification (``notificationType``)."""
+
+    eventType = fields.String()
+    notificationType = fields.String()
+    mail = fields.Nested(SESMailSchema, required=True)
+
+    @validates_schema
+    def _has_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not (data.get("eventType") or data.get("notificationType")):
+            raise ValidationError("Missing data for required field.", "eventType")
+
+
+class SparkPostEventSchema(_PayloadSchema):
+    """The inner event of a SparkPost ``{"msys": {"<class>_event": {...}}}`` element."""
+
+    type = fields.String(required=True)
+    timestamp = _Epoch(required=True)
+    event_id = fields.String()
+    transmission_id = fields.String()
+    rcpt_to = fields.String()
+    rcpt_meta = fields.Dict()
+
+
+class MailjetEventSchema(_PayloadSchema):
+    """A Mailjet event."""
+
+    event = fields.String(required=True)
+    time = _Epoch(required=True)
+    email = fields.String(required=True)
+    MessageID = fields.Raw()
+
+
+class BrevoEventSchema(_PayloadSchema):
+    """A Brevo transactional event."""
+
+    event = fields.String(required=True)
+    email = fields.String(required=True)
+    ts_epoch = _Epoch(required=True)
+    message_id = fields.String(data_key="message-id")
+
+
+class ResendDataSchema(_PayloadSchema):
+    """The ``data`` object of a Resend event."""
+
+    email_id = fields.String()
+    to = fields.List(fields.String())
+    tags = fields.Raw()
+
+
+class ResendEventSchema(_PayloadSchema):
+    """A Resend (Svix) event."""
+
+    type = fields.String(required=True)
+    created_at = fields.String(required=True)
+    data = fields.Nested(ResendDataSchema, required=True)

@@ -1,0 +1,405 @@
+"""What every provider adapter shares: the request it sees, the errors it raises, and the
+security checks as small reusable pieces.
+
+An adapter (one module per provider) is a :class:`WebhookAdapter` subclass: it verifies a
+:class:`WebhookRequest` and parses its raw body into
+:class:`~flask_maildelivery.events.NormalizedEvent` objects. It never touches the database;
+:mod:`.views` hands the events to :func:`~flask_maildelivery.ingest.ingest_events`.
+
+Security pieces, combined by each adapter as its provider requires:
+
+* :class:`BasicAuth`: HTTP basic auth against a list of accepted credentials (rotation);
+* :func:`constant_time_equal`: every secret comparison goes through :func:`hmac.compare_digest`;
+* :class:`TimestampCheck`: refuses a timestamp outside the provider's tolerance;
+* :class:`ReplayCache`: remembers single-use tokens (Mailgun) until they expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from flask import Flask
+from marshmallow import Schema
+
+from ..config import config_value
+from ..events import NormalizedEvent
+
+#: How far in the future a timestamp may be (clock skew between the provider and us).
+CLOCK_SKEW = 300
+
+
+class WebhookError(Exception):
+    """A request the endpoint refuses; ``status`` is the HTTP answer, the message says why."""
+
+    status: int = 400
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        #: Structured details for the JSON answer (e.g. marshmallow's field messages).
+        self.details = details
+
+
+class MalformedPayload(WebhookError):
+    """The body is not what the provider documents (400)."""
+
+    status = 400
+
+
+class AuthenticationFailed(WebhookError):
+    """The request is not from the provider, or is a replay (401, or the adapter's own)."""
+
+    status = 401
+
+
+class NotConfigured(WebhookError):
+    """The provider's webhook credentials are not configured: the webhook is refused (403)."""
+
+    status = 403
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What an adapter sees of an HTTP request: the raw body (signatures are computed over
+    these bytes), the headers, and the time it arrived.
+
+    :param headers: header names lower-cased.
+    """
+
+    body: bytes
+    headers: Mapping[str, str]
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def header(self, name: str) -> str | None:
+        """A header's value, or ``None``; ``name`` in any case."""
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        :raises MalformedPayload: the body is not UTF-8 JSON.
+        """
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedPayload(f"the body is not JSON: {exc}") from None
+
+
+def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
+    """Compare two secrets in constant time (str values are compared as UTF-8 bytes)."""
+    a_bytes = a.encode() if isinstance(a, str) else a
+    b_bytes = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_bytes, b_bytes)
+
+
+def as_list(value: Any) -> list[Any]:
+    """A configuration value that may be one item or a list of items, as a list."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple | set | frozenset):
+        return [v for v in value if v not in (None, "")]
+    return [value]
+
+
+class BasicAuth:
+    """HTTP basic auth against a list of accepted ``(username, password)`` pairs.
+
+    Every pair is compared (constant time, no early exit), so the answer's timing does not
+    tell which part was wrong.
+    """
+
+    def __init__(self, credentials: Sequence[tuple[str, str]]) -> None:
+        self.credentials = [(str(u), str(p)) for u, p in credentials]
+
+    @classmethod
+    def from_config(cls, app: Flask, provider: str) -> BasicAuth:
+        """Read ``MAILDELIVERY_<PROVIDER>_WEBHOOK_USERNAME``/``_PASSWORD`` and the list form
+        ``MAILDELIVERY_<PROVIDER>_WEBHOOK_CREDENTIALS`` (``[(user, password), ...]``)."""
+        prefix = f"{provider.upper()}_WEBHOOK_"
+        pairs: list[tuple[str, str]] = []
+        username = config_value(prefix + "USERNAME", app)
+        password = config_value(prefix + "PASSWORD", app)
+        if username and password:
+            pairs.append((username, password))
+        for item in as_list(config_value(prefix + "CREDENTIALS", app)):
+            if isinstance(item, str):
+                user, sep, pw = item.partition(":")
+                if not sep:
+                    raise ValueError(
+                        f"MAILDELIVERY_{prefix}CREDENTIALS entries are (username, password) "
+                        "pairs or 'username:password' strings"
+                    )
+                pairs.append((user, pw))
+            else:
+                user, pw = item
+                pairs.append((user, pw))
+        return cls(pairs)
+
+    @property
+    def configured(self) -> bool:
+        """Whether at least one pair is accepted."""
+        return bool(self.credentials)
+
+    def check(self, request: WebhookRequest) -> None:
+        """:raises AuthenticationFailed: no credentials, or none of the accepted pairs."""
+        header = request.header("Authorization") or ""
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            raise AuthenticationFailed("the request carries no basic auth credentials")
+        try:
+            username, sep, password = (
+                base64.b64decode(encoded, validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthenticationFailed("the basic auth header is not valid base64") from None
+        if not sep:
+            raise AuthenticationFailed("the basic auth header has no password")
+        matched = False
+        for user, pw in self.credentials:
+            # both comparisons always run: no early exit on the username
+            ok_user = constant_time_equal(username, user)
+            ok_pw = constant_time_equal(password, pw)
+            matched |= ok_user and ok_pw
+        if not matched:
+            raise AuthenticationFailed("the basic auth credentials are not accepted")
+
+
+@dataclass(frozen=True)
+class TimestampCheck:
+    """Refuses a timestamp older than ``tolerance`` seconds, or more than
+    :data:`CLOCK_SKEW` seconds in the future.
+
+    :param tolerance: the configured tolerance, already cut down to the provider's retry
+        window by :func:`tolerance_for`.
+    """
+
+    tolerance: float
+
+    def check(self, when: datetime, now: datetime, *, what: str = "the signature") -> None:
+        """:raises AuthenticationFailed: ``when`` is too old or too far in the future."""
+        age = (now - when).total_seconds()
+        if age > self.tolerance:
+            raise AuthenticationFailed(
+                f"{what} is {int(age)} s old, older than the {int(self.tolerance)} s tolerance "
+                "(a replay, or a clock far off)"
+            )
+        if age < -CLOCK_SKEW:
+            raise AuthenticationFailed(f"{what} is {int(-age)} s in the future")
+
+
+def tolerance_for(app: Flask, provider: str, default: float, maximum: float) -> TimestampCheck:
+    """The timestamp check of ``provider``: ``MAILDELIVERY_<PROVIDER>_WEBHOOK_TOLERANCE`` or
+    ``default``, never above ``maximum`` (the provider's retry window: a signature older
+    than that cannot be a genuine delivery)."""
+    configured = config_value(f"{provider.upper()}_WEBHOOK_TOLERANCE", app)
+    value = default if configured is None else float(configured)
+    if value <= 0:
+        raise ValueError(f"MAILDELIVERY_{provider.upper()}_WEBHOOK_TOLERANCE must be positive")
+    return TimestampCheck(min(value, maximum))
+
+
+class ReplayCache:
+    """Single-use tokens seen recently, each kept until it expires (thread-safe, bounded).
+
+    A token is remembered only once its request was accepted, so a provider's retry of a
+    request we failed to store is not mistaken for a replay.
+    """
+
+    def __init__(
+        self, ttl: float, max_size: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self._seen:
+            _token, expires = next(iter(self._seen.items()))
+            if expires > now and len(self._seen) <= self.max_size:
+                break
+            self._seen.popitem(last=False)
+
+    def seen(self, token: str) -> bool:
+        """Whether ``token`` was remembered and has not expired."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            return token in self._seen
+
+    def remember(self, token: str) -> None:
+        """Remember ``token`` for ``ttl`` seconds."""
+        with self._lock:
+            now = self._clock()
+            self._seen[token] = now + self.ttl
+            self._seen.move_to_end(token)
+            self._expire(now)
+
+
+def validate(schema: Schema, data: Any, what: str, *, many: bool = False) -> None:
+    """Validate ``data`` against a marshmallow ``schema`` (the raw data is what adapters
+    then read and store).
+
+    :raises MalformedPayload: naming every field that is wrong.
+    """
+    if many and not isinstance(data, list):
+        raise MalformedPayload(f"{what} must be a JSON array")
+    if not many and not isinstance(data, dict):
+        raise MalformedPayload(f"{what} must be a JSON object")
+    errors = schema.validate(data, many=many)
+    if errors:
+        raise MalformedPayload(f"{what} is malformed", details=errors)
+
+
+def parse_iso(value: Any, what: str) -> datetime:
+    """An aware UTC datetime from an ISO-8601 string (7 fractional digits and ``Z`` accepted).
+
+    :raises MalformedPayload: not an ISO-8601 date-time.
+    """
+    if not isinstance(value, str):
+        raise MalformedPayload(f"{what} is not a date-time string")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python parses at most 6 fractional digits; Postmark sends 7
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedPayload(f"{what} {value!r} is not an ISO-8601 date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_epoch(value: Any, what: str, *, milliseconds: bool = False) -> datetime:
+    """An aware UTC datetime from epoch seconds (or milliseconds): int, float or numeric
+    string.
+
+    :raises MalformedPayload: not a number.
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise MalformedPayload(f"{what} {value!r} is not an epoch timestamp") from None
+    if milliseconds:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedPayload(f"{what} {value!r} is out of range") from None
+
+
+def text_or_none(value: Any) -> str | None:
+    """``value`` as a stripped string, or ``None`` when empty or missing."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def json_object_field(value: Any) -> Mapping[str, Any]:
+    """A field that holds a JSON object, possibly as a JSON string (Mailjet ``Payload``,
+    Brevo ``X-Mailin-custom``); anything else gives an empty mapping."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, Mapping) else {}
+    return {}
+
+
+class WebhookAdapter(ABC):
+    """Base class of provider adapters. One instance per app, built when the webhook
+    blueprint is created (configuration is read then, once).
+
+    Subclasses set :attr:`provider`, :attr:`default_tolerance` and :attr:`retry_window`, and
+    implement :meth:`verify` and :meth:`parse`.
+    """
+
+    #: Lower-case provider id: module name, URL segment and config infix.
+    provider: ClassVar[str]
+    #: Default timestamp tolerance in seconds.
+    default_tolerance: ClassVar[float]
+    #: The provider's documented retry window in seconds; no tolerance goes beyond it.
+    retry_window: ClassVar[float]
+    #: HTTP status for a failed authentication (Mailgun: 406, which stops its retries).
+    auth_failure_status: ClassVar[int] = 401
+    #: What to set when the provider is not configured (for the error message).
+    setup_hint: ClassVar[str] = ""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.timestamps = tolerance_for(
+            app, self.provider, self.default_tolerance, self.retry_window + CLOCK_SKEW
+        )
+
+    @property
+    @abstractmethod
+    def configured(self) -> bool:
+        """Whether the provider's credentials are configured."""
+
+    def check_configured(self) -> None:
+        """:raises NotConfigured: the provider's credentials are missing."""
+        if not self.configured:
+            raise NotConfigured(f"the {self.provider} webhook is not configured: {self.setup_hint}")
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest) -> None:
+        """Check that the request comes from the provider (over the raw body).
+
+        :raises AuthenticationFailed: it does not, or it is a replay.
+        """
+
+    @abstractmethod
+    def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
+        """The normalized events of a verified request.
+
+        :raises MalformedPayload: the body is not in the provider's documented shape.
+        :raises AuthenticationFailed: an event's own time is older than the tolerance
+            (providers that sign no timestamp).
+        """
+
+    def accepted(self, request: WebhookRequest) -> None:
+        """Called after the request's events were stored (e.g. to remember a single-use
+        token). Default: nothing to remember."""
+        return None
+
+    def check_event_times(self, events: Iterable[NormalizedEvent], now: datetime) -> None:
+        """For providers that sign no timestamp: refuse a request carrying an event older
+        than the tolerance (a replayed request; genuine deliveries arrive within the
+        provider's retry window).
+
+        :raises AuthenticationFailed: an event is too old.
+        """
+        for event in events:
+            self.timestamps.check(event.occurred_at, now, what=f"the event {event.raw_type!r}")
+
+
+#: Response headers added to a 401 (SNS and some clients send credentials only when asked).
+def challenge_headers(adapter: WebhookAdapter) -> dict[str, str]:
+    """``WWW-Authenticate`` for basic-auth providers."""
+    if isinstance(getattr(adapter, "basic_auth", None), BasicAuth):
+        return {"WWW-Authenticate": f'Basic realm="{adapter.provider} webhook"'}
+    return {}

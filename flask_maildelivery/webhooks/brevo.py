@@ -1,0 +1,101 @@
+"""Brevo (Sendinblue) transactional webhooks: one JSON event per request, or an array when
+the webhook is created with ``batched: true``. Brevo signs nothing: the webhook URL carries
+basic auth credentials.
+
+Config: ``MAILDELIVERY_BREVO_WEBHOOK_USERNAME`` / ``_PASSWORD`` (or the list
+``MAILDELIVERY_BREVO_WEBHOOK_CREDENTIALS``), ``MAILDELIVERY_BREVO_WEBHOOK_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from ..events import NormalizedEvent, content_event_id, normalize_message_id
+from ..schemas import BrevoEventSchema
+from ..sending import CORRELATION_KEY
+from .base import (
+    BasicAuth,
+    WebhookAdapter,
+    WebhookRequest,
+    json_object_field,
+    parse_epoch,
+    text_or_none,
+    validate,
+)
+
+#: Brevo ``event`` -> (normalized type, bounce type).
+EVENT_TYPES: dict[str, tuple[str, str | None]] = {
+    "request": ("processed", None),
+    "delivered": ("delivered", None),
+    "deferred": ("deferred", "soft"),
+    "soft_bounce": ("deferred", "soft"),
+    "hard_bounce": ("bounced", "hard"),
+    "invalid_email": ("bounced", "hard"),
+    "blocked": ("dropped", None),
+    "error": ("dropped", None),
+    "spam": ("complained", None),
+    "opened": ("opened", None),
+    "unique_opened": ("opened", None),
+    "proxy_open": ("opened", None),
+    "unique_proxy_open": ("opened", None),
+    "click": ("clicked", None),
+    "unsubscribed": ("unsubscribed", None),
+    "unsubscribe": ("unsubscribed", None),
+}
+
+_schema = BrevoEventSchema()
+
+
+class BrevoAdapter(WebhookAdapter):
+    """Brevo transactional webhooks (basic auth)."""
+
+    provider = "brevo"
+    # batches wait up to 5 minutes; retries come after 10 min, 1 h, 2 h and 8 h
+    default_tolerance = 12 * 3600
+    retry_window = 12 * 3600
+    setup_hint = (
+        "set MAILDELIVERY_BREVO_WEBHOOK_USERNAME and MAILDELIVERY_BREVO_WEBHOOK_PASSWORD and put "
+        "them in the webhook URL (https://user:password@host/...) in Brevo"
+    )
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.basic_auth = BasicAuth.from_config(app, self.provider)
+
+    @property
+    def configured(self) -> bool:
+        return self.basic_auth.configured
+
+    def verify(self, request: WebhookRequest) -> None:
+        self.basic_auth.check(request)
+
+    def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
+        data = request.json()
+        items = data if isinstance(data, list) else [data]
+        validate(_schema, items, "the Brevo event", many=True)
+        events = [self.normalize(item) for item in items]
+        self.check_event_times(events, request.received_at)
+        return events
+
+    def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
+        """One Brevo event as a normalized event."""
+        raw_type = item["event"]
+        type_, bounce_type = EVENT_TYPES.get(raw_type, ("unknown", None))
+        custom = json_object_field(item.get("X-Mailin-custom"))
+        return NormalizedEvent(
+            provider=self.provider,
+            # Brevo sends no event id (``id`` is the webhook's): the content identifies it
+            provider_event_id=content_event_id(self.provider, item),
+            type=type_,
+            raw_type=raw_type,
+            # ts_epoch is UTC milliseconds; the other time fields are in the account's zone
+            occurred_at=parse_epoch(item["ts_epoch"], "ts_epoch", milliseconds=True),
+            recipient=item["email"],
+            maildelivery_id=text_or_none(custom.get(CORRELATION_KEY)),
+            provider_message_id=normalize_message_id(text_or_none(item.get("message-id"))),
+            reason=text_or_none(item.get("reason")),
+            bounce_type=bounce_type,
+            payload=item,
+        )

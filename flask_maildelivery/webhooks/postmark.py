@@ -1,0 +1,136 @@
+"""Postmark webhooks: one JSON record per request, routed on ``RecordType``. Postmark signs
+nothing: the webhook URL carries basic auth credentials.
+
+Config: ``MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME`` / ``_PASSWORD`` (or the list
+``MAILDELIVERY_POSTMARK_WEBHOOK_CREDENTIALS`` during a change),
+``MAILDELIVERY_POSTMARK_WEBHOOK_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from ..events import NormalizedEvent, content_event_id
+from ..schemas import PostmarkRecordSchema
+from ..sending import CORRELATION_KEY
+from .base import (
+    BasicAuth,
+    MalformedPayload,
+    WebhookAdapter,
+    WebhookRequest,
+    parse_iso,
+    text_or_none,
+    validate,
+)
+
+#: ``RecordType`` -> normalized type (``Bounce`` is refined by :data:`BOUNCE_TYPES`).
+RECORD_TYPES: dict[str, str] = {
+    "Delivery": "delivered",
+    "Bounce": "bounced",
+    "SpamComplaint": "complained",
+    "Open": "opened",
+    "Click": "clicked",
+    "SubscriptionChange": "unsubscribed",
+}
+
+#: Bounce ``Type`` -> (normalized type, bounce type). Types not listed (auto-responders,
+#: challenge verifications, ...) say nothing about delivery: ``unknown``.
+BOUNCE_TYPES: dict[str, tuple[str, str | None]] = {
+    "HardBounce": ("bounced", "hard"),
+    "Transient": ("deferred", "soft"),
+    "SoftBounce": ("deferred", "soft"),
+    "DnsError": ("deferred", "soft"),
+    "Undeliverable": ("bounced", "hard"),
+    "BadEmailAddress": ("dropped", None),
+    "ManuallyDeactivated": ("dropped", None),
+    "Blocked": ("dropped", "block"),
+    "SMTPApiError": ("dropped", None),
+    "DMARCPolicy": ("dropped", "block"),
+    "TemplateRenderingFailed": ("dropped", None),
+    "Unsubscribe": ("unsubscribed", None),
+    "SpamComplaint": ("complained", None),
+}
+
+#: Where each record type keeps its time and its recipient.
+TIME_FIELDS: dict[str, str] = {
+    "Delivery": "DeliveredAt",
+    "Bounce": "BouncedAt",
+    "SpamComplaint": "BouncedAt",
+    "Open": "ReceivedAt",
+    "Click": "ReceivedAt",
+    "SubscriptionChange": "ChangedAt",
+}
+RECIPIENT_FIELDS: dict[str, str] = {"Bounce": "Email", "SpamComplaint": "Email"}
+
+_schema = PostmarkRecordSchema()
+
+
+class PostmarkAdapter(WebhookAdapter):
+    """Postmark webhooks (basic auth)."""
+
+    provider = "postmark"
+    # Postmark retries for about 70 minutes; events older than that plus a margin are replays
+    default_tolerance = 3 * 3600
+    retry_window = 3 * 3600
+    setup_hint = (
+        "set MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME and MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD "
+        "and put them in the webhook URL (https://user:password@host/...) in Postmark"
+    )
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.basic_auth = BasicAuth.from_config(app, self.provider)
+
+    @property
+    def configured(self) -> bool:
+        return self.basic_auth.configured
+
+    def verify(self, request: WebhookRequest) -> None:
+        self.basic_auth.check(request)
+
+    def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
+        data = request.json()
+        validate(_schema, data, "the Postmark record")
+        events = [self.normalize(data)]
+        self.check_event_times(events, request.received_at)
+        return events
+
+    def normalize(self, record: dict[str, Any]) -> NormalizedEvent:
+        """One Postmark record as a normalized event."""
+        record_type = record["RecordType"]
+        type_ = RECORD_TYPES.get(record_type, "unknown")
+        raw_type = record_type
+        bounce_type = None
+        if record_type == "Bounce":
+            raw_type = f"Bounce:{record.get('Type')}"
+            type_, bounce_type = BOUNCE_TYPES.get(str(record.get("Type")), ("unknown", None))
+        elif record_type == "SubscriptionChange" and not record.get("SuppressSending"):
+            # a reactivation: nothing to apply
+            type_ = "unknown"
+        time_field = TIME_FIELDS.get(record_type)
+        when = record.get(time_field) if time_field else None
+        when = when or record.get("ReceivedAt") or record.get("BouncedAt")
+        if when is None:
+            raise MalformedPayload(f"the {record_type} record has no {time_field or 'time'} field")
+        metadata = record.get("Metadata") or {}
+        record_id = record.get("ID")
+        return NormalizedEvent(
+            provider=self.provider,
+            provider_event_id=f"{record_type}:{record_id}"
+            if record_id is not None and record_type in ("Bounce", "SpamComplaint")
+            else content_event_id(self.provider, record),
+            type=type_,
+            raw_type=raw_type,
+            occurred_at=parse_iso(when, time_field or "the record time"),
+            recipient=text_or_none(record.get(RECIPIENT_FIELDS.get(record_type, "Recipient")))
+            or text_or_none(record.get("Email")),
+            maildelivery_id=text_or_none(metadata.get(CORRELATION_KEY)),
+            provider_message_id=text_or_none(record.get("MessageID") or record.get("MessageId")),
+            reason=text_or_none(record.get("Details") or record.get("Description"))
+            if record_type != "Open"
+            else None,
+            bounce_type=bounce_type,
+            payload=record,
+        )

@@ -1,0 +1,161 @@
+"""Resend webhooks, delivered by Svix: one JSON event per request, signed with HMAC-SHA256
+over ``svix-id.svix-timestamp.body`` keyed with the ``whsec_`` signing secret.
+
+Config: ``MAILDELIVERY_RESEND_WEBHOOK_SECRET`` (the webhook's signing secret, ``whsec_...``;
+a list during a secret change), ``MAILDELIVERY_RESEND_WEBHOOK_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from ..config import config_value
+from ..events import NormalizedEvent
+from ..schemas import ResendEventSchema
+from ..sending import CORRELATION_KEY
+from .base import (
+    AuthenticationFailed,
+    WebhookAdapter,
+    WebhookRequest,
+    as_list,
+    constant_time_equal,
+    parse_epoch,
+    parse_iso,
+    text_or_none,
+    validate,
+)
+
+#: Resend ``type`` -> normalized type (``email.bounced`` is refined by ``bounce.type``).
+EVENT_TYPES: dict[str, str] = {
+    "email.sent": "processed",
+    "email.scheduled": "processed",
+    "email.delivered": "delivered",
+    "email.delivery_delayed": "deferred",
+    "email.bounced": "bounced",
+    "email.failed": "dropped",
+    "email.suppressed": "dropped",
+    "email.complained": "complained",
+    "email.opened": "opened",
+    "email.clicked": "clicked",
+}
+
+_schema = ResendEventSchema()
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_...`` secret."""
+    try:
+        return base64.b64decode(secret.strip().removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ValueError(
+            "MAILDELIVERY_RESEND_WEBHOOK_SECRET is not a Svix signing secret; copy the "
+            "whsec_... secret of the webhook from Resend's Webhooks page"
+        ) from None
+
+
+def correlation_tag(tags: Any) -> str | None:
+    """The ``maildelivery_id`` tag: tags come as a name -> value map, or as a list of
+    ``{"name", "value"}``."""
+    if isinstance(tags, Mapping):
+        return text_or_none(tags.get(CORRELATION_KEY))
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, Mapping) and tag.get("name") == CORRELATION_KEY:
+                return text_or_none(tag.get("value"))
+    return None
+
+
+class ResendAdapter(WebhookAdapter):
+    """Resend (Svix) signed webhooks."""
+
+    provider = "resend"
+    # Svix signs every attempt afresh and its libraries allow 5 minutes
+    default_tolerance = 300
+    # retries over about 28 hours (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)
+    retry_window = 28 * 3600
+    setup_hint = (
+        "set MAILDELIVERY_RESEND_WEBHOOK_SECRET to the webhook's signing secret (whsec_...) "
+        "shown on Resend's Webhooks page"
+    )
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.keys = [
+            decode_secret(str(s)) for s in as_list(config_value("RESEND_WEBHOOK_SECRET", app))
+        ]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keys)
+
+    def verify(self, request: WebhookRequest) -> None:
+        msg_id = request.header("svix-id")
+        timestamp = request.header("svix-timestamp")
+        signatures = request.header("svix-signature")
+        if not msg_id or not timestamp or not signatures:
+            raise AuthenticationFailed(
+                "the request has no svix-id / svix-timestamp / svix-signature header"
+            )
+        signed = f"{msg_id}.{timestamp}.".encode() + request.body
+        expected = [
+            base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+            for key in self.keys
+        ]
+        # several "v1,<sig>" entries (secret rotation on the sender's side): any may match
+        given = [
+            part.split(",", 1)[1]
+            for part in signatures.split()
+            if part.startswith("v1,") and "," in part
+        ]
+        if not any(constant_time_equal(e, g) for e in expected for g in given):
+            raise AuthenticationFailed("no v1 signature matches the body")
+        self.timestamps.check(parse_epoch(timestamp, "svix-timestamp"), request.received_at)
+
+    def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
+        data = request.json()
+        validate(_schema, data, "the Resend event")
+        raw_type = data["type"]
+        type_ = EVENT_TYPES.get(raw_type, "unknown")
+        item = data["data"]
+        bounce = item.get("bounce") if isinstance(item.get("bounce"), Mapping) else {}
+        bounce_type = None
+        if raw_type == "email.bounced":
+            kind = bounce.get("type")
+            if kind == "Transient":
+                type_, bounce_type = "deferred", "soft"
+            elif bounce.get("subType") in ("Suppressed", "OnAccountSuppressionList"):
+                type_ = "dropped"
+            else:
+                bounce_type = "hard" if kind == "Permanent" else "undetermined"
+        svix_id = request.header("svix-id") or ""
+        recipients = [a for a in item.get("to") or [] if a] or [None]
+        occurred = parse_iso(data["created_at"], "created_at")
+        reason = text_or_none(bounce.get("message")) or text_or_none(
+            (item.get("failed") or {}).get("reason")
+            if isinstance(item.get("failed"), Mapping)
+            else None
+        )
+        # the event does not say which address of "to" it concerns: it applies to each
+        return [
+            NormalizedEvent(
+                provider=self.provider,
+                provider_event_id=svix_id if len(recipients) == 1 else f"{svix_id}:{address}",
+                type=type_,
+                raw_type=raw_type,
+                occurred_at=occurred,
+                recipient=address,
+                maildelivery_id=correlation_tag(item.get("tags")),
+                provider_message_id=text_or_none(item.get("email_id")),
+                reason=reason,
+                bounce_type=bounce_type,
+                payload=data,
+            )
+            for address in recipients
+        ]

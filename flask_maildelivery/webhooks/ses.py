@@ -1,0 +1,374 @@
+"""Amazon SES event publishing (or identity notifications) through an Amazon SNS HTTPS
+subscription. Each SNS message is signed with RSA (SignatureVersion 1: SHA1, 2: SHA256) by
+a certificate whose URL must be an ``https://sns.<region>.amazonaws.com/....pem``; only
+the configured topics are accepted. A ``SubscriptionConfirmation`` is confirmed by fetching
+its ``SubscribeURL``.
+
+Config: ``MAILDELIVERY_SES_TOPIC_ARNS`` (the allow-list), ``MAILDELIVERY_SES_WEBHOOK_TOLERANCE``,
+``MAILDELIVERY_SES_CONFIRM_SUBSCRIPTIONS``, and the replaceable fetchers
+``MAILDELIVERY_SES_CERTIFICATE_FETCHER`` / ``MAILDELIVERY_SES_SUBSCRIPTION_CONFIRMER``
+(callables ``(url) -> bytes`` or dotted paths to one; default: an HTTPS GET).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import json
+import logging
+import re
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from flask import Flask
+
+from ..config import config_value
+from ..events import NormalizedEvent
+from ..schemas import SESEventSchema, SNSEnvelopeSchema
+from ..sending import CORRELATION_HEADER, CORRELATION_KEY
+from .base import (
+    AuthenticationFailed,
+    MalformedPayload,
+    WebhookAdapter,
+    WebhookError,
+    WebhookRequest,
+    as_list,
+    parse_iso,
+    text_or_none,
+    validate,
+)
+
+logger = logging.getLogger("flask_maildelivery")
+
+Fetcher = Callable[[str], bytes]
+
+#: SES ``eventType``/``notificationType`` -> normalized type (bounces refined by type).
+EVENT_TYPES: dict[str, str] = {
+    "Send": "processed",
+    "Delivery": "delivered",
+    "DeliveryDelay": "deferred",
+    "Bounce": "bounced",
+    "Complaint": "complained",
+    "Reject": "dropped",
+    "Rendering Failure": "dropped",
+    "Open": "opened",
+    "Click": "clicked",
+    "Subscription": "unsubscribed",
+}
+#: Where each SES type keeps its details (the object's key).
+DETAIL_KEYS: dict[str, str] = {
+    "Send": "send",
+    "Delivery": "delivery",
+    "DeliveryDelay": "deliveryDelay",
+    "Bounce": "bounce",
+    "Complaint": "complaint",
+    "Reject": "reject",
+    "Rendering Failure": "failure",
+    "Open": "open",
+    "Click": "click",
+    "Subscription": "subscription",
+}
+#: Permanent bounce sub-types that mean SES did not even try (a suppression list).
+SUPPRESSED_SUBTYPES = frozenset({"Suppressed", "OnAccountSuppressionList"})
+
+#: The certificate URL host SNS signs with (aws-php-sns-message-validator's rule).
+CERT_HOST = re.compile(r"^sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?$")
+
+NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+CONFIRMATION_KEYS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+
+_envelope_schema = SNSEnvelopeSchema()
+_event_schema = SESEventSchema()
+
+
+def https_get(url: str) -> bytes:
+    """The default fetcher: GET ``url`` (already checked to be an AWS https URL)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+    return body
+
+
+def _load_callable(value: Any, key: str) -> Fetcher:
+    if value is None:
+        return https_get
+    if callable(value):
+        return value  # type: ignore[no-any-return]
+    module_name, sep, attr = str(value).replace(":", ".").rpartition(".")
+    if not sep:
+        raise ValueError(f"MAILDELIVERY_{key} must be a callable or a dotted path to one")
+    func = getattr(importlib.import_module(module_name), attr)
+    if not callable(func):
+        raise ValueError(f"MAILDELIVERY_{key}={value!r} is not callable")
+    return func  # type: ignore[no-any-return]
+
+
+def check_certificate_url(url: str) -> None:
+    """:raises AuthenticationFailed: ``url`` is not an SNS signing certificate URL."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or not CERT_HOST.match(parts.hostname)
+        or parts.port not in (None, 443)
+        or parts.username
+        or not parts.path.endswith(".pem")
+    ):
+        raise AuthenticationFailed(
+            f"SigningCertURL {url!r} is not an https://sns.<region>.amazonaws.com/....pem URL"
+        )
+
+
+def check_subscribe_url(url: str) -> None:
+    """:raises AuthenticationFailed: ``url`` is not an https SNS URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or not CERT_HOST.match(parts.hostname):
+        raise AuthenticationFailed(f"SubscribeURL {url!r} is not an https SNS URL")
+
+
+def string_to_sign(message: dict[str, Any]) -> bytes:
+    """The bytes SNS signs: ``key\\nvalue\\n`` for each present key, in the documented order."""
+    keys = NOTIFICATION_KEYS if message["Type"] == "Notification" else CONFIRMATION_KEYS
+    return "".join(
+        f"{k}\n{message[k]}\n" for k in keys if k in message and message[k] is not None
+    ).encode()
+
+
+class SESAdapter(WebhookAdapter):
+    """Amazon SES through SNS."""
+
+    provider = "ses"
+    # SNS reuses the original Timestamp when it retries, and an HTTP delivery policy lasts
+    # at most an hour
+    default_tolerance = 3600
+    retry_window = 3600
+    auth_failure_status = 403
+    setup_hint = (
+        "set MAILDELIVERY_SES_TOPIC_ARNS to the ARN(s) of the SNS topic(s) your SES "
+        "configuration set publishes to"
+    )
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.topic_arns = frozenset(str(a) for a in as_list(config_value("SES_TOPIC_ARNS", app)))
+        self.confirm = bool(config_value("SES_CONFIRM_SUBSCRIPTIONS", app))
+        self.fetch_certificate = _load_callable(
+            config_value("SES_CERTIFICATE_FETCHER", app), "SES_CERTIFICATE_FETCHER"
+        )
+        self.fetch_subscribe_url = _load_callable(
+            config_value("SES_SUBSCRIPTION_CONFIRMER", app), "SES_SUBSCRIPTION_CONFIRMER"
+        )
+        self._certificates: dict[str, rsa.RSAPublicKey] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.topic_arns)
+
+    def _envelope(self, request: WebhookRequest) -> dict[str, Any]:
+        data = request.json()
+        validate(_envelope_schema, data, "the SNS message")
+        return data  # type: ignore[no-any-return]
+
+    def certificate_key(self, url: str) -> rsa.RSAPublicKey:
+        """The public key of the certificate at ``url``, fetched once and cached."""
+        check_certificate_url(url)
+        with self._lock:
+            cached = self._certificates.get(url)
+        if cached is not None:
+            return cached
+        try:
+            pem = self.fetch_certificate(url)
+            key = x509.load_pem_x509_certificate(pem).public_key()
+        except ValueError as exc:
+            raise AuthenticationFailed(f"the signing certificate is unusable: {exc}") from None
+        except OSError as exc:
+            # a network failure: let SNS retry later
+            raise WebhookError(
+                f"the signing certificate could not be fetched: {exc}", status=502
+            ) from None
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise AuthenticationFailed("the signing certificate has no RSA key")
+        with self._lock:
+            self._certificates[url] = key
+        return key
+
+    def verify(self, request: WebhookRequest) -> None:
+        try:
+            message = self._envelope(request)
+        except MalformedPayload as exc:
+            # without Signature the request is unauthenticated, not merely malformed
+            data = request.json()
+            if not isinstance(data, dict) or not data.get("Signature"):
+                raise AuthenticationFailed("the SNS message carries no Signature") from None
+            raise exc
+        header_type = request.header("x-amz-sns-message-type")
+        if header_type and header_type != message["Type"]:
+            raise AuthenticationFailed("x-amz-sns-message-type does not match the message Type")
+        version = message["SignatureVersion"]
+        if version not in ("1", "2"):
+            raise AuthenticationFailed(f"SignatureVersion {version!r} is not supported")
+        if message["TopicArn"] not in self.topic_arns:
+            raise AuthenticationFailed(
+                f"topic {message['TopicArn']} is not in MAILDELIVERY_SES_TOPIC_ARNS"
+            )
+        try:
+            signature = base64.b64decode(message["Signature"], validate=True)
+        except binascii.Error:
+            raise AuthenticationFailed("the Signature is not base64") from None
+        key = self.certificate_key(message["SigningCertURL"])
+        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
+        try:
+            key.verify(signature, string_to_sign(message), padding.PKCS1v15(), algorithm)
+        except InvalidSignature:
+            raise AuthenticationFailed("the SNS signature does not match the message") from None
+        self.timestamps.check(parse_iso(message["Timestamp"], "Timestamp"), request.received_at)
+
+    def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
+        message = self._envelope(request)
+        kind = message["Type"]
+        if kind == "SubscriptionConfirmation":
+            self._confirm_subscription(message)
+            return []
+        if kind == "UnsubscribeConfirmation":
+            logger.warning("SNS unsubscribed this endpoint from %s", message["TopicArn"])
+            return []
+        if kind != "Notification":
+            raise MalformedPayload(f"SNS message Type {kind!r} is not known")
+        text = message["Message"]
+        if not text.lstrip().startswith("{"):
+            # e.g. "Successfully validated SNS topic for Amazon SES event publishing."
+            logger.info("SNS notification without an SES event: %s", text[:200])
+            return []
+        try:
+            event = json.loads(text)
+        except ValueError as exc:
+            raise MalformedPayload(f"the SNS Message is not JSON: {exc}") from None
+        validate(_event_schema, event, "the SES event")
+        return self.normalize(message["MessageId"], event)
+
+    def _confirm_subscription(self, message: dict[str, Any]) -> None:
+        url = message.get("SubscribeURL")
+        if not url:
+            raise MalformedPayload("the SubscriptionConfirmation has no SubscribeURL")
+        check_subscribe_url(url)
+        if not self.confirm:
+            logger.warning(
+                "SNS subscription to %s not confirmed (MAILDELIVERY_SES_CONFIRM_SUBSCRIPTIONS "
+                "is off); confirm it with %s",
+                message["TopicArn"],
+                url,
+            )
+            return
+        try:
+            self.fetch_subscribe_url(url)
+        except OSError as exc:
+            raise WebhookError(
+                f"the subscription could not be confirmed: {exc}", status=502
+            ) from None
+        logger.info("confirmed the SNS subscription to %s", message["TopicArn"])
+
+    def normalize(self, sns_message_id: str, event: dict[str, Any]) -> list[NormalizedEvent]:
+        """The normalized events (one per recipient concerned) of an SES event."""
+        raw_type = event.get("eventType") or event.get("notificationType") or ""
+        type_ = EVENT_TYPES.get(raw_type, "unknown")
+        mail = event["mail"]
+        detail = event.get(DETAIL_KEYS.get(raw_type, ""), {}) or {}
+        bounce_type = None
+        reasons: dict[str, tuple[str | None, str | None]] = {}
+        recipients: list[str]
+        if raw_type == "Bounce":
+            kind, sub = detail.get("bounceType"), detail.get("bounceSubType")
+            if kind == "Transient":
+                type_, bounce_type = "deferred", "soft"
+            elif kind == "Permanent" and sub in SUPPRESSED_SUBTYPES:
+                type_ = "dropped"
+            else:
+                bounce_type = "hard" if kind == "Permanent" else "undetermined"
+            entries = detail.get("bouncedRecipients") or []
+            recipients = [r.get("emailAddress") for r in entries if isinstance(r, dict)]
+            for r in entries:
+                if isinstance(r, dict):
+                    reasons[r.get("emailAddress")] = (
+                        text_or_none(r.get("diagnosticCode")) or f"{kind}/{sub}",
+                        text_or_none(r.get("status")),
+                    )
+        elif raw_type == "Complaint":
+            entries = detail.get("complainedRecipients") or []
+            recipients = [r.get("emailAddress") for r in entries if isinstance(r, dict)]
+        elif raw_type == "DeliveryDelay":
+            bounce_type = "soft"
+            entries = detail.get("delayedRecipients") or []
+            recipients = [r.get("emailAddress") for r in entries if isinstance(r, dict)]
+            for r in entries:
+                if isinstance(r, dict):
+                    reasons[r.get("emailAddress")] = (
+                        text_or_none(r.get("diagnosticCode"))
+                        or text_or_none(detail.get("delayType")),
+                        text_or_none(r.get("status")),
+                    )
+        elif raw_type == "Delivery":
+            recipients = [r for r in detail.get("recipients") or [] if isinstance(r, str)]
+            reason = text_or_none(detail.get("smtpResponse"))
+            reasons = {r: (reason, None) for r in recipients}
+        else:
+            recipients = [r for r in mail.get("destination") or [] if isinstance(r, str)]
+            if raw_type in ("Reject", "Rendering Failure"):
+                reason = text_or_none(detail.get("reason") or detail.get("errorMessage"))
+                reasons = {r: (reason, None) for r in recipients}
+        if not recipients:
+            recipients = [r for r in mail.get("destination") or [] if isinstance(r, str)] or [""]
+        when = detail.get("timestamp") or mail.get("timestamp")
+        occurred = parse_iso(when, f"{raw_type} timestamp")
+        correlation = _correlation_id(mail)
+        return [
+            NormalizedEvent(
+                provider=self.provider,
+                # one SNS message can name several recipients
+                provider_event_id=f"{sns_message_id}:{address.lower()}",
+                type=type_,
+                raw_type=raw_type,
+                occurred_at=occurred,
+                recipient=address or None,
+                maildelivery_id=correlation,
+                provider_message_id=text_or_none(mail.get("messageId")),
+                reason=reasons.get(address, (None, None))[0],
+                smtp_code=reasons.get(address, (None, None))[1],
+                bounce_type=bounce_type,
+                payload=event,
+            )
+            for address in dict.fromkeys(recipients)
+        ]
+
+
+def _correlation_id(mail: dict[str, Any]) -> str | None:
+    """``maildelivery_id`` from the message tags, else from the X-MailDelivery-ID header."""
+    tags = mail.get("tags")
+    if isinstance(tags, dict):
+        values = tags.get(CORRELATION_KEY)
+        if isinstance(values, list) and values:
+            return text_or_none(values[0])
+        if isinstance(values, str):
+            return text_or_none(values)
+    for header in mail.get("headers") or []:
+        if (
+            isinstance(header, dict)
+            and str(header.get("name", "")).lower() == CORRELATION_HEADER.lower()
+        ):
+            return text_or_none(header.get("value"))
+    return None

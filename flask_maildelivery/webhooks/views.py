@@ -1,0 +1,141 @@
+"""The webhook endpoint: ``POST {URL_PREFIX}/webhooks/<provider>``.
+
+Each request goes: size limit -> the provider's adapter verifies it (over the raw bytes)
+and parses it into normalized events -> :func:`~flask_maildelivery.ingest.ingest_events`
+stores and applies the batch in one transaction. Answers:
+
+* 200 stored (a repeated event included), with the counts;
+* 400 malformed body (JSON naming the problem), nothing stored;
+* 401/403 authentication failed or provider not configured (Mailgun: 406, which stops its
+  retries), nothing stored;
+* 404 unknown provider; 413 body above ``MAILDELIVERY_WEBHOOK_MAX_BYTES``;
+* 503 the database failed: the transaction is rolled back, the provider retries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..config import config_value
+from ..ingest import ingest_events
+from . import ADAPTERS
+from .base import (
+    AuthenticationFailed,
+    NotConfigured,
+    WebhookAdapter,
+    WebhookError,
+    WebhookRequest,
+    challenge_headers,
+)
+
+logger = logging.getLogger("flask_maildelivery")
+
+#: The blueprint's name (endpoint ``maildelivery_webhooks.receive``).
+BLUEPRINT_NAME = "maildelivery_webhooks"
+
+
+def build_adapters(app: Flask) -> dict[str, WebhookAdapter]:
+    """One adapter per provider for ``app`` (configuration read now, once)."""
+    adapters: dict[str, WebhookAdapter] = {}
+    for provider, target in ADAPTERS.items():
+        module_name, _, attr = target.partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+        adapters[provider] = cls(app)
+    return adapters
+
+
+def _error(
+    status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if details is not None:
+        body["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _read_body(max_bytes: int) -> bytes | None:
+    """The raw body, or ``None`` when it is larger than ``max_bytes``."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        return None
+    body = request.stream.read(max_bytes + 1)
+    return None if len(body) > max_bytes else body
+
+
+def create_webhook_blueprint(app: Flask) -> Blueprint:
+    """The webhook blueprint for ``app``, mounted at ``{MAILDELIVERY_URL_PREFIX}/webhooks``.
+
+    Its adapters are built from ``app``'s configuration now (read once).
+    """
+    prefix = str(config_value("URL_PREFIX", app) or "").rstrip("/")
+    max_bytes = int(config_value("WEBHOOK_MAX_BYTES", app))
+    adapters = build_adapters(app)
+    blueprint = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=f"{prefix}/webhooks")
+
+    @blueprint.route("/<provider>", methods=["POST", "HEAD"])
+    def receive(provider: str) -> Response:
+        """Verify, parse and store one provider request."""
+        adapter = adapters.get(provider)
+        if adapter is None:
+            return _error(404, f"unknown provider {provider!r}; known: {', '.join(ADAPTERS)}")
+        if request.method == "HEAD":
+            # some providers probe the URL before they use it
+            return Response(status=200)
+        body = _read_body(max_bytes)
+        if body is None:
+            return _error(
+                413, f"the body is larger than MAILDELIVERY_WEBHOOK_MAX_BYTES ({max_bytes} bytes)"
+            )
+        webhook_request = WebhookRequest(
+            body=body, headers={k.lower(): v for k, v in request.headers.items()}
+        )
+        try:
+            adapter.check_configured()
+            adapter.verify(webhook_request)
+            events = adapter.parse(webhook_request)
+        except NotConfigured as exc:
+            logger.warning("refused a %s webhook: %s", provider, exc)
+            return _error(exc.status, str(exc))
+        except AuthenticationFailed as exc:
+            logger.warning("refused a %s webhook: %s", provider, exc)
+            status = adapter.auth_failure_status
+            return _error(
+                status, str(exc), headers=challenge_headers(adapter) if status == 401 else None
+            )
+        except WebhookError as exc:
+            return _error(exc.status, str(exc), exc.details)
+        try:
+            report = ingest_events(events, app)
+        except SQLAlchemyError:
+            # ingest rolled back: nothing of the batch is stored, the provider retries
+            logger.exception("could not store a %s webhook batch", provider)
+            return _error(503, "the events could not be stored; retry later")
+        adapter.accepted(webhook_request)
+        return jsonify(
+            stored=report.stored, duplicates=report.duplicates, unmatched=report.unmatched
+        )
+
+    return blueprint
+
+
+def exempt_from_csrf(app: Flask, blueprint: Blueprint) -> None:
+    """Exempt ``blueprint`` from Flask-WTF's CSRFProtect, whether it is set up before or
+    after flask-maildelivery (providers cannot send a CSRF token; they authenticate
+    otherwise)."""
+
+    def exempt() -> None:
+        csrf = app.extensions.get("csrf")
+        if csrf is not None and blueprint.name not in getattr(csrf, "_exempt_blueprints", ()):
+            csrf.exempt(blueprint)
+
+    exempt()
+    # CSRFProtect set up after us: its check runs after this hook (registration order)
+    app.before_request(exempt)
