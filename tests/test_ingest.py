@@ -79,7 +79,8 @@ def test_an_event_before_its_email_is_applied_when_the_email_appears(
     MailDelivery.state(app).db.session.commit()
     signal_log.clear()
     report = apply_unmatched_events(app, [sent.id])
-    assert report.recipient_changes and report.result_changes
+    assert report.recipient_changes
+    assert report.result_changes
     assert [name for name, _ in signal_log] == ["recipient-status-changed", "email-result-changed"]
     session = MailDelivery.state(app).db.session
     session.expire_all()

@@ -53,7 +53,7 @@ def test_once_per_real_change_and_never_for_a_repeat(
 
     simulate_event(sent, "delivered", recipient="ann@customer.test", event_id="e1")
     assert _names(signal_log) == ["event-received", "recipient-status-changed"]
-    name, kwargs = signal_log[1]
+    _name, kwargs = signal_log[1]
     assert (kwargs["old"], kwargs["new"], kwargs["recipient"].address) == (
         "queued",
         "delivered",

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from webhook_kits import (
+
+from .webhook_kits import (
     KITS,
     PROVIDERS,
     STALE_AGE,
@@ -38,7 +39,9 @@ def hook_app(make_app: Any, kit: Kit) -> Flask:
     return app
 
 
-def one_event(kit: Kit, kind: str, public_id: str, at: datetime | None = None, address: str = ANN) -> dict[str, Any]:
+def one_event(
+    kit: Kit, kind: str, public_id: str, at: datetime | None = None, address: str = ANN
+) -> dict[str, Any]:
     return kit.event(
         kind,
         address=address,
@@ -88,9 +91,13 @@ def test_wrong_key_is_refused(make_app: Any, kit: Kit) -> None:
 
 
 def test_stale_timestamp_is_refused(hook_app: Flask, kit: Kit) -> None:
-    email_id, public_id = send_email(hook_app)
+    _email_id, public_id = send_email(hook_app)
     then = datetime.now(UTC) - STALE_AGE
-    response = post(hook_app, kit, kit.request([one_event(kit, "delivered", public_id, at=then)], signed_at=then))
+    response = post(
+        hook_app,
+        kit,
+        kit.request([one_event(kit, "delivered", public_id, at=then)], signed_at=then),
+    )
     assert response.status_code == kit.auth_status
     assert "old" in response.get_json()["error"]
     assert stored_events(hook_app) == []
@@ -147,7 +154,9 @@ def test_body_above_the_limit_is_413(make_app: Any, kit: Kit) -> None:
     app = make_app(**kit.config(), MAILDELIVERY_WEBHOOK_MAX_BYTES=200)
     _, public_id = send_email(app)
     body, headers = kit.request([one_event(kit, "delivered", public_id)])
-    response = app.test_client().post(webhook_url(kit.provider), data=body + b" " * 200, headers=headers)
+    response = app.test_client().post(
+        webhook_url(kit.provider), data=body + b" " * 200, headers=headers
+    )
     assert response.status_code == 413
     assert stored_events(app) == []
 

@@ -103,7 +103,11 @@ class Kit(ABC):
 
     @abstractmethod
     def request(
-        self, events: list[dict[str, Any]], *, mode: str = "valid", signed_at: datetime | None = None
+        self,
+        events: list[dict[str, Any]],
+        *,
+        mode: str = "valid",
+        signed_at: datetime | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """Body and headers of a request carrying ``events``; ``mode``: ``valid``,
         ``forged`` (wrong signature/credentials) or ``missing`` (none)."""
@@ -140,7 +144,11 @@ class BasicAuthKit(Kit):
         return events[0] if len(events) == 1 else events
 
     def request(
-        self, events: list[dict[str, Any]], *, mode: str = "valid", signed_at: datetime | None = None
+        self,
+        events: list[dict[str, Any]],
+        *,
+        mode: str = "valid",
+        signed_at: datetime | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(self.wrap(events)).encode()
         return body, self.auth_headers(mode)
@@ -162,7 +170,9 @@ class SendGridKit(Kit):
     provider: ClassVar[str] = "sendgrid"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
     batch: ClassVar[bool] = True
-    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
 
     @staticmethod
     def public_b64(key: ec.EllipticCurvePrivateKey) -> str:
@@ -194,7 +204,11 @@ class SendGridKit(Kit):
             "processed": {"event": "processed"},
             "delivered": {"event": "delivered", "response": "250 OK"},
             "deferred": {"event": "deferred", "response": "421 try again later", "attempt": "1"},
-            "soft_bounce": {"event": "deferred", "response": "452 4.2.2 mailbox full", "attempt": "2"},
+            "soft_bounce": {
+                "event": "deferred",
+                "response": "452 4.2.2 mailbox full",
+                "attempt": "2",
+            },
             "hard_bounce": {
                 "event": "bounce",
                 "type": "bounce",
@@ -212,7 +226,9 @@ class SendGridKit(Kit):
         return {**base, **extra[kind]}
 
     def sign(self, key: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) -> str:
-        return base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+        return base64.b64encode(
+            key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        ).decode()
 
     def request(self, events, *, mode="valid", signed_at=None):  # type: ignore[no-untyped-def]
         body = json.dumps(events).encode()
@@ -264,7 +280,12 @@ class MailgunKit(Kit):
             "message": {"headers": {"message-id": (message_id or "x@mg").strip("<>")}},
             "user-variables": {"maildelivery_id": public_id} if public_id else {},
         }
-        failure = {"code": 550, "enhanced-code": "5.1.1", "message": "5.1.1 no such user", "attempt-no": 1}
+        failure = {
+            "code": 550,
+            "enhanced-code": "5.1.1",
+            "message": "5.1.1 no such user",
+            "attempt-no": 1,
+        }
         extra: dict[str, dict[str, Any]] = {
             "processed": {"event": "accepted"},
             "delivered": {"event": "delivered", "delivery-status": {"code": 250, "message": "OK"}},
@@ -272,10 +293,22 @@ class MailgunKit(Kit):
                 "event": "failed",
                 "severity": "temporary",
                 "reason": "generic",
-                "delivery-status": {"code": 452, "message": "4.2.2 mailbox full", "retry-seconds": 600},
+                "delivery-status": {
+                    "code": 452,
+                    "message": "4.2.2 mailbox full",
+                    "retry-seconds": 600,
+                },
             },
-            "hard_bounce": {"event": "failed", "severity": "permanent", "reason": "bounce", "delivery-status": failure},
-            "dropped": {"event": "rejected", "reject": {"reason": "Sandbox subdomains are for test purposes only"}},
+            "hard_bounce": {
+                "event": "failed",
+                "severity": "permanent",
+                "reason": "bounce",
+                "delivery-status": failure,
+            },
+            "dropped": {
+                "event": "rejected",
+                "reject": {"reason": "Sandbox subdomains are for test purposes only"},
+            },
             "open": {"event": "opened"},
             "click": {"event": "clicked", "url": "https://acme.test/invoice/42"},
             "complaint": {"event": "complained"},
@@ -288,9 +321,13 @@ class MailgunKit(Kit):
         assert len(events) == 1
         timestamp = str(epoch(signed_at or datetime.now(UTC)))
         token = secrets.token_hex(25)
-        signature = hmac.new(self.signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+        signature = hmac.new(
+            self.signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
+        ).hexdigest()
         if mode == "forged":
-            signature = hmac.new(b"guessed", (timestamp + token).encode(), hashlib.sha256).hexdigest()
+            signature = hmac.new(
+                b"guessed", (timestamp + token).encode(), hashlib.sha256
+            ).hexdigest()
         body: dict[str, Any] = {"event-data": events[0]}
         if mode != "missing":
             body["signature"] = {"timestamp": timestamp, "token": token, "signature": signature}
@@ -347,9 +384,24 @@ class PostmarkKit(BasicAuthKit):
                 "CanActivate": True,
             }
         record = {
-            "delivered": {"RecordType": "Delivery", "Recipient": address, "DeliveredAt": when, "Details": "Test delivery webhook details"},
-            "open": {"RecordType": "Open", "Recipient": address, "ReceivedAt": when, "FirstOpen": True},
-            "click": {"RecordType": "Click", "Recipient": address, "ReceivedAt": when, "OriginalLink": "https://acme.test/invoice/42"},
+            "delivered": {
+                "RecordType": "Delivery",
+                "Recipient": address,
+                "DeliveredAt": when,
+                "Details": "Test delivery webhook details",
+            },
+            "open": {
+                "RecordType": "Open",
+                "Recipient": address,
+                "ReceivedAt": when,
+                "FirstOpen": True,
+            },
+            "click": {
+                "RecordType": "Click",
+                "Recipient": address,
+                "ReceivedAt": when,
+                "OriginalLink": "https://acme.test/invoice/42",
+            },
             "unknown": {"RecordType": "FutureRecord", "Recipient": address, "ReceivedAt": when},
         }[kind]
         return {**common, **record}
@@ -360,7 +412,9 @@ class PostmarkKit(BasicAuthKit):
 
 # -- Amazon SES through SNS ----------------------------------------------------------------
 
-CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem"
+CERT_URL = (
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem"
+)
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 
 
@@ -439,7 +493,9 @@ class SESKit(Kit):
         # the certificate at the URL belongs to another key than the one that signed
         return {
             **self.config(),
-            "MAILDELIVERY_SES_CERTIFICATE_FETCHER": CertificateServer({CERT_URL: self_signed(rsa_key(1))}),
+            "MAILDELIVERY_SES_CERTIFICATE_FETCHER": CertificateServer(
+                {CERT_URL: self_signed(rsa_key(1))}
+            ),
         }
 
     def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
@@ -448,21 +504,87 @@ class SESKit(Kit):
             "messageId": message_id or "0100018c-none",
             "source": "billing@acme.test",
             "destination": [address],
-            "tags": {"maildelivery_id": [public_id]} if public_id else {"ses:configuration-set": ["main"]},
+            "tags": {"maildelivery_id": [public_id]}
+            if public_id
+            else {"ses:configuration-set": ["main"]},
         }
         when = iso(at)
         recipient = {"emailAddress": address}
         events: dict[str, dict[str, Any]] = {
             "processed": {"eventType": "Send", "send": {}},
-            "delivered": {"eventType": "Delivery", "delivery": {"timestamp": when, "recipients": [address], "smtpResponse": "250 ok"}},
-            "deferred": {"eventType": "DeliveryDelay", "deliveryDelay": {"timestamp": when, "delayType": "TransientCommunicationFailure", "delayedRecipients": [{**recipient, "status": "4.4.1", "diagnosticCode": "smtp; 421 try later"}]}},
-            "soft_bounce": {"eventType": "Bounce", "bounce": {"bounceType": "Transient", "bounceSubType": "MailboxFull", "timestamp": when, "feedbackId": event_id, "bouncedRecipients": [{**recipient, "status": "4.2.2", "diagnosticCode": "smtp; 452 mailbox full"}]}},
-            "hard_bounce": {"eventType": "Bounce", "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "timestamp": when, "feedbackId": event_id, "bouncedRecipients": [{**recipient, "action": "failed", "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 no such user"}]}},
+            "delivered": {
+                "eventType": "Delivery",
+                "delivery": {"timestamp": when, "recipients": [address], "smtpResponse": "250 ok"},
+            },
+            "deferred": {
+                "eventType": "DeliveryDelay",
+                "deliveryDelay": {
+                    "timestamp": when,
+                    "delayType": "TransientCommunicationFailure",
+                    "delayedRecipients": [
+                        {**recipient, "status": "4.4.1", "diagnosticCode": "smtp; 421 try later"}
+                    ],
+                },
+            },
+            "soft_bounce": {
+                "eventType": "Bounce",
+                "bounce": {
+                    "bounceType": "Transient",
+                    "bounceSubType": "MailboxFull",
+                    "timestamp": when,
+                    "feedbackId": event_id,
+                    "bouncedRecipients": [
+                        {**recipient, "status": "4.2.2", "diagnosticCode": "smtp; 452 mailbox full"}
+                    ],
+                },
+            },
+            "hard_bounce": {
+                "eventType": "Bounce",
+                "bounce": {
+                    "bounceType": "Permanent",
+                    "bounceSubType": "General",
+                    "timestamp": when,
+                    "feedbackId": event_id,
+                    "bouncedRecipients": [
+                        {
+                            **recipient,
+                            "action": "failed",
+                            "status": "5.1.1",
+                            "diagnosticCode": "smtp; 550 5.1.1 no such user",
+                        }
+                    ],
+                },
+            },
             "dropped": {"eventType": "Reject", "reject": {"reason": "Bad content"}},
-            "open": {"eventType": "Open", "open": {"timestamp": when, "userAgent": "Mozilla/5.0", "ipAddress": "192.0.2.1"}},
-            "click": {"eventType": "Click", "click": {"timestamp": when, "link": "https://acme.test/invoice/42", "ipAddress": "192.0.2.1"}},
-            "complaint": {"eventType": "Complaint", "complaint": {"timestamp": when, "feedbackId": event_id, "complainedRecipients": [recipient], "complaintFeedbackType": "abuse"}},
-            "unsubscribe": {"eventType": "Subscription", "subscription": {"timestamp": when, "contactList": "invoices", "newTopicPreferences": {"unsubscribeAll": True}}},
+            "open": {
+                "eventType": "Open",
+                "open": {"timestamp": when, "userAgent": "Mozilla/5.0", "ipAddress": "192.0.2.1"},
+            },
+            "click": {
+                "eventType": "Click",
+                "click": {
+                    "timestamp": when,
+                    "link": "https://acme.test/invoice/42",
+                    "ipAddress": "192.0.2.1",
+                },
+            },
+            "complaint": {
+                "eventType": "Complaint",
+                "complaint": {
+                    "timestamp": when,
+                    "feedbackId": event_id,
+                    "complainedRecipients": [recipient],
+                    "complaintFeedbackType": "abuse",
+                },
+            },
+            "unsubscribe": {
+                "eventType": "Subscription",
+                "subscription": {
+                    "timestamp": when,
+                    "contactList": "invoices",
+                    "newTopicPreferences": {"unsubscribeAll": True},
+                },
+            },
             "unknown": {"eventType": "FutureEvent", "futureEvent": {"timestamp": when}},
         }
         event = {**events[kind], "mail": mail}
@@ -470,7 +592,15 @@ class SESKit(Kit):
             event["mail"]["timestamp"] = when
         return {"__id": event_id, "__at": at, "event": event}
 
-    def envelope(self, message: str, message_id: str, at: datetime, *, kind: str = "Notification", **extra: Any) -> dict[str, Any]:
+    def envelope(
+        self,
+        message: str,
+        message_id: str,
+        at: datetime,
+        *,
+        kind: str = "Notification",
+        **extra: Any,
+    ) -> dict[str, Any]:
         env: dict[str, Any] = {
             "Type": kind,
             "MessageId": message_id,
@@ -484,9 +614,13 @@ class SESKit(Kit):
         }
         return env
 
-    def sign(self, envelope: dict[str, Any], key: rsa.RSAPrivateKey | None = None) -> dict[str, Any]:
+    def sign(
+        self, envelope: dict[str, Any], key: rsa.RSAPrivateKey | None = None
+    ) -> dict[str, Any]:
         algorithm = hashes.SHA1() if envelope["SignatureVersion"] == "1" else hashes.SHA256()
-        signature = (key or rsa_key(0)).sign(string_to_sign(envelope), padding.PKCS1v15(), algorithm)
+        signature = (key or rsa_key(0)).sign(
+            string_to_sign(envelope), padding.PKCS1v15(), algorithm
+        )
         return {**envelope, "Signature": base64.b64encode(signature).decode()}
 
     def post(self, envelope: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
@@ -510,7 +644,9 @@ class SESKit(Kit):
         return self.post(signed)
 
     def malformed(self):  # type: ignore[no-untyped-def]
-        envelope = self.envelope(json.dumps({"eventType": "Delivery"}), "malformed-1", datetime.now(UTC))
+        envelope = self.envelope(
+            json.dumps({"eventType": "Delivery"}), "malformed-1", datetime.now(UTC)
+        )
         return self.post(self.sign(envelope))
 
 
@@ -539,12 +675,37 @@ class SparkPostKit(BasicAuthKit):
         klass, extra = {
             "processed": ("message_event", {"type": "injection"}),
             "delivered": ("message_event", {"type": "delivery"}),
-            "deferred": ("message_event", {"type": "delay", "raw_reason": "421 try again", "error_code": "421"}),
-            "soft_bounce": ("message_event", {"type": "bounce", "bounce_class": "22", "raw_reason": "452 mailbox full", "error_code": "452"}),
-            "hard_bounce": ("message_event", {"type": "bounce", "bounce_class": "10", "raw_reason": "550 5.1.1 no such user", "error_code": "550"}),
-            "dropped": ("message_event", {"type": "policy_rejection", "raw_reason": "550 5.7.1 Recipient is suppressed"}),
+            "deferred": (
+                "message_event",
+                {"type": "delay", "raw_reason": "421 try again", "error_code": "421"},
+            ),
+            "soft_bounce": (
+                "message_event",
+                {
+                    "type": "bounce",
+                    "bounce_class": "22",
+                    "raw_reason": "452 mailbox full",
+                    "error_code": "452",
+                },
+            ),
+            "hard_bounce": (
+                "message_event",
+                {
+                    "type": "bounce",
+                    "bounce_class": "10",
+                    "raw_reason": "550 5.1.1 no such user",
+                    "error_code": "550",
+                },
+            ),
+            "dropped": (
+                "message_event",
+                {"type": "policy_rejection", "raw_reason": "550 5.7.1 Recipient is suppressed"},
+            ),
             "open": ("track_event", {"type": "open"}),
-            "click": ("track_event", {"type": "click", "target_link_url": "https://acme.test/invoice/42"}),
+            "click": (
+                "track_event",
+                {"type": "click", "target_link_url": "https://acme.test/invoice/42"},
+            ),
             "complaint": ("message_event", {"type": "spam_complaint", "fbtype": "abuse"}),
             "unsubscribe": ("unsubscribe_event", {"type": "list_unsubscribe"}),
             "unknown": ("relay_event", {"type": "future_event"}),
@@ -583,8 +744,20 @@ class MailjetKit(BasicAuthKit):
         }
         extra = {
             "delivered": {"event": "sent", "smtp_reply": "250 OK queued"},
-            "soft_bounce": {"event": "bounce", "blocked": False, "hard_bounce": False, "error_related_to": "recipient", "error": "quota exceeded"},
-            "hard_bounce": {"event": "bounce", "blocked": False, "hard_bounce": True, "error_related_to": "recipient", "error": "user unknown"},
+            "soft_bounce": {
+                "event": "bounce",
+                "blocked": False,
+                "hard_bounce": False,
+                "error_related_to": "recipient",
+                "error": "quota exceeded",
+            },
+            "hard_bounce": {
+                "event": "bounce",
+                "blocked": False,
+                "hard_bounce": True,
+                "error_related_to": "recipient",
+                "error": "user unknown",
+            },
             "dropped": {"event": "blocked", "error_related_to": "recipient", "error": "preblocked"},
             "open": {"event": "open", "ip": "192.0.2.1", "agent": "Mozilla/5.0"},
             "click": {"event": "click", "url": "https://acme.test/invoice/42"},
@@ -647,13 +820,18 @@ class BrevoKit(BasicAuthKit):
 class ResendKit(Kit):
     provider: ClassVar[str] = "resend"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"unsubscribe"}
-    secret: str = field(default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    secret: str = field(
+        default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    )
 
     def config(self):  # type: ignore[no-untyped-def]
         return {"MAILDELIVERY_RESEND_WEBHOOK_SECRET": self.secret}
 
     def wrong_config(self):  # type: ignore[no-untyped-def]
-        return {"MAILDELIVERY_RESEND_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"another-secret-key").decode()}
+        return {
+            "MAILDELIVERY_RESEND_WEBHOOK_SECRET": "whsec_"
+            + base64.b64encode(b"another-secret-key").decode()
+        }
 
     def new_message_id(self) -> str:
         import uuid
@@ -673,11 +851,32 @@ class ResendKit(Kit):
             "processed": ("email.sent", {}),
             "delivered": ("email.delivered", {}),
             "deferred": ("email.delivery_delayed", {}),
-            "soft_bounce": ("email.bounced", {"bounce": {"type": "Transient", "subType": "MailboxFull", "message": "mailbox full"}}),
-            "hard_bounce": ("email.bounced", {"bounce": {"type": "Permanent", "subType": "General", "message": "The recipient's mail server permanently rejected the email."}}),
+            "soft_bounce": (
+                "email.bounced",
+                {
+                    "bounce": {
+                        "type": "Transient",
+                        "subType": "MailboxFull",
+                        "message": "mailbox full",
+                    }
+                },
+            ),
+            "hard_bounce": (
+                "email.bounced",
+                {
+                    "bounce": {
+                        "type": "Permanent",
+                        "subType": "General",
+                        "message": "The recipient's mail server permanently rejected the email.",
+                    }
+                },
+            ),
             "dropped": ("email.suppressed", {}),
             "open": ("email.opened", {}),
-            "click": ("email.clicked", {"click": {"link": "https://acme.test/invoice/42", "userAgent": "Mozilla/5.0"}}),
+            "click": (
+                "email.clicked",
+                {"click": {"link": "https://acme.test/invoice/42", "userAgent": "Mozilla/5.0"}},
+            ),
             "complaint": ("email.complained", {}),
             "unknown": ("email.future", {}),
         }[kind]
@@ -685,7 +884,12 @@ class ResendKit(Kit):
 
     def signature(self, secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
         key = base64.b64decode(secret.removeprefix("whsec_"))
-        return "v1," + base64.b64encode(hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()).decode()
+        return (
+            "v1,"
+            + base64.b64encode(
+                hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+            ).decode()
+        )
 
     def request(self, events, *, mode="valid", signed_at=None):  # type: ignore[no-untyped-def]
         assert len(events) == 1
@@ -693,7 +897,11 @@ class ResendKit(Kit):
         msg_id = item.pop("__id", None) or f"msg_{secrets.token_hex(8)}"
         body = json.dumps(item).encode()
         timestamp = str(epoch(signed_at or datetime.now(UTC)))
-        headers = {"Content-Type": "application/json", "svix-id": msg_id, "svix-timestamp": timestamp}
+        headers = {
+            "Content-Type": "application/json",
+            "svix-id": msg_id,
+            "svix-timestamp": timestamp,
+        }
         if mode == "missing":
             return body, {"Content-Type": "application/json"}
         if mode == "forged":
@@ -702,7 +910,10 @@ class ResendKit(Kit):
             # an old secret's signature next to the current one, as during a rotation
             other = "whsec_" + base64.b64encode(b"retired-secret").decode()
             headers["svix-signature"] = " ".join(
-                [self.signature(other, msg_id, timestamp, body), self.signature(self.secret, msg_id, timestamp, body)]
+                [
+                    self.signature(other, msg_id, timestamp, body),
+                    self.signature(self.secret, msg_id, timestamp, body),
+                ]
             )
         return body, headers
 
@@ -712,11 +923,18 @@ class ResendKit(Kit):
 
 KITS: dict[str, type[Kit]] = {
     kit.provider: kit
-    for kit in (SendGridKit, MailgunKit, PostmarkKit, SESKit, SparkPostKit, MailjetKit, BrevoKit, ResendKit)
+    for kit in (
+        SendGridKit,
+        MailgunKit,
+        PostmarkKit,
+        SESKit,
+        SparkPostKit,
+        MailjetKit,
+        BrevoKit,
+        ResendKit,
+    )
 }
 PROVIDERS = list(KITS)
-
-
 
 
 # -- helpers shared by the webhook tests -----------------------------------------------------
@@ -744,7 +962,9 @@ def set_message_id(app: Any, email_id: int, message_id: str) -> None:
     with app.app_context():
         session = MailDelivery.state(app).db.session
         session.execute(
-            sa.update(Email).where(Email.id == email_id).values(provider_message_id=normalize_message_id(message_id))
+            sa.update(Email)
+            .where(Email.id == email_id)
+            .values(provider_message_id=normalize_message_id(message_id))
         )
         session.commit()
 
@@ -773,7 +993,9 @@ def recipient_states(app: Any, email_id: int) -> dict[str, tuple[str, str | None
     with app.app_context():
         session = MailDelivery.state(app).db.session
         rows = session.execute(
-            sa.select(Recipient.address, Recipient.status, Recipient.bounce_type).where(Recipient.email_id == email_id)
+            sa.select(Recipient.address, Recipient.status, Recipient.bounce_type).where(
+                Recipient.email_id == email_id
+            )
         )
         return {a: (s, b) for a, s, b in rows}
 
@@ -802,13 +1024,26 @@ def post(app: Any, kit: Kit, request: tuple[bytes, dict[str, str]]) -> Any:
 
 
 def post_events(
-    app: Any, kit: Kit, kinds: list[str], *, address: str, public_id: str | None, message_id: str | None = None,
+    app: Any,
+    kit: Kit,
+    kinds: list[str],
+    *,
+    address: str,
+    public_id: str | None,
+    message_id: str | None = None,
     at: datetime | None = None,
 ) -> list[Any]:
     """Post one request per kind (one event each); return the responses."""
     at = at or datetime.now(UTC)
     responses = []
     for kind in kinds:
-        event = kit.event(kind, address=address, public_id=public_id, message_id=message_id, at=at, event_id=secrets.token_urlsafe(12))
+        event = kit.event(
+            kind,
+            address=address,
+            public_id=public_id,
+            message_id=message_id,
+            at=at,
+            event_id=secrets.token_urlsafe(12),
+        )
         responses.append(post(app, kit, kit.request([event])))
     return responses
