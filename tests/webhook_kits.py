@@ -1047,3 +1047,42 @@ def post_events(
         )
         responses.append(post(app, kit, kit.request([event])))
     return responses
+
+
+#: Bounce type each test kind stores, when the provider says it.
+EXPECTED_BOUNCE_TYPES: dict[str, str] = {"soft_bounce": "soft", "hard_bounce": "hard"}
+
+
+def check_mapping(make_app: Any, kit: Kit, kind: str, *, by_message_id: bool = False) -> Any:
+    """Post one ``kind`` event for a fresh email and check the stored event and the
+    recipient's status; return the stored event.
+
+    :param by_message_id: the event carries no ``maildelivery_id``: it must find its email
+        by the provider's message id.
+    """
+    app = make_app(**kit.config())
+    email_id, public_id = send_email(app)
+    message_id = kit.new_message_id()
+    set_message_id(app, email_id, message_id)
+    event = kit.event(
+        kind,
+        address="Ann@Customer.test",  # addresses match case-insensitively
+        public_id=None if by_message_id else public_id,
+        message_id=message_id,
+        at=datetime.now(UTC),
+        event_id=secrets.token_urlsafe(12),
+    )
+    response = post(app, kit, kit.request([event]))
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    expected = EXPECTED_TYPES[kind]
+    assert stored.type == expected, (kind, stored.raw_type)
+    assert stored.email_id == email_id
+    assert stored.recipient_id is not None
+    if kind in EXPECTED_BOUNCE_TYPES:
+        assert stored.bounce_type == EXPECTED_BOUNCE_TYPES[kind]
+    if kind in ("soft_bounce", "hard_bounce"):
+        assert stored.reason  # the provider's explanation is kept
+    status = recipient_states(app, email_id)["ann@customer.test"][0]
+    assert status == (expected if expected != "unknown" else "queued")
+    return stored

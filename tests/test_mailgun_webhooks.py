@@ -1,0 +1,122 @@
+"""mailgun webhook mapping: documented-shape payloads map onto the package's vocabulary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from .webhook_kits import (
+    MAPPING_KINDS,
+    MailgunKit,
+    check_mapping,
+    email_result,
+    post,
+    recipient_states,
+    send_email,
+    set_message_id,
+    stored_events,
+)
+
+KINDS = [k for k in MAPPING_KINDS if k in MailgunKit.kinds]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mapping(make_app: Any, kind: str) -> None:
+    check_mapping(make_app, MailgunKit(), kind)
+
+
+def test_event_without_correlation_id_matches_by_message_id(make_app: Any) -> None:
+    stored = check_mapping(make_app, MailgunKit(), "delivered", by_message_id=True)
+    assert stored.correlation_id is None
+
+
+def test_reused_token_is_refused_with_406(make_app: Any) -> None:
+    kit = MailgunKit()
+    app = make_app(**kit.config())
+    _, public_id = send_email(app)
+    event = kit.event(
+        "delivered",
+        address="ann@customer.test",
+        public_id=public_id,
+        message_id=None,
+        at=datetime.now(UTC),
+        event_id="ev-1",
+    )
+    body, headers = kit.request([event])
+    assert post(app, kit, (body, headers)).status_code == 200
+    # same token and signature, another body: the signature does not cover the body
+    forged = body.replace(b"delivered", b"complained")
+    response = post(app, kit, (forged, headers))
+    assert response.status_code == 406
+    assert "used already" in response.get_json()["error"]
+    assert [e.type for e in stored_events(app)] == ["delivered"]
+
+
+def test_token_of_a_failed_request_is_not_remembered(make_app: Any) -> None:
+    """A request we failed to store is retried by Mailgun with the same token: accept it."""
+    import sqlalchemy as sa
+
+    from flask_maildelivery.extension import MailDelivery
+
+    kit = MailgunKit()
+    app = make_app(**kit.config())
+    email_id, public_id = send_email(app)
+    event = kit.event(
+        "delivered",
+        address="ann@customer.test",
+        public_id=public_id,
+        message_id=None,
+        at=datetime.now(UTC),
+        event_id="ev-1",
+    )
+    request = kit.request([event])
+    with app.app_context():
+        engine = MailDelivery.state(app).db.engine
+
+    def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            raise sa.exc.OperationalError(statement, {}, Exception("database is gone"))
+
+    sa.event.listen(engine, "before_cursor_execute", fail)
+    try:
+        assert post(app, kit, request).status_code == 503
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", fail)
+    assert post(app, kit, request).status_code == 200
+    assert recipient_states(app, email_id)["ann@customer.test"][0] == "delivered"
+
+
+def test_suppressed_failure_is_dropped(make_app: Any) -> None:
+    kit = MailgunKit()
+    app = make_app(**kit.config())
+    email_id, public_id = send_email(app)
+    event = kit.event(
+        "hard_bounce",
+        address="ann@customer.test",
+        public_id=public_id,
+        message_id=None,
+        at=datetime.now(UTC),
+        event_id="ev-1",
+    )
+    event["reason"] = "suppress-bounce"
+    assert post(app, kit, kit.request([event])).status_code == 200
+    assert recipient_states(app, email_id)["ann@customer.test"][0] == "dropped"
+
+
+def test_message_id_matches_with_or_without_brackets(make_app: Any) -> None:
+    kit = MailgunKit()
+    app = make_app(**kit.config())
+    email_id, _ = send_email(app)
+    set_message_id(app, email_id, "<20240101.abc@mg.acme.test>")
+    event = kit.event(
+        "delivered",
+        address="ann@customer.test",
+        public_id=None,
+        message_id="20240101.abc@mg.acme.test",
+        at=datetime.now(UTC),
+        event_id="ev-1",
+    )
+    assert post(app, kit, kit.request([event])).status_code == 200
+    assert email_result(app, email_id) == ("delivered", "")
