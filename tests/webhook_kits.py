@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from flask_maildelivery.transports import OutgoingMessage, SendResult, Transport
 from flask_maildelivery.webhooks.ses import string_to_sign
 
 #: The normalized type each test kind must map to.
@@ -1086,3 +1087,13 @@ def check_mapping(make_app: Any, kit: Kit, kind: str, *, by_message_id: bool = F
     status = recipient_states(app, email_id)["ann@customer.test"][0]
     assert status == (expected if expected != "unknown" else "queued")
     return stored
+
+
+class KnownIdTransport(Transport):
+    """Accepts every message and answers with the provider message id given in the send's
+    metadata (``provider_message_id``): a provider API whose webhook beat the send."""
+
+    name = "known-id"
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        return SendResult(provider_message_id=str(message.metadata["provider_message_id"]))
