@@ -124,3 +124,25 @@ def test_configured_tolerance_is_used(make_app: Any) -> None:
     app = make_app(**kit.config(), MAILDELIVERY_SENDGRID_WEBHOOK_TOLERANCE=60)
     before = datetime.now(UTC) - timedelta(seconds=120)
     assert post(app, kit, kit.request([], signed_at=before)).status_code == 401
+
+
+def test_raw_event_is_stored_as_sent(make_app: Any) -> None:
+    kit = SendGridKit()
+    app = make_app(**kit.config())
+    email_id, public_id = send_email(app)
+    event = kit.event(
+        "hard_bounce",
+        address="ann@customer.test",
+        public_id=public_id,
+        message_id="AbCdEfGhIjKlMnOpQrStUv",
+        at=datetime.now(UTC),
+        event_id="ev-raw",
+    )
+    event["reason"] = '550 « Boîte inconnue » "quoted" \\ back\nslash ☃'
+    event["nested"] = {"list": [1, 2.5, None, True], "big": 1152921504606846977}
+    assert post(app, kit, kit.request([event])).status_code == 200
+    [stored] = stored_events(app)
+    assert stored.payload == event
+    assert stored.reason == event["reason"]
+    assert stored.provider_message_id == "AbCdEfGhIjKlMnOpQrStUv"
+    assert recipient_states(app, email_id)["ann@customer.test"] == ("bounced", "hard")

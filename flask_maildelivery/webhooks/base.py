@@ -34,6 +34,7 @@ from marshmallow import Schema
 
 from ..config import config_value
 from ..events import NormalizedEvent
+from ..schemas import quick_validator
 
 #: How far in the future a timestamp may be (clock skew between the provider and us).
 CLOCK_SKEW = 300
@@ -249,6 +250,11 @@ class ReplayCache:
             self._expire(now)
 
 
+_UNSET: Any = object()
+#: Quick validators by schema object id (schemas are module-level singletons).
+_quick_validators: dict[int, Any] = {}
+
+
 def validate(schema: Schema, data: Any, what: str, *, many: bool = False) -> None:
     """Validate ``data`` against a marshmallow ``schema`` (the raw data is what adapters
     then read and store).
@@ -259,6 +265,11 @@ def validate(schema: Schema, data: Any, what: str, *, many: bool = False) -> Non
         raise MalformedPayload(f"{what} must be a JSON array")
     if not many and not isinstance(data, dict):
         raise MalformedPayload(f"{what} must be a JSON object")
+    quick = _quick_validators.get(id(schema), _UNSET)
+    if quick is _UNSET:
+        quick = _quick_validators[id(schema)] = quick_validator(schema)
+    if quick is not None and all(map(quick, data if many else [data])):
+        return
     errors = schema.validate(data, many=many)
     if errors:
         raise MalformedPayload(f"{what} is malformed", details=errors)

@@ -1,0 +1,383 @@
+"""What the webhook endpoint costs per event, against a naive handler and a bare INSERT.
+
+One signed SendGrid batch of 10,000 events (one per recipient of 2,000 emails of 5
+recipients) is posted to ``POST /maildelivery/webhooks/sendgrid`` (signature check, JSON
+and schema validation, normalization, set-based ingest, commit). It is compared, on the same
+database and data, with:
+
+(a) the naive baseline: one event at a time with the ORM (look up the email and the
+    recipient, insert the event, update the recipient's status and the email's result,
+    commit);
+(b) the floor: one bare ``executemany`` INSERT of the same 10,000 event rows, one commit.
+
+Targets: the endpoint at least 20x the naive rate, and at most 3x the floor's time.
+Every run starts from the same state (events deleted, statuses reset); each figure is the
+best of ``--repeat`` runs.
+
+    .venv/bin/python benchmarks/webhook_ingest.py                 # SQLite file + PostgreSQL
+    .venv/bin/python benchmarks/webhook_ingest.py --sqlite-only
+    .venv/bin/python benchmarks/webhook_ingest.py --postgresql postgresql+psycopg://postgres@127.0.0.1:5432/md_webhooks
+
+Environment: ``MAILDELIVERY_BENCH_POSTGRESQL`` overrides the PostgreSQL URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_maildelivery import MailDelivery
+from flask_maildelivery.events import EVENT_TYPES
+from flask_maildelivery.models import Base, Email, Event, Recipient, new_public_id, utcnow
+from flask_maildelivery.state import StatusFact, email_result, email_status, recipient_state
+
+DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/md_webhooks"
+EMAILS = 2_000
+RECIPIENTS = 5
+#: SendGrid event per recipient position: a realistic mix of outcomes.
+KINDS = [
+    ("delivered", {"response": "250 OK"}),
+    ("open", {"useragent": "Mozilla/5.0"}),
+    ("deferred", {"response": "421 try later", "attempt": "1"}),
+    ("bounce", {"type": "bounce", "status": "5.1.1", "reason": "550 5.1.1 no such user"}),
+    ("click", {"url": "https://acme.test/invoice"}),
+]
+NORMALIZED = {
+    "delivered": "delivered",
+    "open": "opened",
+    "deferred": "deferred",
+    "bounce": "bounced",
+    "click": "clicked",
+}
+
+
+def build_app(url: str, public_key: str) -> tuple[Flask, SQLAlchemy]:
+    app = Flask("webhook_bench")
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=url,
+        MAILDELIVERY_TRANSPORT="memory",
+        MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY=public_key,
+    )
+    db = SQLAlchemy(app)
+    MailDelivery(app, db=db)
+    return app, db
+
+
+def seed(engine: sa.Engine) -> list[tuple[str, str, str]]:
+    """2,000 emails of 5 recipients; returns ``(public_id, message_id, address)`` per
+    recipient."""
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    now = utcnow()
+    email_t, recipient_t = Email.__table__, Recipient.__table__
+    emails = [
+        {
+            "public_id": new_public_id(),
+            "created_at": now,
+            "sent_at": now,
+            "updated_at": now,
+            "sender": "billing@acme.test",
+            "subject": f"Invoice INV-{n:05d}",
+            "attachments": [],
+            "headers": {},
+            "metadata": {},
+            "provider_message_id": base64.urlsafe_b64encode(os.urandom(16)).decode()[:22],
+            "status": "",
+            "result": "queued",
+            "transport": "sendgrid",
+        }
+        for n in range(EMAILS)
+    ]
+    with engine.begin() as conn:
+        conn.execute(email_t.insert(), emails)
+        ids = dict(conn.execute(sa.select(email_t.c.public_id, email_t.c.id)).all())
+        conn.execute(
+            recipient_t.insert(),
+            [
+                {
+                    "email_id": ids[e["public_id"]],
+                    "address": f"customer{n}.{i}@customer.test",
+                    "address_key": f"customer{n}.{i}@customer.test",
+                    "kind": "to",
+                    "status": "queued",
+                    "updated_at": now,
+                }
+                for n, e in enumerate(emails)
+                for i in range(RECIPIENTS)
+            ],
+        )
+    return [
+        (e["public_id"], e["provider_message_id"], f"customer{n}.{i}@customer.test")
+        for n, e in enumerate(emails)
+        for i in range(RECIPIENTS)
+    ]
+
+
+def sendgrid_events(targets: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    start = int((datetime.now(UTC) - timedelta(minutes=10)).timestamp())
+    events = []
+    for n, (public_id, message_id, address) in enumerate(targets):
+        name, extra = KINDS[n % len(KINDS)]
+        events.append(
+            {
+                "email": address,
+                "timestamp": start + n % 600,
+                "event": name,
+                "sg_event_id": base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="),
+                "sg_message_id": f"{message_id}.filterdrecv-5645d9c87f-abcde-1-{n}",
+                "smtp-id": f"<{message_id}@ismtpd.sendgrid.net>",
+                "category": ["invoice"],
+                "maildelivery_id": public_id,
+                **extra,
+            }
+        )
+    return events
+
+
+def reset(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(Event.__table__.delete())
+        conn.execute(
+            Recipient.__table__.update().values(
+                status="queued", status_at=None, reason=None, smtp_code=None, bounce_type=None
+            )
+        )
+        conn.execute(Email.__table__.update().values(result="queued", status=""))
+
+
+def check(engine: sa.Engine, expected_events: int) -> None:
+    """Every run must leave the same, correct state (a benchmark of a wrong result is
+    worthless)."""
+    with engine.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(Event.__table__)).scalar_one()
+        statuses = dict(
+            conn.execute(
+                sa.select(Recipient.status, sa.func.count()).group_by(Recipient.status)
+            ).all()
+        )
+    assert count == expected_events, (count, expected_events)
+    per_kind = expected_events // len(KINDS)
+    assert statuses == {NORMALIZED[name]: per_kind for name, _ in KINDS}, statuses
+
+
+def best_of(repeat: int, engine: sa.Engine, run: Callable[[], None], expected: int) -> float:
+    times = []
+    for _ in range(repeat):
+        reset(engine)
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+        check(engine, expected)
+    return min(times)
+
+
+def naive_handler(app: Flask, db: SQLAlchemy, events: list[dict[str, Any]]) -> None:
+    """One event at a time with the ORM: look up, insert, update, commit."""
+    session = db.session
+    with app.app_context():
+        for item in events:
+            email = session.scalars(
+                sa.select(Email).where(Email.public_id == item["maildelivery_id"])
+            ).one()
+            recipient = session.scalars(
+                sa.select(Recipient).where(
+                    Recipient.email_id == email.id, Recipient.address_key == item["email"].lower()
+                )
+            ).one()
+            occurred = datetime.fromtimestamp(item["timestamp"], UTC)
+            type_ = NORMALIZED[item["event"]]
+            assert type_ in EVENT_TYPES
+            session.add(
+                Event(
+                    email_id=email.id,
+                    recipient_id=recipient.id,
+                    provider="sendgrid",
+                    provider_event_id=item["sg_event_id"],
+                    type=type_,
+                    raw_type=item["event"],
+                    occurred_at=occurred,
+                    received_at=utcnow(),
+                    reason=item.get("reason"),
+                    address=item["email"],
+                    correlation_id=item["maildelivery_id"],
+                    provider_message_id=item["sg_message_id"].split(".")[0],
+                    payload=item,
+                )
+            )
+            state = recipient_state(
+                [StatusFact(recipient.status, recipient.status_at), StatusFact(type_, occurred)]
+            )
+            recipient.status, recipient.status_at = state.status, state.at
+            statuses = [r.status for r in email.recipients]
+            email.result, email.status = email_result(statuses), email_status(statuses)
+            session.commit()
+        session.remove()
+
+
+def floor_rows(
+    events: list[dict[str, Any]], ids: dict[str, int], rids: dict[tuple[int, str], int]
+) -> list[dict[str, Any]]:
+    now = utcnow()
+    rows = []
+    for item in events:
+        email_id = ids[item["maildelivery_id"]]
+        rows.append(
+            {
+                "email_id": email_id,
+                "recipient_id": rids[(email_id, item["email"])],
+                "provider": "sendgrid",
+                "provider_event_id": item["sg_event_id"],
+                "type": NORMALIZED[item["event"]],
+                "raw_type": item["event"],
+                "occurred_at": datetime.fromtimestamp(item["timestamp"], UTC),
+                "received_at": now,
+                "reason": item.get("reason"),
+                "smtp_code": item.get("status"),
+                "bounce_type": None,
+                "address": item["email"],
+                "correlation_id": item["maildelivery_id"],
+                "provider_message_id": item["sg_message_id"].split(".")[0],
+                "payload": item,
+            }
+        )
+    return rows
+
+
+def bench(label: str, url: str, repeat: int, naive_limit: int) -> dict[str, float]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_key = base64.b64encode(
+        key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    app, db = build_app(url, public_key)
+    with app.app_context():
+        engine = db.engine
+    targets = seed(engine)
+    events = sendgrid_events(targets)
+    body = json.dumps(events).encode()
+    count = len(events)
+
+    client = app.test_client()
+
+    def endpoint() -> None:
+        # signed per attempt, as SendGrid does; signing is the sender's cost, not timed
+        response = client.post(
+            "/maildelivery/webhooks/sendgrid",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Twilio-Email-Event-Webhook-Signature": signature,
+                "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+            },
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["stored"] == count
+
+    timestamp = str(int(time.time()))
+    signature = base64.b64encode(
+        key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    ).decode()
+    endpoint_s = best_of(repeat, engine, endpoint, count)
+
+    with engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(Email.public_id, Email.id)).all())
+        rids = {
+            (e, a): r
+            for r, e, a in conn.execute(
+                sa.select(Recipient.id, Recipient.email_id, Recipient.address_key)
+            )
+        }
+    rows = floor_rows(events, ids, rids)
+
+    def floor() -> None:
+        with engine.begin() as conn:
+            conn.execute(Event.__table__.insert(), rows)
+
+    reset(engine)
+    start = time.perf_counter()
+    floor()
+    floor_s = time.perf_counter() - start
+    for _ in range(repeat - 1):
+        reset(engine)
+        start = time.perf_counter()
+        floor()
+        floor_s = min(floor_s, time.perf_counter() - start)
+
+    # the naive handler is slow: it runs on the first ``naive_limit`` events (a whole
+    # number of emails' worth) and its rate is per event, like the others
+    subset = events[: min(naive_limit, count)]
+    reset(engine)
+    start = time.perf_counter()
+    naive_handler(app, db, subset)
+    naive_s = time.perf_counter() - start
+
+    endpoint_rate = count / endpoint_s
+    naive_rate = len(subset) / naive_s
+    floor_rate = count / floor_s
+    print(f"\n{label}  ({count} events, {EMAILS} emails x {RECIPIENTS} recipients)")
+    print(
+        f"  endpoint (verify + parse + set-based ingest): {endpoint_rate:>10,.0f} events/s  ({endpoint_s * 1000:,.0f} ms)"
+    )
+    print(f"  naive ORM, one event per commit ({len(subset)} ev):  {naive_rate:>10,.0f} events/s")
+    print(
+        f"  floor, one bare executemany INSERT:           {floor_rate:>10,.0f} events/s  ({floor_s * 1000:,.0f} ms)"
+    )
+    speedup = endpoint_rate / naive_rate
+    overhead = endpoint_s / floor_s
+    print(
+        f"  endpoint vs naive: {speedup:.1f}x faster   (target >= 20x: {'ok' if speedup >= 20 else 'MISSED'})"
+    )
+    print(
+        f"  endpoint vs floor: {overhead:.2f}x the floor's time (target <= 3x: {'ok' if overhead <= 3 else 'MISSED'})"
+    )
+    with app.app_context():
+        db.session.remove()
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    return {"speedup": speedup, "overhead": overhead}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sqlite", default=None, help="SQLite URL (default: a file in a temp dir)")
+    parser.add_argument(
+        "--postgresql",
+        default=os.environ.get("MAILDELIVERY_BENCH_POSTGRESQL", DEFAULT_POSTGRESQL),
+        help=f"PostgreSQL URL (default: {DEFAULT_POSTGRESQL})",
+    )
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--naive-events", type=int, default=2_000, help="events the naive baseline handles"
+    )
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_url = args.sqlite or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        results.append(bench("SQLite", sqlite_url, args.repeat, args.naive_events))
+        if not args.sqlite_only:
+            results.append(bench("PostgreSQL", args.postgresql, args.repeat, args.naive_events))
+    ok = all(r["speedup"] >= 20 and r["overhead"] <= 3 for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
