@@ -81,11 +81,14 @@ def recipient_state(facts: Iterable[StatusFact]) -> StatusFact:
     left, the state is ``queued``.
     """
     best: StatusFact | None = None
+    best_key: tuple[int, float, str] | None = None
     for fact in facts:
         if not is_status(fact.status):
             continue
-        if best is None or fact.key() > best.key():
-            best = fact
+        # each key computed once: this runs for every recipient of a large batch
+        key = fact.key()
+        if best_key is None or key > best_key:
+            best, best_key = fact, key
     return best or StatusFact("queued")
 
 
