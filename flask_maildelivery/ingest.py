@@ -252,18 +252,38 @@ def _find_emails(
     return by_public, by_message
 
 
-def _recipient_ids(session: Session, email_ids: Iterable[int]) -> dict[tuple[int, str], int]:
-    """Recipient ids by (email id, lower-cased address)."""
-    result: dict[tuple[int, str], int] = {}
+@dataclass
+class _Recipients:
+    """Every recipient of the locked emails: ids by (email id, lower-cased address), and
+    each one's email and current state (read once, under the emails' locks)."""
+
+    ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    states: dict[int, tuple[int, StatusFact]] = field(default_factory=dict)
+
+
+def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
+    """The recipients of ``email_ids`` (locked by the caller) with their state."""
+    found = _Recipients()
     for chunk in _chunks(sorted(set(email_ids))):
         rows = session.execute(
-            sa.select(recipient_t.c.id, recipient_t.c.email_id, recipient_t.c.address_key).where(
-                recipient_t.c.email_id.in_(chunk)
-            )
+            sa.select(
+                recipient_t.c.id,
+                recipient_t.c.email_id,
+                recipient_t.c.address_key,
+                recipient_t.c.status,
+                recipient_t.c.status_at,
+                recipient_t.c.reason,
+                recipient_t.c.smtp_code,
+                recipient_t.c.bounce_type,
+            ).where(recipient_t.c.email_id.in_(chunk))
         )
-        for id_, email_id, key in rows:
-            result[(email_id, key)] = id_
-    return result
+        for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
+            found.ids[(email_id, key)] = id_
+            found.states[id_] = (
+                email_id,
+                StatusFact(status, status_at, reason, smtp_code, bounce_type, tiebreak=""),
+            )
+    return found
 
 
 def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
@@ -292,35 +312,20 @@ def _apply(
     session: Session,
     applicable: list[_Applicable],
     locked: dict[int, tuple[str, str]],
+    recipients: _Recipients,
     report: IngestReport,
 ) -> None:
-    """Fold new events into their recipients' state; update what changed. The emails of
-    ``applicable`` are locked by the caller."""
+    """Fold new events into their recipients' state; update what changed, then the emails'
+    results. The emails of ``applicable`` are locked by the caller and ``recipients`` holds
+    all their recipients, read under those locks (no other writer changes them before the
+    commit, so no second read is needed)."""
     if not applicable:
         return
     by_recipient: dict[int, list[StatusFact]] = defaultdict(list)
     for item in applicable:
         by_recipient[item.recipient_id].append(item.fact)
 
-    current: dict[int, tuple[int, StatusFact]] = {}
-    for chunk in _chunks(sorted(by_recipient)):
-        rows = session.execute(
-            sa.select(
-                recipient_t.c.id,
-                recipient_t.c.email_id,
-                recipient_t.c.status,
-                recipient_t.c.status_at,
-                recipient_t.c.reason,
-                recipient_t.c.smtp_code,
-                recipient_t.c.bounce_type,
-            ).where(recipient_t.c.id.in_(chunk))
-        )
-        for id_, email_id, status, status_at, reason, smtp_code, bounce_type in rows:
-            current[id_] = (
-                email_id,
-                StatusFact(status, status_at, reason, smtp_code, bounce_type, tiebreak=""),
-            )
-
+    current = recipients.states
     now = utcnow()
     updates: list[dict[str, Any]] = []
     for recipient_id, facts in by_recipient.items():
@@ -328,6 +333,7 @@ def _apply(
         after = recipient_state([before, *facts])
         if after == before:
             continue
+        current[recipient_id] = (email_id, after)
         updates.append(
             {
                 "b_id": recipient_id,
@@ -349,7 +355,12 @@ def _apply(
         updates,
         ["status", "status_at", "reason", "smtp_code", "bounce_type", "updated_at"],
     )
-    _recompute_emails(session, {current[u["b_id"]][0] for u in updates}, locked, report, now)
+    touched = {current[u["b_id"]][0] for u in updates}
+    statuses: dict[int, list[str]] = defaultdict(list)
+    for email_id, state in current.values():
+        if email_id in touched:
+            statuses[email_id].append(state.status)
+    _recompute_emails(session, statuses, locked, report, now)
 
 
 def _executemany_update(
@@ -433,20 +444,14 @@ def _sqlite_datetime(value: datetime) -> str:
 
 def _recompute_emails(
     session: Session,
-    email_ids: set[int],
+    statuses: dict[int, list[str]],
     locked: dict[int, tuple[str, str]],
     report: IngestReport,
     now: datetime,
 ) -> None:
-    statuses: dict[int, list[str]] = defaultdict(list)
-    for chunk in _chunks(sorted(email_ids)):
-        rows = session.execute(
-            sa.select(recipient_t.c.email_id, recipient_t.c.status).where(
-                recipient_t.c.email_id.in_(chunk)
-            )
-        )
-        for email_id, status in rows:
-            statuses[email_id].append(status)
+    """Update the result and status of the emails in ``statuses`` (email id -> its
+    recipients' statuses) where they changed."""
+    email_ids = set(statuses)
     updates = []
     for email_id in sorted(email_ids):
         old_result, old_status = locked[email_id]
@@ -508,13 +513,13 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
     ]
     matched = {i for i in email_ids if i is not None}
     locked = _lock_emails(session, matched)
-    recipients = _recipient_ids(session, matched)
+    recipients = _load_recipients(session, matched)
 
     now = utcnow()
     rows = []
     for event, email_id in zip(batch, email_ids, strict=True):
         recipient_id = (
-            recipients.get((email_id, event.recipient.strip().lower()))
+            recipients.ids.get((email_id, event.recipient.strip().lower()))
             if email_id is not None and event.recipient
             else None
         )
@@ -551,7 +556,7 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
             report.unmatched += 1
         elif row["recipient_id"] is not None and is_status(row["type"]):
             applicable.append(_fact(event_id, row))
-    _apply(session, applicable, locked, report)
+    _apply(session, applicable, locked, recipients, report)
 
 
 def _fact(event_id: int, row: dict[str, Any]) -> _Applicable:
@@ -642,11 +647,11 @@ def _apply_unmatched(
     if not matches:
         return
     locked = _lock_emails(session, {email_id for _, email_id in matches})
-    recipients = _recipient_ids(session, locked)
+    recipients = _load_recipients(session, locked)
     updates = []
     applicable = []
     for row, email_id in matches:
-        recipient_id = recipients.get((email_id, (row["address"] or "").strip().lower()))
+        recipient_id = recipients.ids.get((email_id, (row["address"] or "").strip().lower()))
         updates.append({"b_id": row["id"], "email_id": email_id, "recipient_id": recipient_id})
         row.update(email_id=email_id, recipient_id=recipient_id)
         if recipient_id is not None and is_status(row["type"]):
@@ -658,7 +663,7 @@ def _apply_unmatched(
         .values(email_id=sa.bindparam("email_id"), recipient_id=sa.bindparam("recipient_id"))
     )
     session.execute(stmt, updates)
-    _apply(session, applicable, locked, report)
+    _apply(session, applicable, locked, recipients, report)
 
 
 def send_change_signals(app: Flask, report: IngestReport) -> None:
