@@ -41,9 +41,9 @@ T = TypeVar("T")
 #: Longest ``IN (...)`` list sent in one statement.
 CHUNK = 1000
 
-email_t = Email.__table__
-recipient_t = Recipient.__table__
-event_t = Event.__table__
+email_t: sa.Table = Email.__table__  # type: ignore[assignment]
+recipient_t: sa.Table = Recipient.__table__  # type: ignore[assignment]
+event_t: sa.Table = Event.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _clip(value: str | None, length: int) -> str | None:
 def _session(app: Flask) -> Session:
     from .extension import MailDelivery
 
-    session: Session = MailDelivery.state(app).db.session
+    session: Session = MailDelivery.state(app).db.session  # type: ignore[assignment]
     return session
 
 
@@ -381,8 +381,8 @@ def _executemany_update(
         session.execute(stmt, rows)
         return
     for chunk in _chunks(rows, BULK_CHUNK):
-        stmt, document = _json_update(dialect, table, chunk, columns)
-        session.execute(stmt, {"rows": document})
+        text, document = _json_update(dialect, table, chunk, columns)
+        session.execute(text, {"rows": document})
 
 
 def _json_update(
@@ -516,7 +516,7 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
     recipients = _load_recipients(session, matched)
 
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for event, email_id in zip(batch, email_ids, strict=True):
         recipient_id = (
             recipients.ids.get((email_id, event.recipient.strip().lower()))
@@ -598,7 +598,7 @@ def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -
 def _apply_unmatched(
     session: Session, email_ids: Sequence[int] | None, report: IngestReport
 ) -> None:
-    cond = [event_t.c.email_id.is_(None)]
+    cond: list[sa.ColumnElement[bool]] = [event_t.c.email_id.is_(None)]
     if email_ids is not None:
         emails = session.execute(
             sa.select(email_t.c.public_id, email_t.c.provider_message_id).where(

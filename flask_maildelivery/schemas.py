@@ -128,7 +128,7 @@ def dump_log_email(email: Any, **extra: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 
 
-class _Epoch(fields.Field):
+class _Epoch(fields.Field[Any]):
     """Epoch seconds (or milliseconds) as a number or a numeric string; left as sent."""
 
     default_error_messages = {"invalid": "Not an epoch timestamp."}  # noqa: RUF012
@@ -283,7 +283,7 @@ class ResendEventSchema(_PayloadSchema):
     data = fields.Nested(ResendDataSchema, required=True)
 
 
-def _accepts(field: fields.Field) -> Callable[[Any], bool] | None:
+def _accepts(field: fields.Field[Any]) -> Callable[[Any], bool] | None:
     """A cheap test that says a value certainly passes ``field`` (``None``: no cheap test
     for this field type)."""
     if isinstance(field, fields.String):

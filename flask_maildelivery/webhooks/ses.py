@@ -300,28 +300,28 @@ class SESAdapter(WebhookAdapter):
                 type_ = "dropped"
             else:
                 bounce_type = "hard" if kind == "Permanent" else "undetermined"
-            entries = detail.get("bouncedRecipients") or []
-            recipients = [r.get("emailAddress") for r in entries if isinstance(r, dict)]
-            for r in entries:
-                if isinstance(r, dict):
-                    reasons[r.get("emailAddress")] = (
-                        text_or_none(r.get("diagnosticCode")) or f"{kind}/{sub}",
-                        text_or_none(r.get("status")),
-                    )
+            entries = _addressed(detail.get("bouncedRecipients"))
+            recipients = list(entries)
+            reasons = {
+                address: (
+                    text_or_none(r.get("diagnosticCode")) or f"{kind}/{sub}",
+                    text_or_none(r.get("status")),
+                )
+                for address, r in entries.items()
+            }
         elif raw_type == "Complaint":
-            entries = detail.get("complainedRecipients") or []
-            recipients = [r.get("emailAddress") for r in entries if isinstance(r, dict)]
+            recipients = list(_addressed(detail.get("complainedRecipients")))
         elif raw_type == "DeliveryDelay":
             bounce_type = "soft"
-            entries = detail.get("delayedRecipients") or []
-            recipients = [r.get("emailAddress") for r in entries if isinstance(r, dict)]
-            for r in entries:
-                if isinstance(r, dict):
-                    reasons[r.get("emailAddress")] = (
-                        text_or_none(r.get("diagnosticCode"))
-                        or text_or_none(detail.get("delayType")),
-                        text_or_none(r.get("status")),
-                    )
+            entries = _addressed(detail.get("delayedRecipients"))
+            recipients = list(entries)
+            reasons = {
+                address: (
+                    text_or_none(r.get("diagnosticCode")) or text_or_none(detail.get("delayType")),
+                    text_or_none(r.get("status")),
+                )
+                for address, r in entries.items()
+            }
         elif raw_type == "Delivery":
             recipients = [r for r in detail.get("recipients") or [] if isinstance(r, str)]
             reason = text_or_none(detail.get("smtpResponse"))
@@ -354,6 +354,17 @@ class SESAdapter(WebhookAdapter):
             )
             for address in dict.fromkeys(recipients)
         ]
+
+
+def _addressed(entries: Any) -> dict[str, dict[str, Any]]:
+    """``{emailAddress: entry}`` of a list of SES recipient objects (bad entries skipped)."""
+    if not isinstance(entries, list):
+        return {}
+    return {
+        e["emailAddress"]: e
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("emailAddress"), str)
+    }
 
 
 def _correlation_id(mail: dict[str, Any]) -> str | None:
