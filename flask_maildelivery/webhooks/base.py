@@ -327,6 +327,12 @@ def text_or_none(value: Any) -> str | None:
     return text or None
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: optional nested fields are
+    read through this, so an odd shape gives no data instead of an exception."""
+    return value if isinstance(value, dict) else {}
+
+
 def json_object_field(value: Any) -> Mapping[str, Any]:
     """A field that holds a JSON object, possibly as a JSON string (Mailjet ``Payload``,
     Brevo ``X-Mailin-custom``); anything else gives an empty mapping."""

@@ -24,6 +24,7 @@ from .base import (
     WebhookRequest,
     as_list,
     constant_time_equal,
+    obj,
     parse_epoch,
     text_or_none,
     validate,
@@ -106,7 +107,7 @@ class MailgunAdapter(WebhookAdapter):
         raw_type = item["event"]
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         bounce_type = None
-        status = item.get("delivery-status") or {}
+        status = obj(item.get("delivery-status"))
         if raw_type == "failed":
             reason_code = str(item.get("reason") or "")
             if item.get("severity") == "temporary":
@@ -116,9 +117,8 @@ class MailgunAdapter(WebhookAdapter):
                 type_ = "dropped"
             else:
                 bounce_type = "hard"
-        message = item.get("message") or {}
-        headers = message.get("headers") or {}
-        variables = item.get("user-variables") or {}
+        headers = obj(obj(item.get("message")).get("headers"))
+        variables = obj(item.get("user-variables"))
         event_id = text_or_none(item.get("id"))
         timestamp = item["timestamp"]
         return [
@@ -132,17 +132,11 @@ class MailgunAdapter(WebhookAdapter):
                 raw_type=raw_type,
                 occurred_at=parse_epoch(timestamp, "event-data.timestamp"),
                 recipient=text_or_none(item.get("recipient")),
-                maildelivery_id=text_or_none(variables.get(CORRELATION_KEY))
-                if isinstance(variables, dict)
-                else None,
+                maildelivery_id=text_or_none(variables.get(CORRELATION_KEY)),
                 provider_message_id=normalize_message_id(text_or_none(headers.get("message-id"))),
-                reason=text_or_none(
-                    (status.get("description") or status.get("message"))
-                    if isinstance(status, dict)
-                    else None
-                )
+                reason=text_or_none(status.get("description") or status.get("message"))
                 or text_or_none(item.get("reason") if raw_type in ("failed", "rejected") else None),
-                smtp_code=text_or_none(status.get("code")) if isinstance(status, dict) else None,
+                smtp_code=text_or_none(status.get("code")),
                 bounce_type=bounce_type,
                 payload=data["event-data"],
             )

@@ -41,6 +41,7 @@ from .base import (
     WebhookError,
     WebhookRequest,
     as_list,
+    obj,
     parse_iso,
     text_or_none,
     validate,
@@ -288,12 +289,15 @@ class SESAdapter(WebhookAdapter):
         raw_type = event.get("eventType") or event.get("notificationType") or ""
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         mail = event["mail"]
-        detail = event.get(DETAIL_KEYS.get(raw_type, ""), {}) or {}
+        detail = obj(event.get(DETAIL_KEYS.get(raw_type, "")))
         bounce_type = None
         reasons: dict[str, tuple[str | None, str | None]] = {}
         recipients: list[str]
         if raw_type == "Bounce":
-            kind, sub = detail.get("bounceType"), detail.get("bounceSubType")
+            kind, sub = (
+                text_or_none(detail.get("bounceType")),
+                text_or_none(detail.get("bounceSubType")),
+            )
             if kind == "Transient":
                 type_, bounce_type = "deferred", "soft"
             elif kind == "Permanent" and sub in SUPPRESSED_SUBTYPES:
@@ -323,16 +327,16 @@ class SESAdapter(WebhookAdapter):
                 for address, r in entries.items()
             }
         elif raw_type == "Delivery":
-            recipients = [r for r in detail.get("recipients") or [] if isinstance(r, str)]
+            recipients = [r for r in _items(detail.get("recipients")) if isinstance(r, str)]
             reason = text_or_none(detail.get("smtpResponse"))
             reasons = {r: (reason, None) for r in recipients}
         else:
-            recipients = [r for r in mail.get("destination") or [] if isinstance(r, str)]
+            recipients = [r for r in _items(mail.get("destination")) if isinstance(r, str)]
             if raw_type in ("Reject", "Rendering Failure"):
                 reason = text_or_none(detail.get("reason") or detail.get("errorMessage"))
                 reasons = {r: (reason, None) for r in recipients}
         if not recipients:
-            recipients = [r for r in mail.get("destination") or [] if isinstance(r, str)] or [""]
+            recipients = [r for r in _items(mail.get("destination")) if isinstance(r, str)] or [""]
         when = detail.get("timestamp") or mail.get("timestamp")
         occurred = parse_iso(when, f"{raw_type} timestamp")
         correlation = _correlation_id(mail)
@@ -356,6 +360,11 @@ class SESAdapter(WebhookAdapter):
         ]
 
 
+def _items(value: Any) -> list[Any]:
+    """``value`` when it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def _addressed(entries: Any) -> dict[str, dict[str, Any]]:
     """``{emailAddress: entry}`` of a list of SES recipient objects (bad entries skipped)."""
     if not isinstance(entries, list):
@@ -376,7 +385,7 @@ def _correlation_id(mail: dict[str, Any]) -> str | None:
             return text_or_none(values[0])
         if isinstance(values, str):
             return text_or_none(values)
-    for header in mail.get("headers") or []:
+    for header in _items(mail.get("headers")):
         if (
             isinstance(header, dict)
             and str(header.get("name", "")).lower() == CORRELATION_HEADER.lower()

@@ -1,0 +1,121 @@
+"""Adapters are pure: any authentic body gives events or a 400-class error naming the
+problem, never an unexpected exception (which would be a 500 and a provider retry loop).
+
+Each provider's documented event is mutated field by field (every key up to two levels
+deep replaced by a value of another JSON type) and parsed; no database is involved."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_maildelivery.config import apply_defaults
+from flask_maildelivery.webhooks.base import WebhookError, WebhookRequest
+from flask_maildelivery.webhooks.views import build_adapters
+
+from .webhook_kits import KITS, PROVIDERS, Kit
+
+REPLACEMENTS: list[Any] = [None, 7, True, "text", [], {}, [{}], {"a": {}}]
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = (), depth: int = 0) -> Iterator[tuple[Any, ...]]:
+    """Every key path of ``value`` up to three levels deep."""
+    if depth > 3:
+        return
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, child in items:
+        yield (*prefix, key)
+        yield from paths(child, (*prefix, key), depth + 1)
+
+
+def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    result = copy.deepcopy(value)
+    target = result
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return result
+
+
+def document(kit: Kit, kind: str) -> list[dict[str, Any]]:
+    """One event of the kit, as its request body carries it."""
+    event = kit.event(
+        kind,
+        address="ann@customer.test",
+        public_id="0" * 32,
+        message_id=kit.new_message_id(),
+        at=datetime.now(UTC),
+        event_id="ev-shape",
+    )
+    return [event]
+
+
+@pytest.mark.parametrize("kind", ["hard_bounce", "delivered", "complaint"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_mutated_bodies_never_raise_unexpectedly(provider: str, kind: str) -> None:
+    kit = KITS[provider]()
+    app = Flask("shapes")
+    app.config.update(kit.config())
+    apply_defaults(app)
+    adapter = build_adapters(app)[provider]
+    body, headers = kit.request(document(kit, kind))
+    base = json.loads(body)
+    if provider == "ses":
+        # the SNS envelope is checked by its signature; mutate the SES event inside it
+        envelope = base
+        base = json.loads(envelope["Message"])
+    outcomes = {"events": 0, "refused": 0}
+    statuses: set[int] = set()
+    for path in list(paths(base)):
+        for new in REPLACEMENTS:
+            mutated = replaced(base, path, new)
+            if provider == "ses":
+                mutated = kit.sign({**envelope, "Message": json.dumps(mutated)})  # type: ignore[attr-defined]
+            request_body, request_headers = _resign(kit, mutated, headers)
+            request = WebhookRequest(
+                body=request_body, headers={k.lower(): v for k, v in request_headers.items()}
+            )
+            try:
+                adapter.verify(request)
+                adapter.parse(request)
+                outcomes["events"] += 1
+            except WebhookError as exc:
+                statuses.add(exc.status)
+                outcomes["refused"] += 1
+    assert outcomes["events"] > 0
+    assert outcomes["refused"] > 0
+    assert statuses <= {400, 401, 403, 406, 502}
+
+
+def _resign(kit: Kit, body: Any, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """Re-sign a mutated body where the provider signs the body (so the mutation reaches
+    the parser); basic-auth providers keep their headers."""
+    raw = json.dumps(body).encode()
+    if kit.provider == "sendgrid":
+        timestamp = headers["X-Twilio-Email-Event-Webhook-Timestamp"]
+        return raw, {
+            **headers,
+            "X-Twilio-Email-Event-Webhook-Signature": kit.sign(kit.key, timestamp, raw),
+        }  # type: ignore[attr-defined]
+    if kit.provider == "resend":
+        signature = kit.signature(kit.secret, headers["svix-id"], headers["svix-timestamp"], raw)  # type: ignore[attr-defined]
+        return raw, {**headers, "svix-signature": signature}
+    if kit.provider == "ses" and isinstance(body, dict):
+        try:
+            signed = kit.sign(body)  # type: ignore[attr-defined]
+        except (KeyError, TypeError, AttributeError):
+            return raw, headers  # not an SNS message any more: refused as unsigned
+        return json.dumps(signed).encode(), headers
+    return raw, headers
