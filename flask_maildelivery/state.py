@@ -58,14 +58,16 @@ class StatusFact:
     bounce_type: str | None = None
     tiebreak: str = ""
 
-    def key(self) -> tuple[int, float, str, str, str, str]:
+    def key(self) -> tuple[int, float, str, tuple[tuple[bool, str], ...]]:
+        """The fact's rank: status, then time, then tiebreak; the details last, so two
+        facts never tie unless they are equal (the winner never depends on order)."""
         return (
             RANK[self.status],
             self.at.timestamp() if self.at else float("-inf"),
             self.tiebreak,
-            self.reason or "",
-            self.smtp_code or "",
-            self.bounce_type or "",
+            tuple(
+                (v is not None, v or "") for v in (self.reason, self.smtp_code, self.bounce_type)
+            ),
         )
 
 
@@ -81,7 +83,7 @@ def recipient_state(facts: Iterable[StatusFact]) -> StatusFact:
     left, the state is ``queued``.
     """
     best: StatusFact | None = None
-    best_key: tuple[int, float, str] | None = None
+    best_key: tuple[int, float, str, tuple[tuple[bool, str], ...]] | None = None
     for fact in facts:
         if not is_status(fact.status):
             continue
