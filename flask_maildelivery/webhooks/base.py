@@ -414,9 +414,9 @@ class WebhookAdapter(ABC):
             self.timestamps.check(event.occurred_at, now, what=f"the event {event.raw_type!r}")
 
 
-#: Response headers added to a 401 (SNS and some clients send credentials only when asked).
 def challenge_headers(adapter: WebhookAdapter) -> dict[str, str]:
-    """``WWW-Authenticate`` for basic-auth providers."""
+    """``WWW-Authenticate`` for a 401 of a basic-auth provider (some clients send the
+    credentials of a URL only once challenged)."""
     if isinstance(getattr(adapter, "basic_auth", None), BasicAuth):
         return {"WWW-Authenticate": f'Basic realm="{adapter.provider} webhook"'}
     return {}
