@@ -189,7 +189,16 @@ class SendGridKit(Kit):
         other = ec.generate_private_key(ec.SECP256R1())
         return {"MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": self.public_b64(other)}
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         base: dict[str, Any] = {
             "email": address,
             "timestamp": epoch(at),
@@ -231,7 +240,13 @@ class SendGridKit(Kit):
             key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         ).decode()
 
-    def request(self, events, *, mode="valid", signed_at=None):  # type: ignore[no-untyped-def]
+    def request(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        mode: str = "valid",
+        signed_at: datetime | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(events).encode()
         timestamp = str(epoch(signed_at or datetime.now(UTC)))
         headers = {"Content-Type": "application/json"}
@@ -245,7 +260,7 @@ class SendGridKit(Kit):
         headers["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp
         return body, headers
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         return self.request([{"event": "delivered", "timestamp": "yesterday"}])
 
 
@@ -261,17 +276,26 @@ class MailgunKit(Kit):
     repeat_status: ClassVar[int] = 406
     signing_key: str = field(default_factory=lambda: secrets.token_hex(16))
 
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> dict[str, Any]:
         return {"MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY": ["key-retired", self.signing_key]}
 
-    def wrong_config(self):  # type: ignore[no-untyped-def]
+    def wrong_config(self) -> dict[str, Any]:
         return {"MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY": "key-of-another-account"}
 
     def new_message_id(self) -> str:
         # the send API answers with angle brackets; events carry the id without them
         return f"<20240101000000.{secrets.token_hex(6)}@mg.acme.test>"
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": event_id,
             "timestamp": at.timestamp(),
@@ -318,7 +342,13 @@ class MailgunKit(Kit):
         }
         return {**data, **extra[kind]}
 
-    def request(self, events, *, mode="valid", signed_at=None):  # type: ignore[no-untyped-def]
+    def request(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        mode: str = "valid",
+        signed_at: datetime | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
         assert len(events) == 1
         timestamp = str(epoch(signed_at or datetime.now(UTC)))
         token = secrets.token_hex(25)
@@ -334,7 +364,7 @@ class MailgunKit(Kit):
             body["signature"] = {"timestamp": timestamp, "token": token, "signature": signature}
         return json.dumps(body).encode(), {"Content-Type": "application/json"}
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         body, headers = self.request([{}])
         data = json.loads(body)
         data["event-data"] = {"event": "delivered"}  # no timestamp
@@ -360,7 +390,16 @@ class PostmarkKit(BasicAuthKit):
 
         return str(uuid.uuid4())
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         common = {
             "MessageID": message_id or "00000000-0000-4000-8000-000000000000",
             "MessageStream": "outbound",
@@ -384,7 +423,7 @@ class PostmarkKit(BasicAuthKit):
                 "Inactive": kind != "soft_bounce",
                 "CanActivate": True,
             }
-        record = {
+        records: dict[str, dict[str, Any]] = {
             "delivered": {
                 "RecordType": "Delivery",
                 "Recipient": address,
@@ -404,10 +443,10 @@ class PostmarkKit(BasicAuthKit):
                 "OriginalLink": "https://acme.test/invoice/42",
             },
             "unknown": {"RecordType": "FutureRecord", "Recipient": address, "ReceivedAt": when},
-        }[kind]
-        return {**common, **record}
+        }
+        return {**common, **records[kind]}
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         return self.request([{"RecordType": "Delivery", "Recipient": "ann@customer.test"}])
 
 
@@ -483,14 +522,14 @@ class SESKit(Kit):
     )
     subscriptions: SubscriptionEndpoint = field(default_factory=SubscriptionEndpoint)
 
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> dict[str, Any]:
         return {
             "MAILDELIVERY_SES_TOPIC_ARNS": [TOPIC_ARN],
             "MAILDELIVERY_SES_CERTIFICATE_FETCHER": self.certificates,
             "MAILDELIVERY_SES_SUBSCRIPTION_CONFIRMER": self.subscriptions,
         }
 
-    def wrong_config(self):  # type: ignore[no-untyped-def]
+    def wrong_config(self) -> dict[str, Any]:
         # the certificate at the URL belongs to another key than the one that signed
         return {
             **self.config(),
@@ -499,7 +538,16 @@ class SESKit(Kit):
             ),
         }
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         mail = {
             "timestamp": iso(at - timedelta(seconds=5)),
             "messageId": message_id or "0100018c-none",
@@ -631,7 +679,13 @@ class SESKit(Kit):
             "x-amz-sns-topic-arn": envelope["TopicArn"],
         }
 
-    def request(self, events, *, mode="valid", signed_at=None):  # type: ignore[no-untyped-def]
+    def request(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        mode: str = "valid",
+        signed_at: datetime | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
         assert len(events) == 1
         item = events[0]
         at = signed_at or datetime.now(UTC)
@@ -644,7 +698,7 @@ class SESKit(Kit):
             signed["Message"] += " "
         return self.post(signed)
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         envelope = self.envelope(
             json.dumps({"eventType": "Delivery"}), "malformed-1", datetime.now(UTC)
         )
@@ -662,7 +716,16 @@ class SparkPostKit(BasicAuthKit):
     def new_message_id(self) -> str:
         return str(secrets.randbelow(10**17) + 10**17)
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "event_id": event_id,
             "transmission_id": message_id or "0",
@@ -713,10 +776,10 @@ class SparkPostKit(BasicAuthKit):
         }[kind]
         return {"msys": {klass: {**body, **extra}}}
 
-    def wrap(self, events):  # type: ignore[no-untyped-def]
+    def wrap(self, events: list[dict[str, Any]]) -> Any:
         return events
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         return self.request([{"msys": {"message_event": {"type": "delivery"}}}])
 
 
@@ -731,7 +794,16 @@ class MailjetKit(BasicAuthKit):
     def new_message_id(self) -> str:
         return str(1152921500000000000 + secrets.randbelow(10**15))
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         common: dict[str, Any] = {
             "time": epoch(at),
             "MessageID": int(message_id) if message_id else 0,
@@ -743,7 +815,7 @@ class MailjetKit(BasicAuthKit):
             "CustomID": "",
             "Payload": json.dumps({"maildelivery_id": public_id}) if public_id else "",
         }
-        extra = {
+        extras: dict[str, dict[str, Any]] = {
             "delivered": {"event": "sent", "smtp_reply": "250 OK queued"},
             "soft_bounce": {
                 "event": "bounce",
@@ -765,10 +837,10 @@ class MailjetKit(BasicAuthKit):
             "complaint": {"event": "spam", "source": "JMRPP"},
             "unsubscribe": {"event": "unsub", "mj_list_id": 1},
             "unknown": {"event": "future"},
-        }[kind]
-        return {**common, **extra}
+        }
+        return {**common, **extras[kind]}
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         return self.request([{"event": "sent", "MessageID": 1}])
 
 
@@ -783,7 +855,16 @@ class BrevoKit(BasicAuthKit):
     def new_message_id(self) -> str:
         return f"<{secrets.token_hex(6)}.{secrets.randbelow(10**10)}@smtp-relay.mailin.fr>"
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         common: dict[str, Any] = {
             "id": 123456,
             "email": address,
@@ -795,7 +876,7 @@ class BrevoKit(BasicAuthKit):
             "X-Mailin-custom": json.dumps({"maildelivery_id": public_id}) if public_id else "",
             "sending_ip": "192.0.2.10",
         }
-        extra = {
+        extras: dict[str, dict[str, Any]] = {
             "processed": {"event": "request"},
             "delivered": {"event": "delivered"},
             "deferred": {"event": "deferred", "reason": "421 try later"},
@@ -807,10 +888,10 @@ class BrevoKit(BasicAuthKit):
             "complaint": {"event": "spam"},
             "unsubscribe": {"event": "unsubscribed"},
             "unknown": {"event": "future_event"},
-        }[kind]
-        return {**common, **extra}
+        }
+        return {**common, **extras[kind]}
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         return self.request([{"event": "delivered", "email": "ann@customer.test"}])
 
 
@@ -825,10 +906,10 @@ class ResendKit(Kit):
         default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     )
 
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> dict[str, Any]:
         return {"MAILDELIVERY_RESEND_WEBHOOK_SECRET": self.secret}
 
-    def wrong_config(self):  # type: ignore[no-untyped-def]
+    def wrong_config(self) -> dict[str, Any]:
         return {
             "MAILDELIVERY_RESEND_WEBHOOK_SECRET": "whsec_"
             + base64.b64encode(b"another-secret-key").decode()
@@ -839,7 +920,16 @@ class ResendKit(Kit):
 
         return str(uuid.uuid4())
 
-    def event(self, kind, *, address, public_id, message_id, at, event_id):  # type: ignore[no-untyped-def]
+    def event(
+        self,
+        kind: str,
+        *,
+        address: str,
+        public_id: str | None,
+        message_id: str | None,
+        at: datetime,
+        event_id: str,
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "email_id": message_id or "00000000-0000-4000-8000-000000000000",
             "from": "Billing <billing@acme.test>",
@@ -892,7 +982,13 @@ class ResendKit(Kit):
             ).decode()
         )
 
-    def request(self, events, *, mode="valid", signed_at=None):  # type: ignore[no-untyped-def]
+    def request(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        mode: str = "valid",
+        signed_at: datetime | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
         assert len(events) == 1
         item = dict(events[0])
         msg_id = item.pop("__id", None) or f"msg_{secrets.token_hex(8)}"
@@ -918,7 +1014,7 @@ class ResendKit(Kit):
             )
         return body, headers
 
-    def malformed(self):  # type: ignore[no-untyped-def]
+    def malformed(self) -> tuple[bytes, dict[str, str]]:
         return self.request([{"__id": "msg_malformed", "type": "email.delivered"}])
 
 
