@@ -188,3 +188,60 @@ def test_webhooks_are_exempt_from_csrf(database_url: str, schema: Any, csrf_firs
             db.session.remove()
             clear_tables(db.engine)
             db.engine.dispose()
+
+
+def test_chunked_body_above_the_limit_is_413(make_app: Any) -> None:
+    import io
+
+    kit = SendGridKit()
+    app = make_app(**kit.config(), MAILDELIVERY_WEBHOOK_MAX_BYTES=100_000)
+    event = kit.event(
+        "delivered",
+        address="ann@customer.test",
+        public_id=None,
+        message_id=None,
+        at=datetime.now(UTC),
+        event_id="big",
+    )
+    body, headers = kit.request([event] * 1000)
+    assert len(body) > 100_000
+    response = app.test_client().post(
+        "/maildelivery/webhooks/sendgrid",
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        # what a WSGI server sets for a chunked request body
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert stored_events(app) == []
+
+
+def test_large_body_within_the_limit_is_read_whole(make_app: Any) -> None:
+    import io
+
+    kit = SendGridKit()
+    app = make_app(**kit.config())
+    _, public_id = send_email(app, to=ADDRESSES)
+    events = [
+        kit.event(
+            "delivered",
+            address=a,
+            public_id=public_id,
+            message_id=None,
+            at=datetime.now(UTC),
+            event_id=f"e{i}-{a}",
+        )
+        for i in range(60)
+        for a in ADDRESSES
+    ]
+    body, headers = kit.request(events)
+    assert len(body) > 64 * 1024  # read in several chunks
+    response = app.test_client().post(
+        "/maildelivery/webhooks/sendgrid",
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        # what a WSGI server sets for a chunked request body
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["stored"] == len(events)

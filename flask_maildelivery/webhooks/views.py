@@ -63,11 +63,22 @@ def _error(
 
 
 def _read_body(max_bytes: int) -> bytes | None:
-    """The raw body, or ``None`` when it is larger than ``max_bytes``."""
+    """The raw body, or ``None`` when it is larger than ``max_bytes`` (read no further than
+    that, also for a chunked body without a Content-Length)."""
     if request.content_length is not None and request.content_length > max_bytes:
         return None
-    body = request.stream.read(max_bytes + 1)
-    return None if len(body) > max_bytes else body
+    stream = request.stream
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        # a read may return less than asked for: loop until the end of the body
+        chunk = stream.read(min(64 * 1024, max_bytes + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            return None
 
 
 def create_webhook_blueprint(app: Flask) -> Blueprint:
