@@ -289,6 +289,11 @@ def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
 def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
     """Lock the emails (id order) and return their ``(result, status)``."""
     found: dict[int, tuple[str, str]] = {}
+    if email_ids and session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks, and the driver begins a transaction only at the first
+        # write: a write that changes nothing takes the database's write lock now, so the
+        # state read next cannot change before the commit
+        session.execute(sa.update(email_t).where(sa.false()).values(id=email_t.c.id))
     for chunk in _chunks(sorted(set(email_ids))):
         stmt = (
             sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
