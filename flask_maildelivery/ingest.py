@@ -264,19 +264,22 @@ class _Recipients:
 def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
     """The recipients of ``email_ids`` (locked by the caller) with their state."""
     found = _Recipients()
+    # MySQL/MariaDB run REPEATABLE READ: a plain read would return the snapshot taken at the
+    # transaction's first read, before the email locks were granted, and lose the update of
+    # the batch that held them. A locking read sees the latest committed state.
+    locking = session.get_bind().dialect.name in ("mysql", "mariadb")
     for chunk in _chunks(sorted(set(email_ids))):
-        rows = session.execute(
-            sa.select(
-                recipient_t.c.id,
-                recipient_t.c.email_id,
-                recipient_t.c.address_key,
-                recipient_t.c.status,
-                recipient_t.c.status_at,
-                recipient_t.c.reason,
-                recipient_t.c.smtp_code,
-                recipient_t.c.bounce_type,
-            ).where(recipient_t.c.email_id.in_(chunk))
-        )
+        stmt = sa.select(
+            recipient_t.c.id,
+            recipient_t.c.email_id,
+            recipient_t.c.address_key,
+            recipient_t.c.status,
+            recipient_t.c.status_at,
+            recipient_t.c.reason,
+            recipient_t.c.smtp_code,
+            recipient_t.c.bounce_type,
+        ).where(recipient_t.c.email_id.in_(chunk))
+        rows = session.execute(stmt.with_for_update() if locking else stmt)
         for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
             found.ids[(email_id, key)] = id_
             found.states[id_] = (
