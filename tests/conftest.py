@@ -44,24 +44,6 @@ def _db_id(url: str) -> str:
 DATABASE_URLS = _database_urls()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``postgresql_only`` (they need row locks and real concurrency) run for
-    the PostgreSQL ``database_url`` only; the other databases' copies are deselected."""
-    keep, drop = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        db = callspec.params.get("database_url") if callspec is not None else None
-        if item.get_closest_marker("postgresql_only") and (
-            db is None or _db_id(db) != "postgresql"
-        ):
-            drop.append(item)
-        else:
-            keep.append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
-
-
 @pytest.fixture(scope="session", params=DATABASE_URLS, ids=[_db_id(u) for u in DATABASE_URLS])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database URL; tests using it run once per configured database."""
