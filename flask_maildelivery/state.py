@@ -61,13 +61,18 @@ class StatusFact:
     def key(self) -> tuple[int, float, str, tuple[tuple[bool, str], ...]]:
         """The fact's rank: status, then time, then tiebreak; the details last, so two
         facts never tie unless they are equal (the winner never depends on order)."""
+        return (*self._primary_key(), self._details_key())
+
+    def _primary_key(self) -> tuple[int, float, str]:
         return (
             RANK[self.status],
             self.at.timestamp() if self.at else float("-inf"),
             self.tiebreak,
-            tuple(
-                (v is not None, v or "") for v in (self.reason, self.smtp_code, self.bounce_type)
-            ),
+        )
+
+    def _details_key(self) -> tuple[tuple[bool, str], ...]:
+        return tuple(
+            (v is not None, v or "") for v in (self.reason, self.smtp_code, self.bounce_type)
         )
 
 
@@ -83,13 +88,19 @@ def recipient_state(facts: Iterable[StatusFact]) -> StatusFact:
     left, the state is ``queued``.
     """
     best: StatusFact | None = None
-    best_key: tuple[int, float, str, tuple[tuple[bool, str], ...]] | None = None
+    best_key: tuple[int, float, str] | None = None
     for fact in facts:
         if not is_status(fact.status):
             continue
-        # each key computed once: this runs for every recipient of a large batch
-        key = fact.key()
-        if best_key is None or key > best_key:
+        # the same order as key(), with the details compared only on a tie: this runs for
+        # every recipient of a large batch
+        key = fact._primary_key()
+        if (
+            best is None
+            or best_key is None
+            or key > best_key
+            or (key == best_key and fact._details_key() > best._details_key())
+        ):
             best, best_key = fact, key
     return best or StatusFact("queued")
 

@@ -140,3 +140,10 @@ def test_needs_attention() -> None:
     assert needs_attention("warning", "")
     assert needs_attention("processed", "deferred")
     assert not needs_attention("delivered", "opened")
+
+
+@given(st.lists(facts, max_size=12))
+def test_the_state_is_the_fact_with_the_highest_key(events: list[StatusFact]) -> None:
+    known = [e for e in events if e.status in STATUS_ORDER]
+    expected = max(known, key=StatusFact.key) if known else StatusFact("queued")
+    assert recipient_state(events) == expected
