@@ -144,12 +144,12 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
     inserted: dict[tuple[str, str], int] = {}
     if dialect == "postgresql":
         for chunk in _chunks(rows, BULK_CHUNK):
-            result = session.execute(_PG_INSERT, {"rows": _pg_document(chunk)})
+            result = session.execute(_PG_INSERT, {"rows": _pg_document(chunk)}).all()
             inserted.update({(p, e): i for i, p, e in result})
         return inserted
     if dialect == "sqlite":
         for chunk in _chunks(rows, BULK_CHUNK):
-            result = session.execute(_SQLITE_INSERT, {"rows": _sqlite_document(chunk)})
+            result = session.execute(_SQLITE_INSERT, {"rows": _sqlite_document(chunk)}).all()
             inserted.update({(p, e): i for i, p, e in result})
         return inserted
     stmt = _insert_ignoring_duplicates(session).returning(
@@ -240,14 +240,14 @@ def _find_emails(
     for chunk in _chunks(sorted(public_ids)):
         rows = session.execute(
             sa.select(email_t.c.id, email_t.c.public_id).where(email_t.c.public_id.in_(chunk))
-        )
+        ).all()
         by_public.update({public_id: id_ for id_, public_id in rows})
     for chunk in _chunks(sorted(message_ids)):
         rows = session.execute(
             sa.select(email_t.c.id, email_t.c.provider_message_id).where(
                 email_t.c.provider_message_id.in_(chunk)
             )
-        )
+        ).all()
         by_message.update({message_id: id_ for id_, message_id in rows})
     return by_public, by_message
 
@@ -279,7 +279,7 @@ def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
             recipient_t.c.smtp_code,
             recipient_t.c.bounce_type,
         ).where(recipient_t.c.email_id.in_(chunk))
-        rows = session.execute(stmt.with_for_update() if locking else stmt)
+        rows = session.execute(stmt.with_for_update() if locking else stmt).all()
         for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
             found.ids[(email_id, key)] = id_
             found.states[id_] = (
@@ -303,7 +303,7 @@ def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[
             .where(email_t.c.id.in_(chunk))
             .order_by(email_t.c.id)
         )
-        for id_, result, status in session.execute(_for_update(stmt, session)):
+        for id_, result, status in session.execute(_for_update(stmt, session)).all():
             found[id_] = (result, status)
     return found
 
@@ -419,22 +419,31 @@ def _json_update(
             f"WHERE {table.name}.id = json_extract(j.value, '$[0]')"
         )
         fmt = _sqlite_datetime
-    cache: dict[datetime, str] = {}
-
-    def convert(column: str, value: Any) -> Any:
-        if column not in datetimes or value is None:
-            return value
-        text = cache.get(value)
-        if text is None:
-            text = cache[value] = fmt(value)
-        return text
-
+    # convert the datetime columns once per distinct object (``updated_at`` is one object
+    # for the whole batch); keyed by id(): hashing aware datetimes is slow
+    columns_data: dict[str, list[Any]] = {}
+    for column in columns:
+        values = [row[column] for row in rows]
+        if column in datetimes:
+            cache: dict[int, str] = {}
+            converted: list[str | None] = []
+            for value in values:
+                if value is None:
+                    converted.append(None)
+                    continue
+                text = cache.get(id(value))
+                if text is None:
+                    text = cache[id(value)] = fmt(value)
+                converted.append(text)
+            values = converted
+        columns_data[column] = values
+    ids = [row["b_id"] for row in rows]
     if dialect == "postgresql":
         data: list[Any] = [
-            {"b_id": row["b_id"], **{c: convert(c, row[c]) for c in columns}} for row in rows
+            {"b_id": id_, **{c: columns_data[c][i] for c in columns}} for i, id_ in enumerate(ids)
         ]
     else:
-        data = [[row["b_id"], *(convert(c, row[c]) for c in columns)] for row in rows]
+        data = [list(item) for item in zip(ids, *(columns_data[c] for c in columns), strict=True)]
     return stmt, json.dumps(data)
 
 
