@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -134,11 +134,11 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
     """Insert event rows, skipping those already stored; return the ids of the rows really
     inserted by (provider, provider_event_id).
 
-    PostgreSQL and SQLite get one ``INSERT ... SELECT`` per 10,000 rows whose data travels as
-    one JSON document (``json_to_recordset``, ``json_each``), parsed by the database: per-row
-    parameter handling in Python, not the database, is what costs most in a large
+    Per-row parameter handling in Python, not the database, is what costs most in a large
+    executemany, so: PostgreSQL gets one ``INSERT ... SELECT`` per 10,000 rows whose data
+    travels as one JSON document (``json_to_recordset``), parsed by the database; SQLite gets
+    the driver's own executemany over ready-made tuples; MySQL/MariaDB an ``INSERT IGNORE``
     executemany.
-    MySQL/MariaDB use an ``INSERT IGNORE`` executemany.
     """
     dialect = session.get_bind().dialect.name
     inserted: dict[tuple[str, str], int] = {}
@@ -148,10 +148,7 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
             inserted.update({(p, e): i for i, p, e in result})
         return inserted
     if dialect == "sqlite":
-        for chunk in _chunks(rows, BULK_CHUNK):
-            result = session.execute(_SQLITE_INSERT, {"rows": _sqlite_document(chunk)}).all()
-            inserted.update({(p, e): i for i, p, e in result})
-        return inserted
+        return _insert_events_sqlite(session, rows)
     stmt = _insert_ignoring_duplicates(session).returning(
         event_t.c.id, event_t.c.provider, event_t.c.provider_event_id
     )
@@ -184,51 +181,94 @@ _PG_INSERT = sa.text(
 
 
 def _pg_document(rows: Sequence[dict[str, Any]]) -> str:
+    stamps = _Stamps(_iso)
     return json.dumps(
         [
             {
                 **row,
-                "occurred_at": _naive_utc(row["occurred_at"]).isoformat(),
-                "received_at": _naive_utc(row["received_at"]).isoformat(),
+                "occurred_at": stamps(row["occurred_at"]),
+                "received_at": stamps(row["received_at"]),
             }
             for row in rows
         ]
     )
 
 
-# the WHERE keeps SQLite from reading ON CONFLICT as a join constraint
-_SQLITE_INSERT = sa.text(
+_SQLITE_INSERT = (
     f"INSERT INTO maildelivery_event ({', '.join(_EVENT_COLUMNS)}) "
-    "SELECT "
-    + ", ".join(
-        # json_extract gives an object as its JSON text: what the JSON column stores
-        f"json_extract(value, '$[{i}]')"
-        for i in range(len(_EVENT_COLUMNS))
-    )
-    + " FROM json_each(:rows) WHERE true "
-    "ON CONFLICT (provider, provider_event_id) DO NOTHING "
-    "RETURNING id, provider, provider_event_id"
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) "
+    "ON CONFLICT (provider, provider_event_id) DO NOTHING"
 )
 #: How SQLAlchemy's SQLite DateTime stores a timestamp.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _sqlite_document(rows: Sequence[dict[str, Any]]) -> str:
-    cache: dict[datetime, str] = {}
+def _insert_events_sqlite(
+    session: Session, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """The driver's executemany cannot return rows: the batch holds SQLite's write lock
+    (:func:`_begin_write`), so the rows with an id above the largest one before the insert
+    are exactly the rows it inserted."""
+    connection = session.connection()
+    before = connection.execute(sa.select(sa.func.max(event_t.c.id))).scalar() or 0
+    stamps = _Stamps(_sqlite_datetime)
+    params = [
+        (
+            row["email_id"],
+            row["recipient_id"],
+            row["provider"],
+            row["provider_event_id"],
+            row["type"],
+            row["raw_type"],
+            stamps(row["occurred_at"]),
+            stamps(row["received_at"]),
+            row["reason"],
+            row["smtp_code"],
+            row["bounce_type"],
+            row["address"],
+            row["correlation_id"],
+            row["provider_message_id"],
+            # what SQLAlchemy's JSON type stores
+            json.dumps(row["payload"]),
+        )
+        for row in rows
+    ]
+    connection.exec_driver_sql(_SQLITE_INSERT, params)
+    new = connection.execute(
+        sa.select(event_t.c.id, event_t.c.provider, event_t.c.provider_event_id).where(
+            event_t.c.id > before
+        )
+    ).all()
+    return {(p, e): i for i, p, e in new}
 
-    def stamp(value: datetime) -> str:
-        text = cache.get(value)
-        if text is None:
-            text = cache[value] = _sqlite_datetime(value)
-        return text
 
-    data = []
-    for row in rows:
-        item = [row[c] for c in _EVENT_COLUMNS]
-        item[6] = stamp(item[6])
-        item[7] = stamp(item[7])
-        data.append(item)
-    return json.dumps(data)
+class _Stamps:
+    """Formats datetimes for the driver, each distinct object once (a batch shares a few;
+    keyed by ``id()`` because hashing aware datetimes is slow)."""
+
+    def __init__(self, fmt: Callable[[datetime], str]) -> None:
+        self.fmt = fmt
+        self.cache: dict[int, tuple[datetime, str]] = {}
+
+    def __call__(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        hit = self.cache.get(id(value))
+        # the object is kept in the cache, so its id() cannot be reused meanwhile
+        if hit is None:
+            hit = self.cache[id(value)] = (value, self.fmt(value))
+        return hit[1]
+
+
+def _begin_write(session: Session) -> None:
+    """On SQLite, take the database's write lock now.
+
+    SQLite has no row locks, and its driver begins a transaction only at the first write:
+    a write that changes nothing starts it, so the state a batch reads cannot change
+    before its commit (other writers wait for the lock).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(sa.update(email_t).where(sa.false()).values(id=email_t.c.id))
 
 
 def _find_emails(
@@ -292,11 +332,6 @@ def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
 def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
     """Lock the emails (id order) and return their ``(result, status)``."""
     found: dict[int, tuple[str, str]] = {}
-    if email_ids and session.get_bind().dialect.name == "sqlite":
-        # SQLite has no row locks, and the driver begins a transaction only at the first
-        # write: a write that changes nothing takes the database's write lock now, so the
-        # state read next cannot change before the commit
-        session.execute(sa.update(email_t).where(sa.false()).values(id=email_t.c.id))
     for chunk in _chunks(sorted(set(email_ids))):
         stmt = (
             sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
@@ -376,75 +411,53 @@ def _executemany_update(
 ) -> None:
     """``UPDATE table SET columns WHERE id = b_id`` for every row.
 
-    PostgreSQL and SQLite: one ``UPDATE ... FROM`` per 10,000 rows, the rows travelling as
-    one JSON document; MySQL/MariaDB: an executemany.
+    PostgreSQL: one ``UPDATE ... FROM json_to_recordset`` per 10,000 rows; SQLite: the
+    driver's executemany over ready-made tuples; MySQL/MariaDB: an executemany.
     """
     dialect = session.get_bind().dialect.name
-    if dialect not in ("postgresql", "sqlite"):
+    datetimes = {c for c in columns if isinstance(table.c[c].type, UTCDateTime)}
+    if dialect == "postgresql":
+        stamps = _Stamps(_iso)
+        for chunk in _chunks(rows, BULK_CHUNK):
+            document = json.dumps(
+                [
+                    {
+                        "b_id": row["b_id"],
+                        **{c: stamps(row[c]) if c in datetimes else row[c] for c in columns},
+                    }
+                    for row in chunk
+                ]
+            )
+            session.execute(_pg_update(table, columns, datetimes), {"rows": document})
+    elif dialect == "sqlite":
+        stamps = _Stamps(_sqlite_datetime)
+        sql = f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+        params = [
+            (*(stamps(row[c]) if c in datetimes else row[c] for c in columns), row["b_id"])
+            for row in rows
+        ]
+        session.connection().exec_driver_sql(sql, params)
+    else:
         stmt = (
             table.update()
             .where(table.c.id == sa.bindparam("b_id"))
             .values({name: sa.bindparam(name) for name in columns})
         )
         session.execute(stmt, rows)
-        return
-    for chunk in _chunks(rows, BULK_CHUNK):
-        text, document = _json_update(dialect, table, chunk, columns)
-        session.execute(text, {"rows": document})
 
 
-def _json_update(
-    dialect: str, table: sa.Table, rows: Sequence[dict[str, Any]], columns: list[str]
-) -> tuple[sa.TextClause, str]:
-    datetimes = {c for c in columns if isinstance(table.c[c].type, UTCDateTime)}
-    if dialect == "postgresql":
-        types = ", ".join(
-            f"{c} {'TIMESTAMP' if c in datetimes else 'TEXT'}" for c in ["b_id", *columns]
-        ).replace("b_id TEXT", "b_id BIGINT")
-        sets = ", ".join(
-            f"{c} = t.{c}" if c in datetimes else f"{c} = CAST(t.{c} AS {_pg_type(table.c[c])})"
-            for c in columns
-        )
-        stmt = sa.text(
-            f"UPDATE {table.name} SET {sets} FROM json_to_recordset(CAST(:rows AS JSON)) "
-            f"AS t({types}) WHERE {table.name}.id = t.b_id"
-        )
-        fmt = _iso
-    else:
-        sets = ", ".join(
-            f"{c} = json_extract(j.value, '$[{i + 1}]')" for i, c in enumerate(columns)
-        )
-        stmt = sa.text(
-            f"UPDATE {table.name} SET {sets} FROM json_each(:rows) AS j "
-            f"WHERE {table.name}.id = json_extract(j.value, '$[0]')"
-        )
-        fmt = _sqlite_datetime
-    # convert the datetime columns once per distinct object (``updated_at`` is one object
-    # for the whole batch); keyed by id(): hashing aware datetimes is slow
-    columns_data: dict[str, list[Any]] = {}
-    for column in columns:
-        values = [row[column] for row in rows]
-        if column in datetimes:
-            cache: dict[int, str] = {}
-            converted: list[str | None] = []
-            for value in values:
-                if value is None:
-                    converted.append(None)
-                    continue
-                text = cache.get(id(value))
-                if text is None:
-                    text = cache[id(value)] = fmt(value)
-                converted.append(text)
-            values = converted
-        columns_data[column] = values
-    ids = [row["b_id"] for row in rows]
-    if dialect == "postgresql":
-        data: list[Any] = [
-            {"b_id": id_, **{c: columns_data[c][i] for c in columns}} for i, id_ in enumerate(ids)
-        ]
-    else:
-        data = [list(item) for item in zip(ids, *(columns_data[c] for c in columns), strict=True)]
-    return stmt, json.dumps(data)
+def _pg_update(table: sa.Table, columns: list[str], datetimes: set[str]) -> sa.TextClause:
+    types = ", ".join(
+        ["b_id BIGINT", *(f"{c} {'TIMESTAMP' if c in datetimes else 'TEXT'}" for c in columns)]
+    )
+    sets = ", ".join(
+        f"{c} = t.{c}" if c in datetimes else f"{c} = CAST(t.{c} AS {_pg_type(table.c[c])})"
+        for c in columns
+    )
+    return sa.text(
+        f"UPDATE {table.name} SET {sets} FROM json_to_recordset(CAST(:rows AS JSON)) "
+        f"AS t({types}) WHERE {table.name}.id = t.b_id"
+    )
 
 
 def _pg_type(column: sa.Column[Any]) -> str:
@@ -518,6 +531,7 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
     batch = list(unique.values())
     if not batch:
         return
+    _begin_write(session)
 
     by_public, by_message = _find_emails(
         session,
@@ -615,6 +629,7 @@ def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -
 def _apply_unmatched(
     session: Session, email_ids: Sequence[int] | None, report: IngestReport
 ) -> None:
+    _begin_write(session)
     cond: list[sa.ColumnElement[bool]] = [event_t.c.email_id.is_(None)]
     if email_ids is not None:
         emails = session.execute(
