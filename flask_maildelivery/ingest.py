@@ -3,15 +3,19 @@
 A batch of :class:`~flask_maildelivery.events.NormalizedEvent` is applied in one
 transaction with a handful of statements, whatever its size:
 
-1. match events to emails (by ``maildelivery_id``, else by provider message id) and to
-   recipients (by address, case-insensitively): two ``SELECT ... IN``;
+1. match events to emails (by ``maildelivery_id``, else by provider message id): two
+   ``SELECT ... IN`` (on SQLite the batch first takes the database's write lock, which
+   stands in for row locks);
 2. lock the touched emails (``SELECT ... FOR UPDATE`` in id order, so concurrent batches
-   neither deadlock nor lose an update);
-3. insert the events with conflict-skip on (``provider``, ``provider_event_id``):
-   ``ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite) or ``INSERT IGNORE`` (MySQL/MariaDB),
-   ``RETURNING`` the rows really inserted, so a repeated event changes nothing;
+   neither deadlock nor lose an update), then read all their recipients and their current
+   state once (a locking read on MySQL/MariaDB, whose plain reads see an older snapshot);
+3. insert the events with conflict-skip on (``provider``, ``provider_event_id``), learning
+   which rows were really inserted, so a repeated event changes nothing: PostgreSQL one
+   ``INSERT ... SELECT FROM json_to_recordset(...) ON CONFLICT DO NOTHING RETURNING``,
+   SQLite the driver's executemany with ``ON CONFLICT DO NOTHING``, MySQL/MariaDB
+   ``INSERT IGNORE ... RETURNING``;
 4. fold the new events into the touched recipients' state (:mod:`.state`) and update the
-   recipients and emails whose state changed (one ``executemany`` each);
+   recipients, then the emails, whose state changed (one statement or executemany each);
 5. commit, then send the signals for what really changed.
 
 Events that match no email are stored unmatched and applied by
