@@ -14,6 +14,11 @@ from typing import Any
 
 from .state import STATUS_ORDER
 
+#: The key under which the correlation id (``Email.public_id``) goes in a provider's custom
+#: arguments (SendGrid ``custom_args``, Mailgun variables, Postmark metadata, SES tags, ...),
+#: and comes back in its webhook events.
+CORRELATION_KEY = "maildelivery_id"
+
 #: Normalized event types: the recipient statuses, plus ``unknown`` for provider events
 #: whose name we do not know (kept and shown, never applied).
 EVENT_TYPES: tuple[str, ...] = (*STATUS_ORDER, "unknown")

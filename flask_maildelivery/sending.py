@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import mimetypes
 from collections.abc import Iterable, Mapping, Sequence
-from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from . import signals
 from .config import config_value
+from .mime import CORRELATION_HEADER, build_mime, header_text
 from .models import Email, Recipient, utcnow
 from .transports import Address, Attachment, OutgoingMessage, TransportError
 from .transports.base import STRUCTURAL_HEADERS
@@ -27,10 +28,6 @@ from .transports.base import STRUCTURAL_HEADERS
 if TYPE_CHECKING:
     from .extension import AddressLike, _AppState
 
-#: The header that carries the correlation id (``Email.public_id``).
-CORRELATION_HEADER = "X-MailDelivery-ID"
-#: The key under which the correlation id goes in a provider's custom arguments.
-CORRELATION_KEY = "maildelivery_id"
 #: Headers that the hook sets itself from the structured arguments.
 HOOK_HEADERS = STRUCTURAL_HEADERS | {CORRELATION_HEADER.lower()}
 
@@ -99,58 +96,6 @@ def _unique_recipients(
     return result
 
 
-def build_mime(
-    *,
-    public_id: str,
-    sender: Address,
-    to: list[Address],
-    cc: list[Address],
-    subject: str,
-    text: str | None,
-    html: str | None,
-    reply_to: str | None,
-    attachments: list[Attachment],
-    headers: Mapping[str, str],
-) -> EmailMessage:
-    """The MIME message as it goes out (no ``Bcc`` header: bcc addresses are envelope-only)."""
-    msg = EmailMessage()
-    msg["From"] = sender.formatted()
-    if to:
-        msg["To"] = ", ".join(a.formatted() for a in to)
-    if cc:
-        msg["Cc"] = ", ".join(a.formatted() for a in cc)
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2] or None)
-    msg[CORRELATION_HEADER] = public_id
-    for name, value in headers.items():
-        if name.lower() in HOOK_HEADERS:
-            raise SendRefused(
-                f"header {name!r} is set by flask-maildelivery; pass it as an argument of send()"
-            )
-        msg[name] = value
-    if text is not None:
-        msg.set_content(text)
-    if html is not None:
-        if text is not None:
-            msg.add_alternative(html, subtype="html")
-        else:
-            msg.set_content(html, subtype="html")
-    if text is None and html is None:
-        msg.set_content("")
-    for attachment in attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        msg.add_attachment(
-            attachment.content,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=attachment.filename,
-        )
-    return msg
-
-
 def send_email(
     state: _AppState,
     *,
@@ -203,6 +148,11 @@ def send_email(
     ]
     from .models import new_public_id
 
+    for name in headers or {}:
+        if name.lower() in HOOK_HEADERS:
+            raise SendRefused(
+                f"header {name!r} is set by flask-maildelivery; pass it as an argument of send()"
+            )
     public_id = new_public_id()
     mime = build_mime(
         public_id=public_id,
@@ -262,7 +212,7 @@ def _record_and_send(
     except SendCancelled as exc:
         cancelled = exc
     # a before_send receiver may have changed the subject or added headers
-    outgoing.subject = str(outgoing.mime.get("Subject", outgoing.subject))
+    outgoing.subject = header_text(outgoing.mime, "Subject", outgoing.subject)
 
     user = extension.current_user()
     contact_map = {k.lower(): v for k, v in (contacts or {}).items()}
@@ -395,9 +345,9 @@ def _record_refused_recipients(
     )
 
 
-def _recorded_headers(mime: EmailMessage) -> dict[str, str]:
-    # raw_items(): the values as stored, without parsing each header a second time
-    return {name: str(value) for name, value in mime.raw_items()}
+def _recorded_headers(mime: Message) -> dict[str, str]:
+    """The message's headers as text, encoded words decoded, for the detail page."""
+    return {name: header_text(mime, name) for name in mime}
 
 
 def _mark_failed(email: Email, error: str) -> list[tuple[Recipient, str]]:

@@ -20,8 +20,8 @@ before_send = _signals.signal(
     doc="""Sent before a message is recorded and handed to the transport.
 
     :param sender: the app.
-    :param message: the :class:`email.message.EmailMessage` about to be sent; receivers may
-        change it. Raising :class:`flask_maildelivery.SendCancelled` stops the send; it is
+    :param message: the :class:`email.message.Message` about to be sent (built with the
+        ``email.mime`` classes); receivers may add or replace headers. Raising :class:`flask_maildelivery.SendCancelled` stops the send; it is
         recorded with result ``failed`` and the reason.
     """,
 )

@@ -353,3 +353,35 @@ class BrokenTransport(Transport):
 def test_unknown_transport_name_fails_at_init_app(make_app: AppFactory) -> None:
     with pytest.raises(ValueError, match="MAILDELIVERY_TRANSPORT='carrier-pigeon' is neither"):
         make_app(MAILDELIVERY_TRANSPORT="carrier-pigeon")
+
+
+def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
+    make_app: AppFactory, smtp_server: SMTPServer
+) -> None:
+    app = make_app(**smtp_server.config())
+    with app.app_context():
+        sent = MailDelivery.state(app).extension.send(
+            subject="Facture n° 42 — Société Générale",
+            to=[("Zoé Müller", "zoe@customer.test")],
+            text="Veuillez trouver la facture ci-jointe. Merci, l'équipe",
+            html="<p>Facture réglée à 100 %</p>",
+            attachments=[("facture-été.pdf", b"%PDF-1.4", "application/pdf")],
+            headers={"X-Dossier": "Crédit"},
+        )
+        assert sent.subject == "Facture n° 42 — Société Générale"
+        assert sent.headers["Subject"] == "Facture n° 42 — Société Générale"
+        assert sent.headers["X-Dossier"] == "Crédit"
+    message = _parse(smtp_server.messages[0].data)
+    assert message["Subject"] == "Facture n° 42 — Société Générale"
+    assert message["To"].addresses[0].display_name == "Zoé Müller"
+    assert message["X-Dossier"] == "Crédit"
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content() == "Veuillez trouver la facture ci-jointe. Merci, l'équipe"
+    html = message.get_body(("html",))
+    assert html is not None
+    assert html.get_content() == "<p>Facture réglée à 100 %</p>"
+    (attachment,) = message.iter_attachments()
+    assert attachment.get_filename() == "facture-été.pdf"
+    assert attachment.get_content() == b"%PDF-1.4"
+    assert smtp_server.messages[0].data.isascii()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ class OutgoingMessage:
 
     :param public_id: the correlation id; transports that talk to a provider put it in the
         provider's own custom-argument field under the key ``maildelivery_id``.
-    :param mime: the complete message with ``X-MailDelivery-ID``; no ``Bcc`` header.
+    :param mime: the complete message with ``X-MailDelivery-ID``; no ``Bcc`` header (a
+        :class:`email.message.Message` built with the ``email.mime`` classes).
     """
 
     public_id: str
@@ -80,7 +81,7 @@ class OutgoingMessage:
     reply_to: str | None
     attachments: list[Attachment]
     headers: dict[str, str]
-    mime: EmailMessage
+    mime: Message
     metadata: dict[str, object] = field(default_factory=dict)
 
     @property

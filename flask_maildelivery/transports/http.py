@@ -16,7 +16,6 @@ for every provider:
 from __future__ import annotations
 
 import logging
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -167,7 +166,7 @@ def extra_headers(message: OutgoingMessage) -> list[tuple[str, str]]:
 
     They are read from the MIME message, which is what ``before_send`` receivers change.
     """
-    mime: EmailMessage = message.mime
+    mime = message.mime
     return [
         (name, str(value)) for name, value in mime.items() if name.lower() not in STRUCTURAL_HEADERS
     ]

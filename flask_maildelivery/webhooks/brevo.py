@@ -12,9 +12,8 @@ from typing import Any
 
 from flask import Flask
 
-from ..events import NormalizedEvent, content_event_id, normalize_message_id
+from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id, normalize_message_id
 from ..schemas import BrevoEventSchema
-from ..sending import CORRELATION_KEY
 from .base import (
     BasicAuth,
     WebhookAdapter,

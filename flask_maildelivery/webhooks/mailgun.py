@@ -14,9 +14,8 @@ from typing import Any
 from flask import Flask
 
 from ..config import config_value
-from ..events import NormalizedEvent, normalize_message_id
+from ..events import CORRELATION_KEY, NormalizedEvent, normalize_message_id
 from ..schemas import MailgunPayloadSchema
-from ..sending import CORRELATION_KEY
 from .base import (
     AuthenticationFailed,
     ReplayCache,

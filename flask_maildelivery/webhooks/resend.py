@@ -17,9 +17,8 @@ from typing import Any
 from flask import Flask
 
 from ..config import config_value
-from ..events import NormalizedEvent
+from ..events import CORRELATION_KEY, NormalizedEvent
 from ..schemas import ResendEventSchema
-from ..sending import CORRELATION_KEY
 from .base import (
     AuthenticationFailed,
     WebhookAdapter,

@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
 from ..config import config_value
-from ..events import NormalizedEvent, content_event_id
+from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import SendGridEventSchema
-from ..sending import CORRELATION_KEY
 from .base import (
     AuthenticationFailed,
     WebhookAdapter,

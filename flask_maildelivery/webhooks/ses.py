@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
 
 from ..config import config_value
-from ..events import NormalizedEvent
+from ..events import CORRELATION_KEY, NormalizedEvent
+from ..mime import CORRELATION_HEADER
 from ..schemas import SESEventSchema, SNSEnvelopeSchema
-from ..sending import CORRELATION_HEADER, CORRELATION_KEY
 from .base import (
     AuthenticationFailed,
     MalformedPayload,

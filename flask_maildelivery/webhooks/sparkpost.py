@@ -11,9 +11,8 @@ from typing import Any
 
 from flask import Flask
 
-from ..events import NormalizedEvent, content_event_id
+from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import SparkPostEventSchema
-from ..sending import CORRELATION_KEY
 from .base import (
     BasicAuth,
     MalformedPayload,
