@@ -9,7 +9,7 @@ import os
 import sys
 
 from .demo import DEMO_PASSWORD, DEMO_USERS
-from .simulator import OUTCOMES, REFUSED_DOMAINS, SimulatorTiming
+from .simulator import DESCRIPTIONS, OUTCOMES, REFUSED_DOMAINS, SimulatorTiming
 from .stack import start_stack
 
 
@@ -52,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  webhooks:  SendGrid simulator posting signed events to {stack.simulator.webhook_url}"
         )
-        rules = ", ".join(f"@{domain} {outcome}" for domain, outcome in OUTCOMES.items())
-        print(
-            f"             by recipient domain: {rules}, @{', @'.join(sorted(REFUSED_DOMAINS))} refused; others delivered then opened"
-        )
+        print("  what happens to a recipient, by its domain:")
+        for domain, outcome in OUTCOMES.items():
+            print(f"    @{domain:<16} {DESCRIPTIONS[outcome]}")
+        for domain in sorted(REFUSED_DOMAINS):
+            print(f"    @{domain:<16} refused by the SMTP server")
+        print(f"    {'anything else':<17} {DESCRIPTIONS['open']}")
     else:
         print(
             f"  mail:      MAILDELIVERY_TRANSPORT={app.config['MAILDELIVERY_TRANSPORT']} (real delivery)"
