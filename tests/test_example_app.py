@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import clear_tables
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,6 +41,8 @@ from example_app.stack import free_port, uses_local_delivery
 from flask_maildelivery.models import Email
 from flask_maildelivery.sending import resend_email
 from flask_maildelivery.testing import outbox, simulate_event
+
+from .conftest import clear_tables
 
 
 @pytest.fixture(scope="module")
