@@ -106,6 +106,7 @@ def create_app(
     from . import callbacks, receivers, views
 
     app.register_blueprint(views.bp)
+    app.teardown_appcontext(_close_transport_connection)
     receivers.connect(app)
     callbacks.register(mail_delivery)
     return app
@@ -117,6 +118,12 @@ def _exempt_webhooks_from_csrf(app: Flask) -> None:
     for name, blueprint in app.blueprints.items():
         if "webhook" in name:
             csrf.exempt(blueprint)
+
+
+def _close_transport_connection(exc: BaseException | None) -> None:
+    # the SMTP transport keeps one connection per thread for a burst of sends; a request is
+    # such a burst, and the web server's threads come and go, so hang up when it ends
+    MailDelivery.state().transport.close()
 
 
 @login_manager.user_loader

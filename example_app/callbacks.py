@@ -27,6 +27,11 @@ def may_view_email_log(user: Any) -> bool:
     return bool(getattr(user, "may_view_email_log", False))
 
 
+def sent_by_name(user: Any) -> str:
+    """The log shows who sent an email by username, not by database id."""
+    return str(user.username)
+
+
 def _contact(contact_type: str, contact_id: str) -> Contact | None:
     if contact_type not in CONTACT_KINDS or not str(contact_id).isdigit():
         return None
@@ -69,6 +74,7 @@ def register(mail_delivery: MailDelivery) -> None:
     """Register the callbacks on ``mail_delivery`` (idempotent)."""
     mail_delivery.tenant_loader(current_company_id)
     mail_delivery.permission_loader(may_view_email_log)
+    mail_delivery.sent_by_loader(sent_by_name)
     mail_delivery.contact_url_loader(contact_edit_url)
     mail_delivery.contact_address_loader(contact_current_address)
     mail_delivery.related_url_loader(related_object_url)

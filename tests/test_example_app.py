@@ -175,7 +175,7 @@ def test_clerk_emails_selected_invoices_to_customer_with_accounting_in_cc_and_pd
         clerk = db.session.scalar(sa.select(User).where(User.username == "acme.clerk"))
         emails = db.session.scalars(sa.select(Email).order_by(Email.id)).all()
         assert {e.tenant_id for e in emails} == {str(clerk.company_id)}
-        assert {e.sent_by for e in emails} == {str(clerk.id)}
+        assert {e.sent_by for e in emails} == {"acme.clerk"}
         email = next(e for e in emails if e.subject == message.subject)
         assert (email.related_type, email.related_id) == ("invoice", str(ids[1]))
         to = next(r for r in email.recipients if r.kind == "to")
