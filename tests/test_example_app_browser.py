@@ -42,7 +42,7 @@ def stack(tmp_path: Path) -> Iterator[ExampleStack]:
         instance_path=tmp_path,
         environ={},
         config={"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'erp.db'}"},
-        demo_emails=False,
+        demo_emails=True,
     )
     running.serve_in_background()
     try:
@@ -96,17 +96,20 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
 
     # the clerk emails three invoices; Initech's address bounces
     sign_in(page, base, "acme.clerk")
-    for number in ("INV-1002", "INV-1008", "INV-1010"):
+    for number in ("INV-1008", "INV-1009", "INV-1010"):
         page.get_by_label(f"Select {number}").check()
     page.get_by_role("button", name="Email selected invoices").click()
     expect(page.locator(".flashes")).to_contain_text(
-        "Emailed 3 invoice(s): INV-1002, INV-1008, INV-1010."
+        "Emailed 3 invoice(s): INV-1008, INV-1009, INV-1010."
     )
     # the provider's events arrive through the signed webhook; a signal receiver shows the
     # outcome on each invoice
     reload_until(page, 'tr[data-invoice="INV-1008"] .email-outcome :text-is("bounced")')
     reload_until(page, 'tr[data-invoice="INV-1010"] .email-outcome :text-is("delivered")')
-    reload_until(page, 'tr[data-invoice="INV-1002"] .email-outcome :text-is("delivered")')
+    reload_until(page, 'tr[data-invoice="INV-1009"] .email-outcome :text-is("opened")')
+    # the demo emails of the first start have played out too, the delayed bounce included
+    reload_until(page, 'tr[data-invoice="INV-1005"] .email-outcome :text-is("bounced")')
+    reload_until(page, 'tr[data-invoice="INV-1004"] .email-outcome :text-is("delivered")')
     page.screenshot(path=str(STATIC / "example-invoices.png"))
     page.goto(base + "contacts?kind=customer")
     expect(page.locator('tr[data-contact="Initech"]')).to_contain_text("Address bounced")
@@ -124,7 +127,15 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     first = page.locator("#md-log tbody tr").first
     expect(first).to_contain_text("Invoice INV-1008 from Acme Supplies")
     expect(first.locator('[data-status="bounced"]')).to_be_visible()
-    page.screenshot(path=str(STATIC / "example-log.png"))
+    page.screenshot(path=str(STATIC / "example-log.png"), full_page=True)
+    # the demo data shows every kind of outcome
+    page.get_by_role("link", name="Show all emails").click()
+    for result in ("failed", "warning", "delivered"):
+        expect(page.locator(f'#md-log [data-result="{result}"]').first).to_be_visible()
+    for status in ("bounced", "dropped", "deferred", "opened"):
+        expect(page.locator(f'#md-log [data-status="{status}"]').first).to_be_visible()
+    page.goto(base + "maildelivery/")
+    first = page.locator("#md-log tbody tr").first
     first.get_by_role("link", name="Invoice INV-1008 from Acme Supplies").click()
     detail_url = page.url
     bounced = page.locator('article.md-recipient[data-address="initech@bounce.example"]')
@@ -147,8 +158,10 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     # resend from the detail page: the copy goes to the corrected address and ends delivered
     page.goto(detail_url)
     page.get_by_role("button", name=re.compile("Resend", re.I)).click()
-    copy_link = page.get_by_role("link", name=re.compile(r"Record no\. \d+"))
-    copy_link.last.click()
+    # the copy is a new record, linked to the first one
+    expect(page).not_to_have_url(detail_url)
+    expect(page).to_have_url(re.compile(r"/maildelivery/\d+$"))
+    expect(page.locator(".md-facts")).to_contain_text("Copy of")
     expect(page.locator('article.md-recipient[data-address="ap@initech.example"]')).to_be_visible()
     assert page.locator('article.md-recipient[data-address="initech@bounce.example"]').count() == 0
     copy_url = page.url
