@@ -495,6 +495,7 @@ def test_demo_seed_runs_once_and_sends_one_email_per_outcome(
 
 
 def test_environment_switches_database_and_transport(tmp_path: Path) -> None:
+    public_key = public_key_b64(load_or_create_key(tmp_path))
     app = create_app(
         instance_path=tmp_path,
         environ={
@@ -502,14 +503,14 @@ def test_environment_switches_database_and_transport(tmp_path: Path) -> None:
             "MAILDELIVERY_TRANSPORT": "console",
             "MAILDELIVERY_SMTP_PORT": "2525",
             "MAILDELIVERY_SMTP_USE_TLS": "true",
-            "MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": "MFkw...",
+            "MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key,
         },
     )
     assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("other.db")
     assert app.config["MAILDELIVERY_TRANSPORT"] == "console"
     assert app.config["MAILDELIVERY_SMTP_PORT"] == 2525
     assert app.config["MAILDELIVERY_SMTP_USE_TLS"] is True
-    assert app.config["MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY"] == "MFkw..."
+    assert app.config["MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY"] == public_key
     assert app.config["MAILDELIVERY_BASE_TEMPLATE"] == "maildelivery_layout.html"
     # the secret key is made once and kept
     again = create_app(instance_path=tmp_path, environ={})
@@ -667,3 +668,100 @@ def test_smtp_server_and_simulator_post_signed_sendgrid_events(tmp_path: Path) -
     assert len(recorder.requests) == len(simulator.posts)
     assert simulator.posts[0][0] == 503
     assert [m.maildelivery_id for m in simulator.received] == ["abc123"]
+
+
+# -- with the log pages and the webhooks ---------------------------------------------------
+
+
+def email_id_of(app: Flask, number: str) -> int:
+    with app.app_context():
+        invoice = db.session.scalar(sa.select(Invoice).where(Invoice.number == number))
+        assert invoice is not None
+        assert invoice.email_id is not None
+        return invoice.email_id
+
+
+def test_log_pages_sit_in_the_erp_layout_with_the_erps_permission_and_tenants(erp: Flask) -> None:
+    sign_in(erp, "acme.clerk").post(
+        "/invoices/email", data={"invoice_id": [str(i) for i in invoice_ids(erp, "INV-1008")]}
+    )
+    email_id = email_id_of(erp, "INV-1008")
+    anonymous = erp.test_client().get("/maildelivery/")
+    assert anonymous.status_code == 302
+    assert "/login" in anonymous.headers["Location"]
+    assert sign_in(erp, "acme.clerk").get("/maildelivery/").status_code == 403
+    assert sign_in(erp, "globex.admin").get(f"/maildelivery/{email_id}").status_code == 404
+    for username in ("acme.admin", "acme.auditor"):
+        page = sign_in(erp, username).get(f"/maildelivery/{email_id}?show=all")
+        assert page.status_code == 200
+        # the ERP's header and navigation around the log page
+        assert 'class="erp"' in page.text
+        assert "Sign out" in page.text
+        assert "Invoice INV-1008 from Acme Supplies" in page.text
+        assert f'href="/contacts/{contact_id("Initech", erp)}/edit"' in page.text
+
+
+def contact_id(name: str, app: Flask) -> int:
+    with app.app_context():
+        return contact_named(name).id
+
+
+def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """SMTP server, SendGrid simulator and signed webhooks against the app on a real port:
+    the fix loop at the HTTP level."""
+    from example_app.stack import start_stack
+
+    stack = start_stack(
+        port=0,
+        timing=SimulatorTiming(delivery=0.05, open=0.05, deferral=0.2, late_bounce=0.3, retry=0.2),
+        instance_path=tmp_path,
+        environ={},
+        config={"SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False},
+        demo_emails=False,
+    )
+    stack.serve_in_background()
+    app = stack.app
+    try:
+        clerk = sign_in(app, "acme.clerk")
+        clerk.post(
+            "/invoices/email",
+            data={"invoice_id": [str(i) for i in invoice_ids(app, "INV-1008", "INV-1009")]},
+        )
+
+        def invoice_state(number: str) -> tuple[str | None, str | None]:
+            with app.app_context():
+                invoice = db.session.scalar(sa.select(Invoice).where(Invoice.number == number))
+                assert invoice is not None
+                return invoice.email_result, invoice.email_status
+
+        wait_for(lambda: invoice_state("INV-1008") == ("warning", "bounced"))
+        wait_for(lambda: invoice_state("INV-1009") == ("delivered", "opened"))
+        with app.app_context():
+            assert contact_named("Initech").bounced_address == "initech@bounce.example"
+        first = email_id_of(app, "INV-1008")
+        initech = contact_id("Initech", app)
+        clerk.post(
+            f"/contacts/{initech}/edit", data={"name": "Initech", "email": "ap@initech.example"}
+        )
+        admin = sign_in(app, "acme.admin")
+        response = admin.post(f"/maildelivery/{first}/resend")
+        assert response.status_code in (302, 303)
+        wait_for(lambda: email_id_of(app, "INV-1008") != first)
+        wait_for(lambda: invoice_state("INV-1008")[0] == "delivered")
+        with app.app_context():
+            copy = db.session.get(Email, email_id_of(app, "INV-1008"))
+            assert copy is not None
+            assert copy.resent_from_id == first
+            assert [r.address for r in copy.recipients] == ["ap@initech.example"]
+            assert [a["filename"] for a in copy.attachments] == ["INV-1008.pdf"]
+            assert contact_named("Initech").bounced_address is None
+        assert stack.simulator is not None
+        assert {status for status, _ in stack.simulator.posts} == {200}
+    finally:
+        stack.stop()
+        with erp_tables.begin() as connection:
+            for table in reversed(Model.metadata.sorted_tables):
+                connection.execute(table.delete())
+        clear_tables(schema)
