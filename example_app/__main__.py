@@ -4,6 +4,7 @@ simulator, on SQLite unless ``DATABASE_URL`` says otherwise."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -37,12 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     # one line per request is noise next to the story the simulator tells
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    stack = start_stack(
-        host=args.host,
-        port=args.port,
-        smtp_port=args.smtp_port,
-        timing=SimulatorTiming(late_bounce=args.late_bounce, deferral=args.deferral),
-    )
+    try:
+        stack = start_stack(
+            host=args.host,
+            port=args.port,
+            smtp_port=args.smtp_port,
+            timing=SimulatorTiming(late_bounce=args.late_bounce, deferral=args.deferral),
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"cannot listen on {args.host}:{args.port} (or the SMTP port): it is in use; "
+            "pass --port (and --smtp-port) with free ports",
+            file=sys.stderr,
+        )
+        return 1
     app = stack.app
     print()
     print(f"Example ERP: {stack.url}")

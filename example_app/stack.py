@@ -39,6 +39,13 @@ def free_port(host: str = LOOPBACK) -> int:
     return port
 
 
+def ensure_free(host: str, port: int) -> None:
+    """Raise :class:`OSError` (``EADDRINUSE``) if ``host:port`` cannot be listened on."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+
+
 def uses_local_delivery(*sources: Mapping[str, Any]) -> bool:
     """Whether mail goes to the local SMTP server and simulator: neither the environment nor
     the given configuration names a transport other than SMTP, or an SMTP server."""
@@ -109,6 +116,9 @@ def start_stack(
     # the webhook URL once the web server has its port
     environ = os.environ if environ is None else environ
     local = uses_local_delivery(environ, config or {})
+    if port:
+        # werkzeug exits the process on a taken port; say it before anything is started
+        ensure_free(host, port)
     simulator: ProviderSimulator | None = None
     smtp: Controller | None = None
     settings: dict[str, Any] = dict(config or {})

@@ -765,3 +765,29 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
             for table in reversed(Model.metadata.sorted_tables):
                 connection.execute(table.delete())
         clear_tables(schema)
+
+
+def test_a_port_in_use_is_refused_and_leaves_nothing_running(
+    erp_tables: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    import errno
+    import socket
+
+    from example_app.stack import start_stack
+
+    smtp_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="in use") as info:
+            start_stack(
+                port=taken.getsockname()[1],
+                smtp_port=smtp_port,
+                instance_path=tmp_path,
+                environ={},
+                config={"SQLALCHEMY_DATABASE_URI": database_url},
+            )
+    assert info.value.errno == errno.EADDRINUSE
+    # the SMTP server was stopped again: its port is free
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", smtp_port))
