@@ -791,3 +791,22 @@ def test_a_port_in_use_is_refused_and_leaves_nothing_running(
     # the SMTP server was stopped again: its port is free
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", smtp_port))
+
+
+def test_an_api_transport_keeps_its_client_across_requests(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """The per-request SMTP hang-up leaves a provider API transport's shared client open."""
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False},
+        instance_path=tmp_path,
+        environ={"MAILDELIVERY_TRANSPORT": "sendgrid", "MAILDELIVERY_SENDGRID_API_KEY": "SG.test"},
+    )
+    from flask_maildelivery import MailDelivery
+
+    transport = MailDelivery.state(app).transport
+    assert transport.name == "sendgrid"
+    assert app.test_client().get("/login").status_code == 200
+    assert not transport.client.is_closed  # type: ignore[attr-defined]
+    with app.app_context():
+        db.engine.dispose()
