@@ -81,8 +81,8 @@ def create_app(
     """Build the ERP app.
 
     Configuration, lowest to highest precedence: the defaults below (SQLite in the instance
-    folder), the environment (``DATABASE_URL``, ``SECRET_KEY`` and any ``MAILDELIVERY_*``
-    variable), then ``config``.
+    folder), the environment (``DATABASE_URL``, ``SECRET_KEY``, ``ERP_SENDER`` and any
+    ``MAILDELIVERY_*`` variable), then ``config``.
     """
     environ = os.environ if environ is None else environ
     instance = resolve_instance_path(instance_path, environ)
@@ -94,6 +94,8 @@ def create_app(
         # the log pages extend the ERP's layout, so they sit in its navigation
         MAILDELIVERY_BASE_TEMPLATE="maildelivery_layout.html",
         MAILDELIVERY_DEFAULT_SENDER="Billing <billing@acme.example>",
+        # the From address of every invoice email instead of the company's (real providers)
+        ERP_SENDER=environ.get("ERP_SENDER"),
     )
     app.config.update(_from_environment(environ))
     app.config.update(config or {})

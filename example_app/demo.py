@@ -149,18 +149,18 @@ def send_demo_emails(app: Flask) -> None:
         sa.select(Invoice).where(Invoice.number.in_(DEMO_EMAILED)).order_by(Invoice.number)
     ).all()
     for invoice in invoices:
-        clerk = db.session.scalar(
+        clerk = db.session.scalars(
             sa.select(User).where(User.company_id == invoice.company_id, User.role == "clerk")
-        )
+        ).one()
         with app.test_request_context():
             login_user(clerk)
             email_invoice(invoice)
     # a payslip to an address the mail server refuses outright: the send itself fails
-    former = db.session.scalar(sa.select(Contact).where(Contact.name == "Former Employee"))
-    company = db.session.get(Company, former.company_id)
-    admin = db.session.scalar(
+    former = db.session.scalars(sa.select(Contact).where(Contact.name == "Former Employee")).one()
+    company = db.session.get_one(Company, former.company_id)
+    admin = db.session.scalars(
         sa.select(User).where(User.company_id == company.id, User.role == "admin")
-    )
+    ).one()
     with app.test_request_context():
         login_user(admin)
         # the transport's refusal is recorded on the email (result "failed"), not raised

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from flask_maildelivery.models import Email
 
 from . import mail_delivery
@@ -32,7 +34,8 @@ def email_invoice(invoice: Invoice) -> Email:
     )
     return mail_delivery.send(
         subject=f"Invoice {invoice.number} from {company.name}",
-        sender=(company.name, company.billing_email),
+        # a real provider sends only from verified addresses: ERP_SENDER replaces the demo's
+        sender=(company.name, current_app.config.get("ERP_SENDER") or company.billing_email),
         to=[(customer.name, customer.email)],
         cc=[(f"{company.name} accounting", company.accounting_email)],
         text=text,

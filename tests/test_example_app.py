@@ -195,6 +195,16 @@ def test_clerk_emails_selected_invoices_to_customer_with_accounting_in_cc_and_pd
     assert "queued" in row.group(0)
 
 
+def test_erp_sender_replaces_the_companys_from_address(erp: Flask) -> None:
+    erp.config["ERP_SENDER"] = "invoices@verified.example"
+    sign_in(erp, "acme.clerk").post(
+        "/invoices/email", data={"invoice_id": [str(i) for i in invoice_ids(erp, "INV-1001")]}
+    )
+    with erp.app_context():
+        [message] = outbox(erp)
+        assert message.sender.formatted() == "Acme Supplies <invoices@verified.example>"
+
+
 def test_another_companys_invoices_cannot_be_emailed(erp: Flask) -> None:
     client = sign_in(erp, "acme.clerk")
     [foreign] = invoice_ids(erp, "GX-2001")
