@@ -6,6 +6,7 @@ email ends differently: opened, delivered, deferred, dropped, bounced (at once, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import Flask
 from flask_login import login_user
+from werkzeug.security import generate_password_hash
 
 from . import mail_delivery
 from .mailing import email_invoice
@@ -100,6 +102,11 @@ DEMO_EMAILED = (
 )
 
 
+@functools.cache
+def _demo_password_hash() -> str:
+    return generate_password_hash(DEMO_PASSWORD)
+
+
 def is_seeded() -> bool:
     """Whether the demo companies exist already."""
     return db.session.scalar(sa.select(sa.func.count()).select_from(Company)) != 0
@@ -119,7 +126,8 @@ def seed_records() -> None:
             role=demo.role,
             can_view_email_log=demo.can_view_email_log,
         )
-        user.set_password(DEMO_PASSWORD)
+        # every demo user has the same password: hash it once (a hash is deliberately slow)
+        user.password_hash = _demo_password_hash()
         db.session.add(user)
     contacts: dict[tuple[str, str], Contact] = {}
     db.session.flush()
