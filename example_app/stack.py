@@ -1,0 +1,157 @@
+"""The whole example running in one process: the local SMTP server, the SendGrid simulator
+and the ERP's web server, each on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from flask_maildelivery import MailDelivery
+from flask_maildelivery.config import config_value
+
+from . import create_app, demo, resolve_instance_path
+from .models import db
+from .simulator import (
+    ProviderSimulator,
+    SimulatorTiming,
+    load_or_create_key,
+    public_key_b64,
+    start_smtp_server,
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def ensure_free(host: str, port: int) -> None:
+    """Raise :class:`OSError` (``EADDRINUSE``) if ``host:port`` cannot be listened on."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+
+
+def uses_local_delivery(*sources: Mapping[str, Any]) -> bool:
+    """Whether mail goes to the local SMTP server and simulator: neither the environment nor
+    the given configuration names a transport other than SMTP, or an SMTP server."""
+    for source in sources:
+        if source.get("MAILDELIVERY_TRANSPORT", "smtp") != "smtp":
+            return False
+        if source.get("MAILDELIVERY_SMTP_HOST"):
+            return False
+    return True
+
+
+@dataclass
+class ExampleStack:
+    """The running example; :meth:`stop` ends every part."""
+
+    app: Flask
+    server: BaseWSGIServer
+    simulator: ProviderSimulator | None
+    smtp: Controller | None
+    seeded: bool
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The ERP's address."""
+        return f"http://{self.server.host}:{self.server.server_port}/"
+
+    def serve_in_background(self) -> None:
+        """Serve HTTP requests from a background thread (tests)."""
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="example-erp-http", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the web server, the simulator and the SMTP server."""
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(timeout=10)
+        self.server.server_close()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self.smtp is not None:
+            self.smtp.stop()
+        with self.app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def start_stack(
+    *,
+    host: str = LOOPBACK,
+    port: int = 5000,
+    smtp_port: int | None = None,
+    timing: SimulatorTiming | None = None,
+    config: Mapping[str, Any] | None = None,
+    instance_path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    demo_emails: bool = True,
+) -> ExampleStack:
+    """Start the example: SMTP server and simulator (unless a real provider is configured),
+    the app (tables created, demo data on first start) and its web server (not yet serving:
+    call ``server.serve_forever()`` or :meth:`ExampleStack.serve_in_background`).
+
+    :param port: the web server's port; ``0`` picks a free one.
+    """
+    # the app must know the simulator's public key and the SMTP port; the simulator learns
+    # the webhook URL once the web server has its port
+    environ = os.environ if environ is None else environ
+    local = uses_local_delivery(environ, config or {})
+    if port:
+        # werkzeug exits the process on a taken port; say it before anything is started
+        ensure_free(host, port)
+    simulator: ProviderSimulator | None = None
+    smtp: Controller | None = None
+    settings: dict[str, Any] = dict(config or {})
+    if local:
+        key = load_or_create_key(resolve_instance_path(instance_path, environ))
+        simulator = ProviderSimulator(key, timing=timing)
+        smtp_port = smtp_port or free_port(host)
+        smtp = start_smtp_server(simulator, host, smtp_port)
+        settings.update(
+            MAILDELIVERY_TRANSPORT="smtp",
+            MAILDELIVERY_SMTP_HOST=host,
+            MAILDELIVERY_SMTP_PORT=smtp_port,
+            MAILDELIVERY_SMTP_TIMEOUT=10,
+            # the correlation id goes in X-SMTPAPI unique_args, as with SendGrid's SMTP relay
+            MAILDELIVERY_SMTP_PROVIDER="sendgrid",
+            MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY=public_key_b64(key),
+        )
+    app = create_app(settings, instance_path=instance_path, environ=environ)
+    with app.app_context():
+        db.create_all()
+        MailDelivery.state(app).extension.create_all(app)
+    server = make_server(host, port, app, threaded=True)
+    if simulator is not None:
+        prefix = config_value("URL_PREFIX", app).rstrip("/")
+        simulator.webhook_url = f"http://{host}:{server.server_port}{prefix}/webhooks/sendgrid"
+        simulator.start()
+    try:
+        seeded = demo.seed(app, emails=demo_emails and local)
+    except BaseException:
+        server.server_close()
+        if simulator is not None:
+            simulator.stop()
+        if smtp is not None:
+            smtp.stop()
+        raise
+    return ExampleStack(app=app, server=server, simulator=simulator, smtp=smtp, seeded=seeded)
