@@ -21,7 +21,6 @@ from flask_wtf.csrf import CSRFProtect
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.config import DEFAULTS
-from flask_maildelivery.transports.smtp import SMTPTransport
 
 from .models import User, db
 
@@ -110,19 +109,9 @@ def create_app(
     from . import callbacks, receivers, views
 
     app.register_blueprint(views.bp)
-    app.teardown_appcontext(_close_transport_connection)
     receivers.connect(app)
     callbacks.register(mail_delivery)
     return app
-
-
-def _close_transport_connection(exc: BaseException | None) -> None:
-    # the SMTP transport keeps one connection per thread for a burst of sends; a request is
-    # such a burst, and the web server's threads come and go, so hang up when it ends (an
-    # HTTP transport's client is shared by all threads and stays open)
-    transport = MailDelivery.state().transport
-    if isinstance(transport, SMTPTransport):
-        transport.close()
 
 
 @login_manager.user_loader

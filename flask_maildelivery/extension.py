@@ -123,6 +123,7 @@ class MailDelivery:
 
         transport = create_transport(app, app.config["MAILDELIVERY_TRANSPORT"])
         app.extensions["maildelivery"] = _AppState(extension=self, db=db, transport=transport)
+        app.teardown_appcontext(lambda exc: transport.end_of_context())
 
         from .cli import maildelivery_cli
 

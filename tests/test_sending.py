@@ -385,3 +385,21 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
     assert attachment.get_filename() == "facture-été.pdf"
     assert attachment.get_content() == b"%PDF-1.4"
     assert smtp_server.messages[0].data.isascii()
+
+
+def test_the_connection_is_closed_when_the_app_context_ends(
+    make_app: AppFactory, smtp_server: SMTPServer
+) -> None:
+    app = make_app(**smtp_server.config())
+    transport = MailDelivery.state(app).transport
+    for burst in range(2):
+        with app.app_context():
+            for i in range(3):
+                MailDelivery.state(app).extension.send(
+                    subject=f"{burst}.{i}", to=["a@b.test"], text="x"
+                )
+            assert transport._local.connection is not None  # type: ignore[attr-defined]
+        # a thread that ends now (a threaded server's request) leaves no socket open
+        assert transport._local.connection is None  # type: ignore[attr-defined]
+    assert smtp_server.handler.connections == 2
+    assert len(smtp_server.messages) == 6

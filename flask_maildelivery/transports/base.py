@@ -136,3 +136,9 @@ class Transport(ABC):
     def close(self) -> None:
         """Release any connection held between sends."""
         return None
+
+    def end_of_context(self) -> None:
+        """Called when an app context ends (the end of a request, a CLI command, a job):
+        release what this thread holds for a burst of sends. Resources shared by all threads
+        (an HTTP client's pool) stay open."""
+        return None

@@ -140,6 +140,12 @@ class SMTPTransport(Transport):
             with contextlib.suppress(OSError):
                 connection.close()
 
+    def end_of_context(self) -> None:
+        """A burst of sends reuses one connection within an app context; when the context
+        ends, the connection is closed, so a thread that ends (a threaded server's request)
+        leaves no socket behind."""
+        self.close()
+
     def close(self) -> None:
         """Close this thread's connection (``QUIT``), if one is open."""
         connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
