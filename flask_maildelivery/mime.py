@@ -116,6 +116,9 @@ def header_text(message: Message, name: str, default: str = "") -> str:
         return default
     if isinstance(value, Header):
         return str(value)
+    text = str(value)
+    if "=?" not in text:
+        return text
     from email.header import decode_header, make_header
 
-    return str(make_header(decode_header(str(value))))
+    return str(make_header(decode_header(text)))
