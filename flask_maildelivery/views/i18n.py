@@ -8,7 +8,7 @@ Flask-Babel, the pages render in English with UTC dates.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +66,119 @@ def _viewer_locale_and_zone() -> tuple[Locale, Any]:
     return cached  # type: ignore[no-any-return]
 
 
+#: The babel format names that combine a date pattern and a time pattern.
+NAMED_FORMATS = ("full", "long", "medium", "short")
+#: Time pattern fields read straight off the hour, minute and second; ``a`` (am/pm) is
+#: looked up once per half of the day.
+_DIRECT_TIME_FIELDS = frozenset("hHKkmsa")
+
+
+def _hour_field(char: str, hour: int) -> int:
+    if char == "h":
+        return hour % 12 or 12
+    if char == "K":
+        return hour % 12
+    if char == "k":
+        return hour or 24
+    return hour
+
+
+class DateTimeFormatter:
+    """Formats datetimes exactly as ``babel.dates.format_datetime(value, format,
+    tzinfo=zone, locale=locale)`` does, with the locale's patterns looked up once.
+
+    A list page shows dozens of dates in one locale and zone; babel parses and walks the
+    pattern again for every value. This formatter keeps the parsed patterns, formats each
+    distinct day once, and fills the time of day from its numeric fields directly. A
+    pattern with a field it does not read directly (a time zone name, a day period, a
+    custom pattern) goes through babel for every value, so the output never differs.
+    """
+
+    def __init__(self, locale: Locale, zone: Any, format: str = "medium") -> None:
+        self.locale = locale
+        self.zone = zone
+        self.format = format
+        self._days: dict[date, str] = {}
+        self._periods: dict[tuple[str, bool], str] = {}
+        self._direct = False
+        if format in NAMED_FORMATS:
+            self._combined = str(babel.dates.get_datetime_format(format, locale=locale)).replace(
+                "'", ""
+            )
+            time_pattern = babel.dates.get_time_format(format, locale=locale)
+            self._time_format = time_pattern.format
+            self._time_fields = [
+                char * num
+                for kind, value in babel.dates.tokenize_pattern(time_pattern.pattern)
+                if kind == "field"
+                for char, num in (value,)
+            ]
+            self._direct = all(name[0] in _DIRECT_TIME_FIELDS for name in self._time_fields)
+
+    def __call__(self, value: datetime | None) -> str:
+        """``value`` formatted; empty for ``None``."""
+        if value is None:
+            return ""
+        if not self._direct:
+            return str(
+                babel.dates.format_datetime(
+                    value, self.format, tzinfo=self.zone, locale=self.locale
+                )
+            )
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        local = value.astimezone(self.zone)
+        normalize = getattr(self.zone, "normalize", None)
+        if normalize is not None:  # pytz
+            local = normalize(local)
+        day = local.date()
+        day_text = self._days.get(day)
+        if day_text is None:
+            day_text = self._days[day] = str(
+                babel.dates.format_date(day, self.format, locale=self.locale)
+            )
+        fields = {}
+        for name in self._time_fields:
+            char = name[0]
+            if char == "a":
+                fields[name] = self._period(name, local)
+            elif char == "m":
+                fields[name] = f"{local.minute:0{len(name)}d}"
+            elif char == "s":
+                fields[name] = f"{local.second:0{len(name)}d}"
+            else:
+                fields[name] = f"{_hour_field(char, local.hour):0{len(name)}d}"
+        time_text = self._time_format % fields
+        return self._combined.replace("{0}", time_text).replace("{1}", day_text)
+
+    def _period(self, name: str, local: datetime) -> str:
+        key = (name, local.hour >= 12)
+        text = self._periods.get(key)
+        if text is None:
+            text = self._periods[key] = babel.dates.DateTimeFormat(local.timetz(), self.locale)[
+                name
+            ]
+        return text
+
+
+def datetime_formatter(format: str = "medium") -> DateTimeFormatter:
+    """The viewer's formatter for ``format``, built once per request."""
+    formatters: dict[str, DateTimeFormatter] | None = g.get("_maildelivery_datetime_formatters")
+    if formatters is None:
+        formatters = g._maildelivery_datetime_formatters = {}
+    formatter = formatters.get(format)
+    if formatter is None:
+        locale, zone = _viewer_locale_and_zone()
+        formatter = formatters[format] = DateTimeFormatter(locale, zone, format)
+    return formatter
+
+
 def format_datetime(value: datetime | None, format: str = "medium") -> str:
     """``value`` in the viewer's locale and time zone (English and UTC without Flask-Babel;
     empty for ``None``)."""
     if value is None:
         return ""
-    locale, zone = _viewer_locale_and_zone()
-    return str(babel.dates.format_datetime(value, format, tzinfo=zone, locale=locale))
+    return datetime_formatter(format)(value)
 
 
 def format_size(size: int | None) -> str:
