@@ -19,9 +19,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
-from ..models import Email, Event, Recipient
+from ..models import BigId, Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
 
 #: ``show`` values: failed emails only (the default), or every email.
@@ -203,44 +204,73 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
-    """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``."""
-    clauses = [_tenant_clause(tenant_id)]
+def _vocabulary(values: frozenset[str] | set[str]) -> list[sa.ColumnElement[Any]]:
+    # the package's own fixed words, written into the SQL as constants: an IN list of
+    # parameters is rendered again on every execution
+    words = sorted(values)
+    if not all(word.isascii() and word.replace("_", "").isalnum() for word in words):
+        raise ValueError(f"not a plain word: {words!r}")
+    return [sa.literal_column(f"'{word}'") for word in words]
+
+
+_FAILED_CLAUSE = sa.or_(
+    Email.result.in_(_vocabulary(ATTENTION_RESULTS)),
+    Email.status.in_(_vocabulary(ATTENTION_STATUSES)),
+)
+
+
+def _filter_clauses_and_params(
+    log_filter: LogFilter, tenant_id: str | None
+) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
+    """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``, with
+    named parameters in place of the values, and the values."""
+    params: dict[str, Any] = {}
+    if tenant_id is None:
+        clauses = [Email.tenant_id.is_(None)]
+    else:
+        clauses = [Email.tenant_id == sa.bindparam("tenant_id")]
+        params["tenant_id"] = tenant_id
     if log_filter.show == SHOW_FAILED:
-        clauses.append(
-            sa.or_(
-                Email.result.in_(sorted(ATTENTION_RESULTS)),
-                Email.status.in_(sorted(ATTENTION_STATUSES)),
-            )
-        )
+        clauses.append(_FAILED_CLAUSE)
     if log_filter.status is not None:
-        clauses.append(Email.status == log_filter.status)
+        clauses.append(Email.status == sa.bindparam("status"))
+        params["status"] = log_filter.status
     if log_filter.result is not None:
-        clauses.append(Email.result == log_filter.result)
+        clauses.append(Email.result == sa.bindparam("result"))
+        params["result"] = log_filter.result
     if log_filter.date_from is not None:
-        clauses.append(Email.sent_at >= _day_start(log_filter.date_from))
+        clauses.append(Email.sent_at >= sa.bindparam("sent_from"))
+        params["sent_from"] = _day_start(log_filter.date_from)
     if log_filter.date_to is not None:
-        clauses.append(Email.sent_at < _day_start(log_filter.date_to + timedelta(days=1)))
+        clauses.append(Email.sent_at < sa.bindparam("sent_until"))
+        params["sent_until"] = _day_start(log_filter.date_to + timedelta(days=1))
     if log_filter.recipient:
         # address_key is the lower-cased address, indexed: an exact address or its start
         # is an index range scan on every database
         clauses.append(
             Email.id.in_(
                 sa.select(Recipient.email_id).where(
-                    Recipient.address_key.like(_like_prefix(log_filter.recipient), escape="\\")
+                    Recipient.address_key.like(sa.bindparam("recipient"), escape="\\")
                 )
             )
         )
+        params["recipient"] = _like_prefix(log_filter.recipient)
     if log_filter.subject:
-        pattern = f"%{_like_prefix(log_filter.subject.lower())}"
-        clauses.append(sa.func.lower(Email.subject).like(pattern, escape="\\"))
-    return clauses
+        clauses.append(sa.func.lower(Email.subject).like(sa.bindparam("subject"), escape="\\"))
+        params["subject"] = f"%{_like_prefix(log_filter.subject.lower())}"
+    return clauses, params
 
 
-def _keyset(session: AnySession, cursor: Cursor) -> sa.ColumnElement[bool]:
-    sent_at, id_ = cursor.sent_at, cursor.id
-    older = cursor.direction == "after"
-    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``."""
+    clauses, params = _filter_clauses_and_params(log_filter, tenant_id)
+    return [clause.params(params) for clause in clauses]
+
+
+def _keyset(older: bool, row_values: bool) -> sa.ColumnElement[bool]:
+    sent_at = sa.bindparam("cursor_sent_at", type_=Email.sent_at.type)
+    id_ = sa.bindparam("cursor_id", type_=Email.id.type)
+    if not row_values:
         # MySQL/MariaDB do not turn a row-value comparison into an index range
         if older:
             return sa.or_(
@@ -248,7 +278,7 @@ def _keyset(session: AnySession, cursor: Cursor) -> sa.ColumnElement[bool]:
             )
         return sa.or_(Email.sent_at > sent_at, sa.and_(Email.sent_at == sent_at, Email.id > id_))
     pair = sa.tuple_(Email.sent_at, Email.id)
-    value = sa.tuple_(sa.literal(sent_at, Email.sent_at.type), sa.literal(id_, Email.id.type))
+    value = sa.tuple_(sent_at, id_)
     return pair < value if older else pair > value
 
 
@@ -262,23 +292,48 @@ _ROW_COLUMNS = (
     Email.sender,
 )
 
+#: The list statements built so far, by the shape of their filter: a page builds no SQL
+#: expression, and SQLAlchemy finds the compiled form in its cache.
+_LIST_STATEMENTS: dict[tuple[Any, ...], AnySelect] = {}
+#: How many list statements are kept (the shapes are few; ``limit`` comes from the API).
+_LIST_STATEMENTS_KEPT = 512
+
 
 def list_statement(
     session: AnySession, log_filter: LogFilter, tenant_id: str | None, limit: int
-) -> AnySelect:
-    """The ``SELECT`` of one list page: ``limit`` rows in reading order."""
-    statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter, tenant_id))
+) -> tuple[AnySelect, dict[str, Any]]:
+    """The ``SELECT`` of one list page (``limit`` rows in reading order) and its
+    parameters."""
     cursor = log_filter.cursor
+    row_values = session.get_bind(mapper=Email).dialect.name not in ("mysql", "mariadb")
+    clauses, params = _filter_clauses_and_params(log_filter, tenant_id)
+    shape = (
+        row_values,
+        tuple(sorted(params)),
+        log_filter.show,
+        cursor.direction if cursor is not None else None,
+        limit,
+    )
+    statement = _LIST_STATEMENTS.get(shape)
+    if statement is None:
+        statement = sa.select(*_ROW_COLUMNS).where(*clauses)
+        if cursor is not None:
+            statement = statement.where(_keyset(cursor.direction == "after", row_values))
+        if cursor is not None and cursor.direction == "before":
+            statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
+        else:
+            statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
+        statement = statement.limit(limit)
+        if len(_LIST_STATEMENTS) >= _LIST_STATEMENTS_KEPT:
+            _LIST_STATEMENTS.clear()
+        _LIST_STATEMENTS[shape] = statement
     if cursor is not None:
-        statement = statement.where(_keyset(session, cursor))
-    if cursor is not None and cursor.direction == "before":
-        statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
-    else:
-        statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
-    return statement.limit(limit)
+        params["cursor_sent_at"] = cursor.sent_at
+        params["cursor_id"] = cursor.id
+    return statement, params
 
 
-def _first_recipients_statement() -> AnySelect:
+def _first_recipients_statement(ids_clause: sa.ColumnElement[bool]) -> AnySelect:
     numbered = (
         sa.select(
             Recipient.email_id,
@@ -288,7 +343,7 @@ def _first_recipients_statement() -> AnySelect:
             .label("position"),
             sa.func.count().over(partition_by=Recipient.email_id).label("total"),
         )
-        .where(Recipient.email_id.in_(sa.bindparam("email_ids", expanding=True)))
+        .where(ids_clause)
         .subquery()
     )
     return (
@@ -300,15 +355,32 @@ def _first_recipients_statement() -> AnySelect:
 
 #: The first :data:`TO_SHOWN` addresses of each email of ``:email_ids``, and its recipient
 #: count. Built once: the list runs it on every page.
-FIRST_RECIPIENTS = _first_recipients_statement()
+FIRST_RECIPIENTS = _first_recipients_statement(
+    Recipient.email_id.in_(sa.bindparam("email_ids", expanding=True))
+)
+#: The same on PostgreSQL, the ids sent as one array: ``IN`` with one parameter per row
+#: would be rendered into new SQL text on every page, too long for the driver's statement
+#: cache, and parsed again by the driver each time.
+FIRST_RECIPIENTS_ARRAY = _first_recipients_statement(
+    Recipient.email_id == sa.func.any(sa.bindparam("email_ids", type_=postgresql.ARRAY(BigId)))
+)
 
 
-def _rows_with_recipients(session: AnySession, rows: Sequence[Any]) -> list[EmailRow]:
+def _connection(session: AnySession) -> sa.Connection:
+    """The session's connection, for statements that return plain rows: executing them on
+    it skips the ORM's per-statement work (they load no entities)."""
+    return session.connection(bind_arguments={"mapper": Email})
+
+
+def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> list[EmailRow]:
     result = [EmailRow(*row) for row in rows]
     if not result:
         return result
     by_id = {row.id: row for row in result}
-    for email_id, address, total in session.execute(FIRST_RECIPIENTS, {"email_ids": list(by_id)}):
+    statement = (
+        FIRST_RECIPIENTS_ARRAY if connection.dialect.name == "postgresql" else FIRST_RECIPIENTS
+    )
+    for email_id, address, total in connection.execute(statement, {"email_ids": list(by_id)}).all():
         row = by_id[email_id]
         row.to.append(address)
         row.recipient_count = total
@@ -319,16 +391,16 @@ def log_page(
     session: AnySession, log_filter: LogFilter, tenant_id: str | None, page_size: int
 ) -> LogPage:
     """One page of the list for ``tenant_id``."""
-    fetched = list(
-        session.execute(list_statement(session, log_filter, tenant_id, page_size + 1)).all()
-    )
+    connection = _connection(session)
+    statement, params = list_statement(session, log_filter, tenant_id, page_size + 1)
+    fetched = list(connection.execute(statement, params).all())
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
     cursor = log_filter.cursor
     backwards = cursor is not None and cursor.direction == "before"
     if backwards:
         fetched.reverse()
-    rows = _rows_with_recipients(session, fetched)
+    rows = _rows_with_recipients(connection, fetched)
     next_cursor = previous_cursor = None
     if rows:
         first, last = rows[0], rows[-1]
@@ -351,12 +423,8 @@ def iter_emails(
     cursor: Cursor | None = None
     while True:
         batch_filter = LogFilter(**{**log_filter.__dict__, "cursor": cursor})
-        ids = [
-            row.id
-            for row in session.execute(
-                list_statement(session, batch_filter, tenant_id, batch_size)
-            ).all()
-        ]
+        statement, params = list_statement(session, batch_filter, tenant_id, batch_size)
+        ids = [row.id for row in session.execute(statement, params).all()]
         if not ids:
             return
         emails = session.scalars(
