@@ -234,6 +234,8 @@ DETAIL_SQL = (
     "SELECT * FROM maildelivery_email WHERE id = %s AND tenant_id IS NULL",
     "SELECT * FROM maildelivery_recipient WHERE email_id = %s ORDER BY id",
     "SELECT * FROM maildelivery_event WHERE email_id = %s",
+    "SELECT id, sent_at FROM maildelivery_email WHERE resent_from_id = %s AND tenant_id IS NULL"
+    " ORDER BY id",
 )
 
 
@@ -310,7 +312,7 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
             session = MailDelivery.state(app).db.session
             try:
                 if detail_id.isdigit():
-                    return queries.get_email(session, int(detail_id), None)
+                    return queries.email_detail(session, int(detail_id), None)
                 log_filter = queries.LogFilter.from_args(args)
                 return queries.log_page(session, log_filter, None, 50)
             finally:

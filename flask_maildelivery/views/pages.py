@@ -216,7 +216,7 @@ def detail(email_id: int) -> str:
     """One email: its facts, a copy of it, and each recipient's status log."""
     state = MailDelivery.state()
     tenant = viewer_tenant()
-    email = queries.get_email(state.db.session, email_id, tenant)
+    email = queries.email_detail(state.db.session, email_id, tenant)
     if email is None:
         abort(404)
     extension = state.extension
@@ -238,7 +238,7 @@ def detail(email_id: int) -> str:
         recipients=recipients,
         other_events=events.get(None, []),
         related_url=extension.related_url(email.related_type, email.related_id),
-        resends=queries.resends_of(state.db.session, email.id, tenant),
+        resends=email.resends,
         can_resend=can_resend,
     )
 

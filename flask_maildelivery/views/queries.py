@@ -16,6 +16,7 @@ import binascii
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -452,6 +453,58 @@ def get_email(session: AnySession, email_id: int, tenant_id: str | None) -> Emai
     ).first()
 
 
+def _attribute_columns(model: Any) -> list[sa.ColumnElement[Any]]:
+    # every column of ``model`` under its attribute name (``metadata_``, not ``metadata``)
+    return [prop.columns[0].label(prop.key) for prop in sa.inspect(model).column_attrs]
+
+
+def _detail_statements(tenant_clause: sa.ColumnElement[bool]) -> tuple[AnySelect, AnySelect]:
+    email_id = sa.bindparam("email_id", type_=Email.id.type)
+    email = sa.select(*_attribute_columns(Email)).where(Email.id == email_id, tenant_clause)
+    resends = (
+        sa.select(Email.id, Email.sent_at)
+        .where(Email.resent_from_id == email_id, tenant_clause)
+        .order_by(Email.id)
+    )
+    return email, resends
+
+
+#: The detail page's statements, built once (``:email_id``; ``:tenant_id`` in the second).
+_DETAIL_NO_TENANT = _detail_statements(Email.tenant_id.is_(None))
+_DETAIL_TENANT = _detail_statements(Email.tenant_id == sa.bindparam("tenant_id"))
+_RECIPIENTS_OF = (
+    sa.select(*_attribute_columns(Recipient))
+    .where(Recipient.email_id == sa.bindparam("email_id", type_=Recipient.email_id.type))
+    .order_by(Recipient.id)
+)
+_EVENTS_OF = sa.select(*_attribute_columns(Event)).where(
+    Event.email_id == sa.bindparam("email_id", type_=Event.email_id.type)
+)
+
+
+def email_detail(session: AnySession, email_id: int, tenant_id: str | None) -> Any | None:
+    """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
+    when it belongs to another tenant).
+
+    Read as plain rows, not entities (the page only reads): a namespace with the email's
+    attributes, ``recipients`` (rows, by id), ``events`` (rows) and ``resends`` (``(id,
+    sent_at)`` of the copies sent of it). Four statements, built once.
+    """
+    connection = _connection(session)
+    email_statement, resends_statement = _DETAIL_NO_TENANT if tenant_id is None else _DETAIL_TENANT
+    params: dict[str, Any] = {"email_id": email_id}
+    if tenant_id is not None:
+        params["tenant_id"] = tenant_id
+    row = connection.execute(email_statement, params).first()
+    if row is None:
+        return None
+    email = SimpleNamespace(**row._mapping)
+    email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
+    email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
+    email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
+    return email
+
+
 def get_html_body(
     session: AnySession, email_id: int, tenant_id: str | None
 ) -> tuple[bool, str | None]:
@@ -462,24 +515,11 @@ def get_html_body(
     return (False, None) if row is None else (True, row[0])
 
 
-def events_by_recipient(email: Email) -> dict[int | None, list[Event]]:
-    """The loaded events of ``email`` grouped by recipient id, oldest first (``None``: the
-    events that name no recipient of it)."""
-    grouped: dict[int | None, list[Event]] = {}
+def events_by_recipient(email: Any) -> dict[int | None, list[Any]]:
+    """The loaded events of ``email`` (an :class:`Email` or what :func:`email_detail`
+    returns) grouped by recipient id, oldest first (``None``: the events that name no
+    recipient of it)."""
+    grouped: dict[int | None, list[Any]] = {}
     for event in sorted(email.events, key=lambda e: (e.occurred_at, e.id)):
         grouped.setdefault(event.recipient_id, []).append(event)
     return grouped
-
-
-def resends_of(
-    session: AnySession, email_id: int, tenant_id: str | None
-) -> list[tuple[int, datetime | None]]:
-    """``(id, sent_at)`` of the emails sent as copies of ``email_id``."""
-    return [
-        (row.id, row.sent_at)
-        for row in session.execute(
-            sa.select(Email.id, Email.sent_at)
-            .where(Email.resent_from_id == email_id, _tenant_clause(tenant_id))
-            .order_by(Email.id)
-        )
-    ]
