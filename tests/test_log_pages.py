@@ -210,6 +210,28 @@ def test_list_shows_failed_emails_first_and_toggles_to_all(log: LogApp) -> None:
     assert 'href="/maildelivery/"' in html
 
 
+def test_list_rows_link_to_the_detail_page_and_show_the_first_addresses(log: LogApp) -> None:
+    log.viewer.user = ADMIN
+    to = [f"r{n}@customer.test" for n in range(1, 6)]
+    with log.app.app_context():
+        many = send_failed(log, subject="", to=to).id
+        two = send_failed(log, subject="<b>Invoice</b> & co").id
+    client = log.client()
+    html = client.get("/maildelivery/").get_data(as_text=True)
+    assert listed_ids(html) == [two, many]
+    # the first three addresses, then how many more
+    assert "r1@customer.test, r2@customer.test, r3@customer.test" in html
+    assert "r4@customer.test" not in html
+    assert re.search(r'<span class="md-muted">\s*and 2 more\s*</span>', html)
+    assert html.count("more</span>") == 1  # not on the row with two recipients
+    assert html.count(f'href="/maildelivery/{many}"') == 2  # record no. and subject
+    assert "(no subject)" in html
+    assert "&lt;b&gt;Invoice&lt;/b&gt; &amp; co" in html  # escaped, never markup
+    # behind a mount point (SCRIPT_NAME) the links keep it
+    html = client.get("/maildelivery/", base_url="http://localhost/erp/").get_data(as_text=True)
+    assert html.count(f'href="/erp/maildelivery/{two}"') == 2
+
+
 def test_failed_only_covers_every_result_and_status_that_needs_attention(log: LogApp) -> None:
     log.viewer.user = ADMIN
     with log.app.app_context():

@@ -8,7 +8,7 @@ Flask-Babel, the pages render in English with UTC dates.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -68,19 +68,25 @@ def _viewer_locale_and_zone() -> tuple[Locale, Any]:
 
 #: The babel format names that combine a date pattern and a time pattern.
 NAMED_FORMATS = ("full", "long", "medium", "short")
-#: Time pattern fields read straight off the hour, minute and second; ``a`` (am/pm) is
-#: looked up once per half of the day.
-_DIRECT_TIME_FIELDS = frozenset("hHKkmsa")
+#: Time pattern fields read straight off the hour, minute or second (``a``, am/pm, too):
+#: which of the three each reads.
+_DIRECT_TIME_FIELDS = {"h": 0, "H": 0, "K": 0, "k": 0, "a": 0, "m": 1, "s": 2}
 
 
-def _hour_field(char: str, hour: int) -> int:
-    if char == "h":
-        return hour % 12 or 12
-    if char == "K":
-        return hour % 12
-    if char == "k":
-        return hour or 24
-    return hour
+def _time_field_texts(name: str, locale: Locale) -> tuple[str, ...]:
+    """Every text field ``name`` of a time pattern takes, by hour, minute or second."""
+    char, width = name[0], len(name)
+    if char in "ms":
+        return tuple(f"{value:0{width}d}" for value in range(60))
+    if char == "a":
+        return tuple(babel.dates.DateTimeFormat(time(hour), locale)[name] for hour in range(24))
+    hours = {
+        "h": lambda hour: hour % 12 or 12,
+        "K": lambda hour: hour % 12,
+        "k": lambda hour: hour or 24,
+        "H": lambda hour: hour,
+    }[char]
+    return tuple(f"{hours(hour):0{width}d}" for hour in range(24))
 
 
 class DateTimeFormatter:
@@ -89,17 +95,20 @@ class DateTimeFormatter:
 
     A list page shows dozens of dates in one locale and zone; babel parses and walks the
     pattern again for every value. This formatter keeps the parsed patterns, formats each
-    distinct day once, and fills the time of day from its numeric fields directly. A
-    pattern with a field it does not read directly (a time zone name, a day period, a
-    custom pattern) goes through babel for every value, so the output never differs.
+    distinct day once, and fills the time of day from tables of its hour, minute and
+    second fields made once. A pattern with a field it does not read that way (a time zone
+    name, a day period, a custom pattern) goes through babel for every value, so the
+    output never differs.
     """
 
     def __init__(self, locale: Locale, zone: Any, format: str = "medium") -> None:
         self.locale = locale
         self.zone = zone
         self.format = format
-        self._days: dict[date, str] = {}
-        self._periods: dict[tuple[str, bool], str] = {}
+        self._normalize = getattr(zone, "normalize", None)  # pytz
+        #: Per day shown: the pattern with the date filled in, the time left as ``{0}``.
+        self._days: dict[date, str | None] = {}
+        self._fields: list[tuple[str, int, tuple[str, ...]]] = []
         self._direct = False
         if format in NAMED_FORMATS:
             self._combined = str(babel.dates.get_datetime_format(format, locale=locale)).replace(
@@ -107,58 +116,51 @@ class DateTimeFormatter:
             )
             time_pattern = babel.dates.get_time_format(format, locale=locale)
             self._time_format = time_pattern.format
-            self._time_fields = [
+            names = [
                 char * num
                 for kind, value in babel.dates.tokenize_pattern(time_pattern.pattern)
                 if kind == "field"
                 for char, num in (value,)
             ]
-            self._direct = all(name[0] in _DIRECT_TIME_FIELDS for name in self._time_fields)
+            self._direct = all(name[0] in _DIRECT_TIME_FIELDS for name in names)
+            if self._direct:
+                self._fields = [
+                    (name, _DIRECT_TIME_FIELDS[name[0]], _time_field_texts(name, locale))
+                    for name in names
+                ]
 
     def __call__(self, value: datetime | None) -> str:
         """``value`` formatted; empty for ``None``."""
         if value is None:
             return ""
         if not self._direct:
-            return str(
-                babel.dates.format_datetime(
-                    value, self.format, tzinfo=self.zone, locale=self.locale
-                )
-            )
+            return self._babel(value)
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         local = value.astimezone(self.zone)
-        normalize = getattr(self.zone, "normalize", None)
-        if normalize is not None:  # pytz
-            local = normalize(local)
+        if self._normalize is not None:
+            local = self._normalize(local)
         day = local.date()
-        day_text = self._days.get(day)
-        if day_text is None:
-            day_text = self._days[day] = str(
-                babel.dates.format_date(day, self.format, locale=self.locale)
+        try:
+            day_pattern = self._days[day]
+        except KeyError:
+            day_text = str(babel.dates.format_date(day, self.format, locale=self.locale))
+            # babel fills the time in first; a date text holding "{0}" would differ
+            day_pattern = self._days[day] = (
+                None if "{0}" in day_text else self._combined.replace("{1}", day_text)
             )
-        fields = {}
-        for name in self._time_fields:
-            char = name[0]
-            if char == "a":
-                fields[name] = self._period(name, local)
-            elif char == "m":
-                fields[name] = f"{local.minute:0{len(name)}d}"
-            elif char == "s":
-                fields[name] = f"{local.second:0{len(name)}d}"
-            else:
-                fields[name] = f"{_hour_field(char, local.hour):0{len(name)}d}"
-        time_text = self._time_format % fields
-        return self._combined.replace("{0}", time_text).replace("{1}", day_text)
+        if day_pattern is None:
+            return self._babel(value)
+        units = (local.hour, local.minute, local.second)
+        time_text = self._time_format % {
+            name: texts[units[unit]] for name, unit, texts in self._fields
+        }
+        return day_pattern.replace("{0}", time_text)
 
-    def _period(self, name: str, local: datetime) -> str:
-        key = (name, local.hour >= 12)
-        text = self._periods.get(key)
-        if text is None:
-            text = self._periods[key] = babel.dates.DateTimeFormat(local.timetz(), self.locale)[
-                name
-            ]
-        return text
+    def _babel(self, value: datetime) -> str:
+        return str(
+            babel.dates.format_datetime(value, self.format, tzinfo=self.zone, locale=self.locale)
+        )
 
 
 def datetime_formatter(format: str = "medium") -> DateTimeFormatter:
