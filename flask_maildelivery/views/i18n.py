@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import babel.dates
 import flask_babel
@@ -68,6 +68,7 @@ def _viewer_locale_and_zone() -> tuple[Locale, Any]:
 
 #: The babel format names that combine a date pattern and a time pattern.
 NAMED_FORMATS = ("full", "long", "medium", "short")
+NamedFormat = Literal["full", "long", "medium", "short"]
 #: Time pattern fields read straight off the hour, minute or second (``a``, am/pm, too):
 #: which of the three each reads.
 _DIRECT_TIME_FIELDS = {"h": 0, "H": 0, "K": 0, "k": 0, "a": 0, "m": 1, "s": 2}
@@ -80,13 +81,18 @@ def _time_field_texts(name: str, locale: Locale) -> tuple[str, ...]:
         return tuple(f"{value:0{width}d}" for value in range(60))
     if char == "a":
         return tuple(babel.dates.DateTimeFormat(time(hour), locale)[name] for hour in range(24))
-    hours = {
-        "h": lambda hour: hour % 12 or 12,
-        "K": lambda hour: hour % 12,
-        "k": lambda hour: hour or 24,
-        "H": lambda hour: hour,
-    }[char]
-    return tuple(f"{hours(hour):0{width}d}" for hour in range(24))
+    return tuple(f"{_clock_hour(char, hour):0{width}d}" for hour in range(24))
+
+
+def _clock_hour(char: str, hour: int) -> int:
+    """What the hour field ``char`` shows for ``hour`` (0-23), as babel counts it."""
+    if char == "h":
+        return hour % 12 or 12
+    if char == "K":
+        return hour % 12
+    if char == "k":
+        return hour or 24
+    return hour
 
 
 class DateTimeFormatter:
@@ -111,16 +117,16 @@ class DateTimeFormatter:
         self._fields: list[tuple[str, int, tuple[str, ...]]] = []
         self._direct = False
         if format in NAMED_FORMATS:
-            self._combined = str(babel.dates.get_datetime_format(format, locale=locale)).replace(
+            named = cast(NamedFormat, format)
+            self._combined = str(babel.dates.get_datetime_format(named, locale=locale)).replace(
                 "'", ""
             )
-            time_pattern = babel.dates.get_time_format(format, locale=locale)
-            self._time_format = time_pattern.format
+            time_pattern = babel.dates.get_time_format(named, locale=locale)
+            self._time_format = str(time_pattern.format)
             names = [
-                char * num
+                value[0] * value[1]
                 for kind, value in babel.dates.tokenize_pattern(time_pattern.pattern)
-                if kind == "field"
-                for char, num in (value,)
+                if kind == "field" and isinstance(value, tuple)
             ]
             self._direct = all(name[0] in _DIRECT_TIME_FIELDS for name in names)
             if self._direct:

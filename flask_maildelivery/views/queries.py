@@ -226,6 +226,7 @@ def _filter_clauses_and_params(
     """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``, with
     named parameters in place of the values, and the values."""
     params: dict[str, Any] = {}
+    clauses: list[sa.ColumnElement[bool]]
     if tenant_id is None:
         clauses = [Email.tenant_id.is_(None)]
     else:
