@@ -8,6 +8,7 @@ Flask-Babel, the pages render in English with UTC dates.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -80,7 +81,9 @@ def _time_field_texts(name: str, locale: Locale) -> tuple[str, ...]:
     if char in "ms":
         return tuple(f"{value:0{width}d}" for value in range(60))
     if char == "a":
-        return tuple(babel.dates.DateTimeFormat(time(hour), locale)[name] for hour in range(24))
+        # babel's am/pm only asks whether the hour is before noon
+        am, pm = (babel.dates.DateTimeFormat(time(hour), locale)[name] for hour in (0, 12))
+        return tuple(am if hour < 12 else pm for hour in range(24))
     return tuple(f"{_clock_hour(char, hour):0{width}d}" for hour in range(24))
 
 
@@ -93,6 +96,31 @@ def _clock_hour(char: str, hour: int) -> int:
     if char == "k":
         return hour or 24
     return hour
+
+
+#: What :class:`DateTimeFormatter` reads per locale and format: the date-and-time pattern,
+#: the time pattern as a ``%`` format, and each time field's name, unit and texts.
+DirectPatterns = tuple[str, str, list[tuple[str, int, tuple[str, ...]]]]
+
+
+@functools.lru_cache(maxsize=64)
+def _direct_patterns(locale: Locale, format: str) -> DirectPatterns | None:
+    """The patterns of a named ``format`` in ``locale`` when its time is made of fields read
+    off the hour, minute and second only; else ``None``. Made once per locale and format."""
+    named = cast(NamedFormat, format)
+    time_pattern = babel.dates.get_time_format(named, locale=locale)
+    names = [
+        value[0] * value[1]
+        for kind, value in babel.dates.tokenize_pattern(time_pattern.pattern)
+        if kind == "field" and isinstance(value, tuple)
+    ]
+    if not all(name[0] in _DIRECT_TIME_FIELDS for name in names):
+        return None
+    combined = str(babel.dates.get_datetime_format(named, locale=locale)).replace("'", "")
+    fields = [
+        (name, _DIRECT_TIME_FIELDS[name[0]], _time_field_texts(name, locale)) for name in names
+    ]
+    return combined, str(time_pattern.format), fields
 
 
 class DateTimeFormatter:
@@ -114,26 +142,10 @@ class DateTimeFormatter:
         self._normalize = getattr(zone, "normalize", None)  # pytz
         #: Per day shown: the pattern with the date filled in, the time left as ``{0}``.
         self._days: dict[date, str | None] = {}
-        self._fields: list[tuple[str, int, tuple[str, ...]]] = []
-        self._direct = False
-        if format in NAMED_FORMATS:
-            named = cast(NamedFormat, format)
-            self._combined = str(babel.dates.get_datetime_format(named, locale=locale)).replace(
-                "'", ""
-            )
-            time_pattern = babel.dates.get_time_format(named, locale=locale)
-            self._time_format = str(time_pattern.format)
-            names = [
-                value[0] * value[1]
-                for kind, value in babel.dates.tokenize_pattern(time_pattern.pattern)
-                if kind == "field" and isinstance(value, tuple)
-            ]
-            self._direct = all(name[0] in _DIRECT_TIME_FIELDS for name in names)
-            if self._direct:
-                self._fields = [
-                    (name, _DIRECT_TIME_FIELDS[name[0]], _time_field_texts(name, locale))
-                    for name in names
-                ]
+        patterns = _direct_patterns(locale, format) if format in NAMED_FORMATS else None
+        self._direct = patterns is not None
+        if patterns is not None:
+            self._combined, self._time_format, self._fields = patterns
 
     def __call__(self, value: datetime | None) -> str:
         """``value`` formatted; empty for ``None``."""
