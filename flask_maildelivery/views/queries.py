@@ -220,7 +220,7 @@ _FAILED_CLAUSE = sa.or_(
 )
 
 
-def _filter_clauses_and_params(
+def filter_clauses(
     log_filter: LogFilter, tenant_id: str | None
 ) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
     """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``, with
@@ -263,12 +263,6 @@ def _filter_clauses_and_params(
     return clauses, params
 
 
-def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
-    """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``."""
-    clauses, params = _filter_clauses_and_params(log_filter, tenant_id)
-    return [clause.params(params) for clause in clauses]
-
-
 def _keyset(older: bool, row_values: bool) -> sa.ColumnElement[bool]:
     sent_at = sa.bindparam("cursor_sent_at", type_=Email.sent_at.type)
     id_ = sa.bindparam("cursor_id", type_=Email.id.type)
@@ -308,7 +302,7 @@ def list_statement(
     parameters."""
     cursor = log_filter.cursor
     row_values = session.get_bind(mapper=Email).dialect.name not in ("mysql", "mariadb")
-    clauses, params = _filter_clauses_and_params(log_filter, tenant_id)
+    clauses, params = filter_clauses(log_filter, tenant_id)
     shape = (
         row_values,
         tuple(sorted(params)),
