@@ -163,7 +163,10 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
 
 
 def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
+    # adapters produce UTC already; astimezone() costs more than the check
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None)
 
 
 _PG_TYPES = {
@@ -204,7 +207,6 @@ _SQLITE_INSERT = (
     "ON CONFLICT (provider, provider_event_id) DO NOTHING"
 )
 #: How SQLAlchemy's SQLite DateTime stores a timestamp.
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _insert_events_sqlite(
@@ -473,7 +475,8 @@ def _iso(value: datetime) -> str:
 
 
 def _sqlite_datetime(value: datetime) -> str:
-    return _naive_utc(value).strftime(_SQLITE_DATETIME)
+    # the text SQLAlchemy's SQLite DATETIME stores ("%Y-%m-%d %H:%M:%S.%f"), without strftime
+    return _naive_utc(value).isoformat(sep=" ", timespec="microseconds")
 
 
 def _recompute_emails(
