@@ -297,18 +297,23 @@ def _record_and_send(
     return email
 
 
+_INSERT_EMAIL = sa.insert(cast(sa.Table, Email.__table__))
+_INSERT_RECIPIENTS = sa.insert(cast(sa.Table, Recipient.__table__))
+#: Email attribute names -> column keys (``metadata_`` is stored in column ``metadata``).
+_EMAIL_COLUMN_KEYS = {attr.key: attr.columns[0].key for attr in Email.__mapper__.column_attrs}
+
+
 def _insert_email(
     session: Any, values: dict[str, Any], recipient_rows: list[dict[str, Any]]
 ) -> Email:
     """Insert an email and its recipients with two Core statements (the ORM's unit of work
     costs more than the send itself), and return the Email as a persistent ORM object."""
-    email_table = cast(sa.Table, Email.__table__)
-    # attribute names -> column keys (``metadata_`` is stored in column ``metadata``)
-    row = {Email.__mapper__.attrs[k].columns[0].key: v for k, v in values.items()}
-    email_id = session.execute(sa.insert(email_table), [row]).inserted_primary_key[0]
+    row = {_EMAIL_COLUMN_KEYS[k]: v for k, v in values.items()}
+    connection = session.connection()
+    email_id = connection.execute(_INSERT_EMAIL, row).inserted_primary_key[0]
     for recipient in recipient_rows:
         recipient["email_id"] = email_id
-    session.execute(sa.insert(cast(sa.Table, Recipient.__table__)), recipient_rows)
+    connection.execute(_INSERT_RECIPIENTS, recipient_rows)
     email = Email(id=email_id, **values)
     # known to be in the database: attach it without a round trip
     make_transient_to_detached(email)
