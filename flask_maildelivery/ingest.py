@@ -277,6 +277,32 @@ def _begin_write(session: Session) -> None:
         session.execute(sa.update(email_t).where(sa.false()).values(id=email_t.c.id))
 
 
+# prebuilt selects with one expanding parameter: building an IN list of a thousand bound
+# values per statement costs more than the query
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+_EMAILS_BY_PUBLIC_ID = sa.select(email_t.c.id, email_t.c.public_id).where(
+    email_t.c.public_id.in_(_IDS)
+)
+_EMAILS_BY_MESSAGE_ID = sa.select(email_t.c.id, email_t.c.provider_message_id).where(
+    email_t.c.provider_message_id.in_(_IDS)
+)
+_RECIPIENTS_OF_EMAILS = sa.select(
+    recipient_t.c.id,
+    recipient_t.c.email_id,
+    recipient_t.c.address_key,
+    recipient_t.c.status,
+    recipient_t.c.status_at,
+    recipient_t.c.reason,
+    recipient_t.c.smtp_code,
+    recipient_t.c.bounce_type,
+).where(recipient_t.c.email_id.in_(_IDS))
+_EMAIL_STATES = (
+    sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
+    .where(email_t.c.id.in_(_IDS))
+    .order_by(email_t.c.id)
+)
+
+
 def _find_emails(
     session: Session, public_ids: set[str], message_ids: set[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
@@ -284,16 +310,10 @@ def _find_emails(
     by_public: dict[str, int] = {}
     by_message: dict[str, int] = {}
     for chunk in _chunks(sorted(public_ids)):
-        rows = session.execute(
-            sa.select(email_t.c.id, email_t.c.public_id).where(email_t.c.public_id.in_(chunk))
-        ).all()
+        rows = session.execute(_EMAILS_BY_PUBLIC_ID, {"ids": list(chunk)}).all()
         by_public.update({public_id: id_ for id_, public_id in rows})
     for chunk in _chunks(sorted(message_ids)):
-        rows = session.execute(
-            sa.select(email_t.c.id, email_t.c.provider_message_id).where(
-                email_t.c.provider_message_id.in_(chunk)
-            )
-        ).all()
+        rows = session.execute(_EMAILS_BY_MESSAGE_ID, {"ids": list(chunk)}).all()
         by_message.update({message_id: id_ for id_, message_id in rows})
     return by_public, by_message
 
@@ -314,18 +334,9 @@ def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
     # transaction's first read, before the email locks were granted, and lose the update of
     # the batch that held them. A locking read sees the latest committed state.
     locking = session.get_bind().dialect.name in ("mysql", "mariadb")
+    stmt = _RECIPIENTS_OF_EMAILS.with_for_update() if locking else _RECIPIENTS_OF_EMAILS
     for chunk in _chunks(sorted(set(email_ids))):
-        stmt = sa.select(
-            recipient_t.c.id,
-            recipient_t.c.email_id,
-            recipient_t.c.address_key,
-            recipient_t.c.status,
-            recipient_t.c.status_at,
-            recipient_t.c.reason,
-            recipient_t.c.smtp_code,
-            recipient_t.c.bounce_type,
-        ).where(recipient_t.c.email_id.in_(chunk))
-        rows = session.execute(stmt.with_for_update() if locking else stmt).all()
+        rows = session.execute(stmt, {"ids": list(chunk)}).all()
         for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
             found.ids[(email_id, key)] = id_
             found.states[id_] = (
@@ -338,13 +349,9 @@ def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
 def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
     """Lock the emails (id order) and return their ``(result, status)``."""
     found: dict[int, tuple[str, str]] = {}
+    stmt = _for_update(_EMAIL_STATES, session)
     for chunk in _chunks(sorted(set(email_ids))):
-        stmt = (
-            sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
-            .where(email_t.c.id.in_(chunk))
-            .order_by(email_t.c.id)
-        )
-        for id_, result, status in session.execute(_for_update(stmt, session)).all():
+        for id_, result, status in session.execute(stmt, {"ids": list(chunk)}).all():
             found[id_] = (result, status)
     return found
 
