@@ -1,33 +1,25 @@
-"""The ``postmark`` transport against a fake Postmark Email API on loopback."""
+"""The ``postmark`` transport against a fake Postmark Email API on loopback: what is
+particular to Postmark (the shared scenarios are in ``test_transport_contract.py``)."""
 
 from __future__ import annotations
 
 import base64
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from werkzeug.wrappers import Response
 
-from flask_maildelivery import MailDelivery
-from flask_maildelivery.transports import TransportError
-
-from .conftest import AppFactory, free_port, outgoing_message
+from .conftest import AppFactory
 from .fake_provider import FakeProvider, ReceivedRequest, json_response
-from .transport_contract import (
-    HTML,
-    PDF,
-    TEXT,
-    deliver_by_message_id,
-    email_count,
-    event_email_ids,
-    send_invoice,
-    stored,
-)
+from .transport_contract import HTML, PDF, TEXT, TransportKit, send_invoice, stored
 
 SERVER_TOKEN = "b7f2a5c1-3c1d-4f2e-9a7b-0c9d8e7f6a5b"
 MESSAGE_ID = "0a129aee-e1cd-480d-b08d-4f48548ff48d"
+INACTIVE = (
+    "You tried to send to recipient(s) that have been marked as inactive. Found inactive "
+    "addresses: ann@customer.test."
+)
 
 
 def postmark_error(status: int, code: int, message: str) -> Response:
@@ -77,25 +69,37 @@ def email_api(
     return respond
 
 
-def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
-    return {
-        "MAILDELIVERY_TRANSPORT": "postmark",
-        "MAILDELIVERY_POSTMARK_SERVER_TOKEN": SERVER_TOKEN,
-        "MAILDELIVERY_POSTMARK_API_URL": provider.url,
-        "MAILDELIVERY_HTTP_TIMEOUT": 5,
-        **extra,
-    }
+KIT = TransportKit(
+    name="postmark",
+    credentials={"MAILDELIVERY_POSTMARK_SERVER_TOKEN": SERVER_TOKEN},
+    api_url_setting="MAILDELIVERY_POSTMARK_API_URL",
+    api=email_api,
+    missing_settings=(
+        ("MAILDELIVERY_POSTMARK_SERVER_TOKEN", "MAILDELIVERY_POSTMARK_SERVER_TOKEN: set it to the"),
+    ),
+    refusal=lambda request: postmark_error(422, 406, INACTIVE),
+    refusal_error=f"Postmark refused the message (HTTP 422): ErrorCode 406: {INACTIVE}",
+    wrong_credentials={"MAILDELIVERY_POSTMARK_SERVER_TOKEN": "not-a-token"},
+    wrong_credentials_error=(
+        "Postmark refused the message (HTTP 401): ErrorCode 10: The Server Token you provided "
+        "in the X-Postmark-Server-Token request header was invalid. (check the Postmark "
+        "credentials in the MAILDELIVERY_* settings)"
+    ),
+    wrong_credentials_header=("X-Postmark-Server-Token", "not-a-token"),
+    transient={
+        "429": lambda request: postmark_error(429, 429, "Rate limit exceeded"),
+        "500": lambda request: postmark_error(500, 0, "Internal server error"),
+    },
+    stored_message_id=MESSAGE_ID,
+    # Postmark's webhooks carry the same MessageID the Email API answered
+    webhook_message_id=MESSAGE_ID,
+    webhook_recipient="accounting@customer.test",
+    options={"MAILDELIVERY_POSTMARK_MESSAGE_STREAM": "invoices"},
+)
 
 
-def test_sends_the_documented_request_and_stores_the_message_id(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = email_api()
-    app = make_app(**config(provider_server, MAILDELIVERY_POSTMARK_MESSAGE_STREAM="invoices"))
-    email = send_invoice(app)
-
-    [request] = provider_server.requests
-    assert request.method == "POST"
+def test_sends_the_documented_request(make_app: AppFactory, provider_server: FakeProvider) -> None:
+    _, email, request = KIT.send_invoice(make_app, provider_server, **KIT.options)
     assert request.path == "/email"
     assert request.headers["X-Postmark-Server-Token"] == SERVER_TOKEN
     assert request.headers["Accept"] == "application/json"
@@ -124,24 +128,11 @@ def test_sends_the_documented_request_and_stores_the_message_id(
         "MessageStream": "invoices",
     }
 
-    record = stored(app, email.id)
-    assert record.transport == "postmark"
-    assert record.result == "queued"
-    assert record.error is None
-    assert record.provider_message_id == MESSAGE_ID
-    assert record.recipients == {
-        "ann@customer.test": ("to", "queued", None),
-        "bob@customer.test": ("to", "queued", None),
-        "accounting@customer.test": ("cc", "queued", None),
-        "archive@acme.test": ("bcc", "queued", None),
-    }
-
 
 def test_the_default_message_stream_is_outbound(
     make_app: AppFactory, provider_server: FakeProvider
 ) -> None:
-    provider_server.responder = email_api()
-    app = make_app(**config(provider_server))
+    app = KIT.start(make_app, provider_server)
     send_invoice(app)
     assert provider_server.requests[0].json()["MessageStream"] == "outbound"
 
@@ -149,10 +140,11 @@ def test_the_default_message_stream_is_outbound(
 def test_an_answer_without_message_id_still_counts_as_sent(
     make_app: AppFactory, provider_server: FakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
-    provider_server.responder = email_api(
-        lambda request: json_response(200, {"ErrorCode": 0, "Message": "OK"})
+    app = KIT.start(
+        make_app,
+        provider_server,
+        lambda request: json_response(200, {"ErrorCode": 0, "Message": "OK"}),
     )
-    app = make_app(**config(provider_server))
     with caplog.at_level(logging.WARNING, logger="flask_maildelivery.transports"):
         email = send_invoice(app)
 
@@ -160,83 +152,3 @@ def test_an_answer_without_message_id_still_counts_as_sent(
     assert record.result == "queued"
     assert record.provider_message_id is None
     assert 'Postmark accepted the message but its answer has no "MessageID"' in caplog.text
-
-
-def test_a_webhook_event_with_only_the_message_id_finds_the_email(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = email_api()
-    app = make_app(**config(provider_server))
-    email = send_invoice(app)
-    # Postmark's webhooks carry the same MessageID the Email API answered
-    deliver_by_message_id(app, "postmark", MESSAGE_ID, "accounting@customer.test")
-
-    assert event_email_ids(app) == [email.id]
-    assert stored(app, email.id).recipients["accounting@customer.test"][1] == "delivered"
-
-
-def test_a_refusal_is_recorded_failed_with_postmark_s_reason(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    reason = (
-        "You tried to send to recipient(s) that have been marked as inactive. Found inactive "
-        "addresses: ann@customer.test."
-    )
-    provider_server.responder = email_api(lambda request: postmark_error(422, 406, reason))
-    app = make_app(**config(provider_server))
-    email = send_invoice(app)
-
-    record = stored(app, email.id)
-    assert record.result == "failed"
-    assert record.error == f"Postmark refused the message (HTTP 422): ErrorCode 406: {reason}"
-    assert {status for _, status, _ in record.recipients.values()} == {"failed"}
-    assert email_count(app) == 1
-
-
-def test_a_wrong_server_token_is_refused_by_the_fake_and_recorded(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = email_api()
-    app = make_app(**config(provider_server, MAILDELIVERY_POSTMARK_SERVER_TOKEN="not-a-token"))
-    email = send_invoice(app)
-
-    record = stored(app, email.id)
-    assert record.result == "failed"
-    assert "HTTP 401): ErrorCode 10: The Server Token you provided" in (record.error or "")
-
-
-@pytest.mark.parametrize("answer", ["429", "500", "timeout", "connection refused"])
-def test_transient_failures_are_retryable_and_the_email_is_kept(
-    make_app: AppFactory, provider_server: FakeProvider, answer: str
-) -> None:
-    extra: dict[str, Any] = {}
-    if answer == "429":
-        provider_server.responder = email_api(
-            lambda request: postmark_error(429, 429, "Rate limit exceeded")
-        )
-    elif answer == "500":
-        provider_server.responder = email_api(
-            lambda request: postmark_error(500, 0, "Internal server error")
-        )
-    elif answer == "timeout":
-        provider_server.responder = email_api(provider_server.hang)
-        extra["MAILDELIVERY_HTTP_TIMEOUT"] = 0.3
-    else:
-        extra["MAILDELIVERY_POSTMARK_API_URL"] = f"http://127.0.0.1:{free_port()}"
-    app = make_app(**config(provider_server, **extra))
-
-    with pytest.raises(TransportError) as raised:
-        MailDelivery.state(app).transport.send(outgoing_message())
-    assert raised.value.retryable is True
-
-    email = send_invoice(app)
-    record = stored(app, email.id)
-    assert record.result == "failed"
-    assert "temporary failure, sending again later may succeed" in (record.error or "")
-    assert len(record.recipients) == 4
-    assert email_count(app) == 1
-
-
-def test_missing_server_token_fails_at_init_app(make_app: AppFactory) -> None:
-    with pytest.raises(ValueError, match="MAILDELIVERY_POSTMARK_SERVER_TOKEN: set it to the"):
-        make_app(MAILDELIVERY_TRANSPORT="postmark")

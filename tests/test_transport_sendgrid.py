@@ -1,4 +1,5 @@
-"""The ``sendgrid`` transport against a fake SendGrid v3 Mail Send API on loopback."""
+"""The ``sendgrid`` transport against a fake SendGrid v3 Mail Send API on loopback: what is
+particular to SendGrid (the shared scenarios are in ``test_transport_contract.py``)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,15 @@ import pytest
 from werkzeug.wrappers import Response
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.transports import TransportError
 
-from .conftest import AppFactory, free_port, outgoing_message
+from .conftest import AppFactory, outgoing_message
 from .fake_provider import FakeProvider, ReceivedRequest, json_response
-from .transport_contract import (
-    HTML,
-    PDF,
-    TEXT,
-    deliver_by_message_id,
-    email_count,
-    event_email_ids,
-    send_invoice,
-    stored,
-)
+from .transport_contract import HTML, PDF, TEXT, TransportKit, send_invoice
 
 API_KEY = "SG.test-key.abcdef"
 X_MESSAGE_ID = "W86EgYT6SQKk0lRflfLRsA"
+# the event webhook's sg_message_id is "<X-Message-Id>.<suffix>"
+SG_MESSAGE_ID = f"{X_MESSAGE_ID}.filterdrecv-5645d9c87f-78xgx-1-6163A1C8-1.0"
 
 
 def sendgrid_error(status: int, message: str, field: str | None = None) -> Response:
@@ -64,25 +57,40 @@ def mail_send(
     return respond
 
 
-def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
-    return {
-        "MAILDELIVERY_TRANSPORT": "sendgrid",
-        "MAILDELIVERY_SENDGRID_API_KEY": API_KEY,
-        "MAILDELIVERY_SENDGRID_API_URL": provider.url,
-        "MAILDELIVERY_HTTP_TIMEOUT": 5,
-        **extra,
-    }
+KIT = TransportKit(
+    name="sendgrid",
+    credentials={"MAILDELIVERY_SENDGRID_API_KEY": API_KEY},
+    api_url_setting="MAILDELIVERY_SENDGRID_API_URL",
+    api=mail_send,
+    missing_settings=(("MAILDELIVERY_SENDGRID_API_KEY", "set it to a SendGrid API key"),),
+    refusal=lambda request: sendgrid_error(
+        403, "The from address does not match a verified Sender Identity.", "from"
+    ),
+    refusal_error=(
+        "SendGrid refused the message (HTTP 403): The from address does not match a verified "
+        "Sender Identity. (field from) (check the SendGrid credentials in the MAILDELIVERY_* "
+        "settings)"
+    ),
+    wrong_credentials={"MAILDELIVERY_SENDGRID_API_KEY": "SG.revoked"},
+    wrong_credentials_error=(
+        "SendGrid refused the message (HTTP 401): The provided authorization grant is invalid, "
+        "expired, or revoked (check the SendGrid credentials in the MAILDELIVERY_* settings)"
+    ),
+    wrong_credentials_header=("Authorization", "Bearer SG.revoked"),
+    transient={
+        "429": lambda request: sendgrid_error(429, "too many requests"),
+        "500": lambda request: Response("", status=500),
+    },
+    stored_message_id=X_MESSAGE_ID,
+    # the webhook adapter cuts the sg_message_id's suffix, so the event names the message by
+    # the X-Message-Id prefix
+    webhook_message_id=SG_MESSAGE_ID.split(".", 1)[0],
+    webhook_recipient="bob@customer.test",
+)
 
 
-def test_sends_the_documented_request_and_stores_the_message_id(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = mail_send()
-    app = make_app(**config(provider_server))
-    email = send_invoice(app)
-
-    [request] = provider_server.requests
-    assert request.method == "POST"
+def test_sends_the_documented_request(make_app: AppFactory, provider_server: FakeProvider) -> None:
+    _, email, request = KIT.send_invoice(make_app, provider_server)
     assert request.path == "/v3/mail/send"
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert request.headers["Content-Type"] == "application/json"
@@ -116,18 +124,6 @@ def test_sends_the_documented_request_and_stores_the_message_id(
         "custom_args": {"maildelivery_id": email.public_id},
     }
 
-    record = stored(app, email.id)
-    assert record.transport == "sendgrid"
-    assert record.result == "queued"
-    assert record.error is None
-    assert record.provider_message_id == X_MESSAGE_ID
-    assert record.recipients == {
-        "ann@customer.test": ("to", "queued", None),
-        "bob@customer.test": ("to", "queued", None),
-        "accounting@customer.test": ("cc", "queued", None),
-        "archive@acme.test": ("bcc", "queued", None),
-    }
-
 
 def test_a_header_added_by_a_before_send_receiver_is_sent(
     make_app: AppFactory, provider_server: FakeProvider
@@ -138,8 +134,7 @@ def test_a_header_added_by_a_before_send_receiver_is_sent(
         message["X-Tenant"] = "acme-fr"
         message.replace_header("Subject", "[ACME] " + str(message["Subject"]))
 
-    provider_server.responder = mail_send()
-    app = make_app(**config(provider_server))
+    app = KIT.start(make_app, provider_server)
     with signals.before_send.connected_to(add_header):
         email = send_invoice(app)
     body = provider_server.requests[0].json()
@@ -151,95 +146,10 @@ def test_a_header_added_by_a_before_send_receiver_is_sent(
     }
 
 
-def test_a_webhook_event_with_only_the_message_id_finds_the_email(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = mail_send()
-    app = make_app(**config(provider_server))
-    email = send_invoice(app)
-    # the event webhook's sg_message_id is "<X-Message-Id>.<suffix>"; the adapter cuts the
-    # suffix, so the event names the message by the X-Message-Id prefix
-    sg_message_id = f"{X_MESSAGE_ID}.filterdrecv-5645d9c87f-78xgx-1-6163A1C8-1.0"
-    deliver_by_message_id(app, "sendgrid", sg_message_id.split(".", 1)[0], "bob@customer.test")
-
-    assert event_email_ids(app) == [email.id]
-    assert stored(app, email.id).recipients["bob@customer.test"][1] == "delivered"
-
-
-def test_a_refusal_is_recorded_failed_with_sendgrid_s_reason(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = mail_send(
-        lambda request: sendgrid_error(
-            403,
-            "The from address does not match a verified Sender Identity.",
-            "from",
-        )
-    )
-    app = make_app(**config(provider_server))
-    email = send_invoice(app)
-
-    record = stored(app, email.id)
-    assert record.result == "failed"
-    assert record.error == (
-        "SendGrid refused the message (HTTP 403): The from address does not match a verified "
-        "Sender Identity. (field from) (check the SendGrid credentials in the MAILDELIVERY_* "
-        "settings)"
-    )
-    assert record.provider_message_id is None
-    assert {status for _, status, _ in record.recipients.values()} == {"failed"}
-    assert email_count(app) == 1
-
-
-def test_a_wrong_api_key_is_refused_by_the_fake_and_recorded(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = mail_send()
-    app = make_app(**config(provider_server, MAILDELIVERY_SENDGRID_API_KEY="SG.revoked"))
-    email = send_invoice(app)
-
-    record = stored(app, email.id)
-    assert record.result == "failed"
-    assert "HTTP 401" in (record.error or "")
-    assert "authorization grant is invalid" in (record.error or "")
-    assert provider_server.requests[0].headers["Authorization"] == "Bearer SG.revoked"
-
-
-@pytest.mark.parametrize("answer", ["429", "500", "timeout", "connection refused"])
-def test_transient_failures_are_retryable_and_the_email_is_kept(
-    make_app: AppFactory, provider_server: FakeProvider, answer: str
-) -> None:
-    extra: dict[str, Any] = {}
-    if answer == "429":
-        provider_server.responder = mail_send(
-            lambda request: sendgrid_error(429, "too many requests")
-        )
-    elif answer == "500":
-        provider_server.responder = mail_send(lambda request: Response("", status=500))
-    elif answer == "timeout":
-        provider_server.responder = mail_send(provider_server.hang)
-        extra["MAILDELIVERY_HTTP_TIMEOUT"] = 0.3
-    else:
-        extra["MAILDELIVERY_SENDGRID_API_URL"] = f"http://127.0.0.1:{free_port()}"
-    app = make_app(**config(provider_server, **extra))
-
-    with pytest.raises(TransportError) as raised:
-        MailDelivery.state(app).transport.send(outgoing_message())
-    assert raised.value.retryable is True
-
-    email = send_invoice(app)
-    record = stored(app, email.id)
-    assert record.result == "failed"
-    assert "temporary failure, sending again later may succeed" in (record.error or "")
-    assert len(record.recipients) == 4
-    assert email_count(app) == 1
-
-
 def test_one_connection_serves_several_sends(
     make_app: AppFactory, provider_server: FakeProvider
 ) -> None:
-    provider_server.responder = mail_send()
-    app = make_app(**config(provider_server))
+    app = KIT.start(make_app, provider_server)
     transport = MailDelivery.state(app).transport
     for _ in range(3):
         transport.send(outgoing_message())
@@ -252,8 +162,7 @@ def test_duplicate_addresses_are_sent_once(
     make_app: AppFactory, provider_server: FakeProvider
 ) -> None:
     # SendGrid refuses an address that appears twice in a personalization
-    provider_server.responder = mail_send()
-    app = make_app(**config(provider_server))
+    app = KIT.start(make_app, provider_server)
     with app.app_context():
         MailDelivery.state(app).extension.send(
             subject="Statement",
@@ -265,12 +174,6 @@ def test_duplicate_addresses_are_sent_once(
     assert body["personalizations"] == [
         {"to": [{"email": "ann@customer.test"}], "cc": [{"email": "bob@customer.test"}]}
     ]
-
-
-def test_missing_api_key_fails_at_init_app(make_app: AppFactory) -> None:
-    with pytest.raises(ValueError, match="set it to a SendGrid API key") as raised:
-        make_app(MAILDELIVERY_TRANSPORT="sendgrid")
-    assert "MAILDELIVERY_SENDGRID_API_KEY" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The ``ses`` transport against a fake Amazon SES API v2 on loopback that verifies the
-Signature Version 4 of every request; and the signer against AWS's published examples."""
+Signature Version 4 of every request; and the signer against AWS's published examples (the
+scenarios shared by every provider are in ``test_transport_contract.py``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,10 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 
-import pytest
 from werkzeug.wrappers import Response
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.transports import TransportError
 from flask_maildelivery.transports.ses import SESTransport
 from flask_maildelivery.transports.sigv4 import (
     Credentials,
@@ -26,23 +24,18 @@ from flask_maildelivery.transports.sigv4 import (
     signing_key,
 )
 
-from .conftest import AppFactory, free_port, outgoing_message
+from .conftest import AppFactory
 from .fake_provider import FakeProvider, ReceivedRequest, json_response
-from .transport_contract import (
-    HTML,
-    PDF,
-    TEXT,
-    deliver_by_message_id,
-    email_count,
-    event_email_ids,
-    send_invoice,
-    stored,
-)
+from .transport_contract import HTML, PDF, TEXT, TransportKit
 
 REGION = "eu-west-1"
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 MESSAGE_ID = "0102018c9e3a2b1d-5f6a7b8c-9d0e-4f1a-8b2c-3d4e5f6a7b8c-000000"
+UNVERIFIED = (
+    "Email address is not verified. The following identities failed the check in region "
+    "EU-WEST-1: billing@acme.test"
+)
 
 # -- the signer against AWS's Signature Version 4 test suite -----------------------------
 
@@ -229,16 +222,47 @@ def send_email_api(
     return respond
 
 
-def config(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
-    return {
-        "MAILDELIVERY_TRANSPORT": "ses",
+KIT = TransportKit(
+    name="ses",
+    credentials={
         "MAILDELIVERY_SES_REGION": REGION,
         "MAILDELIVERY_SES_ACCESS_KEY_ID": ACCESS_KEY_ID,
         "MAILDELIVERY_SES_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "MAILDELIVERY_SES_API_URL": provider.url,
-        "MAILDELIVERY_HTTP_TIMEOUT": 5,
-        **extra,
-    }
+    },
+    api_url_setting="MAILDELIVERY_SES_API_URL",
+    api=send_email_api,
+    missing_settings=tuple(
+        (setting, f"needs {setting}: set it to")
+        for setting in (
+            "MAILDELIVERY_SES_REGION",
+            "MAILDELIVERY_SES_ACCESS_KEY_ID",
+            "MAILDELIVERY_SES_SECRET_ACCESS_KEY",
+        )
+    ),
+    refusal=lambda request: ses_error(400, "MessageRejected", UNVERIFIED),
+    refusal_error=f"Amazon SES refused the message (HTTP 400): MessageRejected: {UNVERIFIED}",
+    # a wrong secret is never sent: the fake finds the signature does not match
+    wrong_credentials={"MAILDELIVERY_SES_SECRET_ACCESS_KEY": "not-the-secret"},
+    wrong_credentials_error=(
+        "Amazon SES refused the message (HTTP 403): InvalidSignatureException: The request "
+        "signature we calculated does not match the signature you provided. Check your AWS "
+        "Secret Access Key and signing method. (check the Amazon SES credentials in the "
+        "MAILDELIVERY_* settings)"
+    ),
+    wrong_credentials_header=None,
+    transient={
+        "429": lambda request: ses_error(429, "TooManyRequestsException", "Too many requests"),
+        "400 throttling": lambda request: ses_error(
+            400, "ThrottlingException", "Maximum sending rate exceeded."
+        ),
+        "500": lambda request: ses_error(500, "InternalFailure", "internal failure"),
+    },
+    stored_message_id=MESSAGE_ID,
+    # SES events (through SNS) carry the SendEmail MessageId as mail.messageId
+    webhook_message_id=MESSAGE_ID,
+    webhook_recipient="archive@acme.test",
+    options={"MAILDELIVERY_SES_CONFIGURATION_SET": "invoices"},
+)
 
 
 def _raw_message(data: str) -> EmailMessage:
@@ -247,15 +271,10 @@ def _raw_message(data: str) -> EmailMessage:
     return message
 
 
-def test_sends_the_documented_signed_request_and_stores_the_message_id(
+def test_sends_the_documented_signed_request(
     make_app: AppFactory, provider_server: FakeProvider
 ) -> None:
-    provider_server.responder = send_email_api()
-    app = make_app(**config(provider_server, MAILDELIVERY_SES_CONFIGURATION_SET="invoices"))
-    email_sent = send_invoice(app)
-
-    [request] = provider_server.requests
-    assert request.method == "POST"
+    _, email_sent, request = KIT.send_invoice(make_app, provider_server, **KIT.options)
     assert request.path == "/v2/email/outbound-emails"
     assert request.headers["Authorization"].startswith(
         f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/"
@@ -294,134 +313,9 @@ def test_sends_the_documented_signed_request_and_stores_the_message_id(
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_content() == PDF
 
-    record = stored(app, email_sent.id)
-    assert record.transport == "ses"
-    assert record.result == "queued"
-    assert record.error is None
-    assert record.provider_message_id == MESSAGE_ID
-    assert record.recipients == {
-        "ann@customer.test": ("to", "queued", None),
-        "bob@customer.test": ("to", "queued", None),
-        "accounting@customer.test": ("cc", "queued", None),
-        "archive@acme.test": ("bcc", "queued", None),
-    }
-
-
-def test_a_webhook_event_with_only_the_message_id_finds_the_email(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = send_email_api()
-    app = make_app(**config(provider_server))
-    email_sent = send_invoice(app)
-    # SES events (through SNS) carry the SendEmail MessageId as mail.messageId
-    deliver_by_message_id(app, "ses", MESSAGE_ID, "archive@acme.test")
-
-    assert event_email_ids(app) == [email_sent.id]
-    assert stored(app, email_sent.id).recipients["archive@acme.test"][1] == "delivered"
-
-
-def test_a_refusal_is_recorded_failed_with_ses_s_reason(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    reason = (
-        "Email address is not verified. The following identities failed the check in region "
-        "EU-WEST-1: billing@acme.test"
-    )
-    provider_server.responder = send_email_api(
-        lambda request: ses_error(400, "MessageRejected", reason)
-    )
-    app = make_app(**config(provider_server))
-    email_sent = send_invoice(app)
-
-    record = stored(app, email_sent.id)
-    assert record.result == "failed"
-    assert record.error == f"Amazon SES refused the message (HTTP 400): MessageRejected: {reason}"
-    assert {status for _, status, _ in record.recipients.values()} == {"failed"}
-    assert email_count(app) == 1
-
-
-def test_a_wrong_secret_fails_the_signature_check(
-    make_app: AppFactory, provider_server: FakeProvider
-) -> None:
-    provider_server.responder = send_email_api()
-    app = make_app(**config(provider_server, MAILDELIVERY_SES_SECRET_ACCESS_KEY="not-the-secret"))
-    email_sent = send_invoice(app)
-
-    record = stored(app, email_sent.id)
-    assert record.result == "failed"
-    assert record.error is not None
-    assert record.error.startswith(
-        "Amazon SES refused the message (HTTP 403): InvalidSignatureException: The request "
-        "signature we calculated does not match"
-    )
-    assert "check the Amazon SES credentials" in record.error
-
-
-@pytest.mark.parametrize(
-    "answer", ["429", "400 throttling", "500", "timeout", "connection refused"]
-)
-def test_transient_failures_are_retryable_and_the_email_is_kept(
-    make_app: AppFactory, provider_server: FakeProvider, answer: str
-) -> None:
-    extra: dict[str, Any] = {}
-    if answer == "429":
-        provider_server.responder = send_email_api(
-            lambda request: ses_error(429, "TooManyRequestsException", "Too many requests")
-        )
-    elif answer == "400 throttling":
-        provider_server.responder = send_email_api(
-            lambda request: ses_error(400, "ThrottlingException", "Maximum sending rate exceeded.")
-        )
-    elif answer == "500":
-        provider_server.responder = send_email_api(
-            lambda request: ses_error(500, "InternalFailure", "internal failure")
-        )
-    elif answer == "timeout":
-        provider_server.responder = send_email_api(provider_server.hang)
-        extra["MAILDELIVERY_HTTP_TIMEOUT"] = 0.3
-    else:
-        extra["MAILDELIVERY_SES_API_URL"] = f"http://127.0.0.1:{free_port()}"
-    app = make_app(**config(provider_server, **extra))
-
-    with pytest.raises(TransportError) as raised:
-        MailDelivery.state(app).transport.send(outgoing_message())
-    assert raised.value.retryable is True
-
-    email_sent = send_invoice(app)
-    record = stored(app, email_sent.id)
-    assert record.result == "failed"
-    assert "temporary failure, sending again later may succeed" in (record.error or "")
-    assert len(record.recipients) == 4
-    assert email_count(app) == 1
-
-
-@pytest.mark.parametrize(
-    "missing",
-    [
-        "MAILDELIVERY_SES_REGION",
-        "MAILDELIVERY_SES_ACCESS_KEY_ID",
-        "MAILDELIVERY_SES_SECRET_ACCESS_KEY",
-    ],
-)
-def test_missing_settings_fail_at_init_app(make_app: AppFactory, missing: str) -> None:
-    settings: dict[str, Any] = {
-        "MAILDELIVERY_TRANSPORT": "ses",
-        "MAILDELIVERY_SES_REGION": REGION,
-        "MAILDELIVERY_SES_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "MAILDELIVERY_SES_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-    }
-    del settings[missing]
-    with pytest.raises(ValueError, match=f"needs {missing}: set it to"):
-        make_app(**settings)
-
 
 def test_the_default_endpoint_is_the_region_s(make_app: AppFactory) -> None:
-    app = make_app(
-        MAILDELIVERY_TRANSPORT="ses",
-        MAILDELIVERY_SES_REGION=REGION,
-        MAILDELIVERY_SES_ACCESS_KEY_ID=ACCESS_KEY_ID,
-        MAILDELIVERY_SES_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
-    )
+    app = make_app(MAILDELIVERY_TRANSPORT="ses", **KIT.credentials)
     transport = MailDelivery.state(app).transport
     assert isinstance(transport, SESTransport)
     assert transport.url == ("https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails")
