@@ -1,11 +1,11 @@
 """The contract every provider webhook keeps, run for each provider on each database:
-a valid request is stored; forged, unauthenticated, wrongly keyed and stale requests are
+each documented event maps onto the package's vocabulary, found by correlation id or by the
+provider's message id; a valid request is stored; forged, unauthenticated, wrongly keyed and stale requests are
 refused with nothing stored; a malformed body is a 400 naming the problem; the same request
 twice stores once; an unknown event name is kept as ``unknown``."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,9 +14,11 @@ from flask import Flask
 
 from .webhook_kits import (
     KITS,
+    MAPPING_KINDS,
     PROVIDERS,
     STALE_AGE,
     Kit,
+    check_mapping,
     email_result,
     post,
     recipient_states,
@@ -35,21 +37,32 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 
 @pytest.fixture
 def hook_app(make_app: Any, kit: Kit) -> Flask:
-    app: Flask = make_app(**kit.config())
+    app: Flask = kit.start(make_app)
     return app
 
 
 def one_event(
     kit: Kit, kind: str, public_id: str, at: datetime | None = None, address: str = ANN
 ) -> dict[str, Any]:
-    return kit.event(
-        kind,
-        address=address,
-        public_id=public_id,
-        message_id=kit.new_message_id(),
-        at=at or datetime.now(UTC),
-        event_id=secrets.token_urlsafe(12),
-    )
+    return kit.one_event(kind, public_id, message_id=kit.new_message_id(), at=at, address=address)
+
+
+MAPPING_CASES = [
+    pytest.param(provider, kind, id=f"{provider}-{kind}")
+    for provider in PROVIDERS
+    for kind in MAPPING_KINDS
+    if kind in KITS[provider].kinds
+]
+
+
+@pytest.mark.parametrize(("provider", "kind"), MAPPING_CASES)
+def test_documented_event_maps_onto_the_vocabulary(make_app: Any, provider: str, kind: str) -> None:
+    check_mapping(make_app, KITS[provider](), kind)
+
+
+def test_event_without_correlation_id_matches_by_message_id(make_app: Any, kit: Kit) -> None:
+    stored = check_mapping(make_app, kit, "delivered", by_message_id=True)
+    assert stored.correlation_id is None
 
 
 def test_valid_request_is_stored_and_applied(hook_app: Flask, kit: Kit, signal_log: Any) -> None:

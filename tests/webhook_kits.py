@@ -52,6 +52,8 @@ MAPPING_KINDS = (
     "complaint",
     "unsubscribe",
 )
+#: The recipient most tests write to.
+ANN = "ann@customer.test"
 #: Old enough to be refused by every provider's tolerance.
 STALE_AGE = timedelta(days=3)
 
@@ -120,6 +122,36 @@ class Kit(ABC):
     def new_message_id(self) -> str:
         """A provider message id as the send API returns it."""
         return secrets.token_hex(8)
+
+    def start(self, make_app: Any, **extra: Any) -> Any:
+        """An app with the kit's credentials, ``extra`` settings on top."""
+        return make_app(**{**self.config(), **extra})
+
+    def one_event(
+        self,
+        kind: str,
+        public_id: str | None,
+        *,
+        message_id: str | None = None,
+        at: datetime | None = None,
+        address: str = ANN,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`event` for ``address`` (default Ann), now and with a fresh event id unless
+        told otherwise."""
+        return self.event(
+            kind,
+            address=address,
+            public_id=public_id,
+            message_id=message_id,
+            at=at or datetime.now(UTC),
+            event_id=event_id or secrets.token_urlsafe(12),
+        )
+
+    def post_events(self, app: Any, events: list[dict[str, Any]], **options: Any) -> Any:
+        """POST one authentic request carrying ``events`` (``options``: those of
+        :meth:`request`); the response."""
+        return post(app, self, self.request(events, **options))
 
 
 class BasicAuthKit(Kit):
@@ -1130,20 +1162,15 @@ def post_events(
     message_id: str | None = None,
     at: datetime | None = None,
 ) -> list[Any]:
-    """Post one request per kind (one event each); return the responses."""
+    """Post one request per kind (one event each, all at the same time); return the
+    responses."""
     at = at or datetime.now(UTC)
-    responses = []
-    for kind in kinds:
-        event = kit.event(
-            kind,
-            address=address,
-            public_id=public_id,
-            message_id=message_id,
-            at=at,
-            event_id=secrets.token_urlsafe(12),
+    return [
+        kit.post_events(
+            app, [kit.one_event(kind, public_id, message_id=message_id, at=at, address=address)]
         )
-        responses.append(post(app, kit, kit.request([event])))
-    return responses
+        for kind in kinds
+    ]
 
 
 #: Bounce type each test kind stores, when the provider says it.
@@ -1157,19 +1184,17 @@ def check_mapping(make_app: Any, kit: Kit, kind: str, *, by_message_id: bool = F
     :param by_message_id: the event carries no ``maildelivery_id``: it must find its email
         by the provider's message id.
     """
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     email_id, public_id = send_email(app)
     message_id = kit.new_message_id()
     set_message_id(app, email_id, message_id)
-    event = kit.event(
+    event = kit.one_event(
         kind,
-        address="Ann@Customer.test",  # addresses match case-insensitively
-        public_id=None if by_message_id else public_id,
+        None if by_message_id else public_id,
         message_id=message_id,
-        at=datetime.now(UTC),
-        event_id=secrets.token_urlsafe(12),
+        address="Ann@Customer.test",  # addresses match case-insensitively
     )
-    response = post(app, kit, kit.request([event]))
+    response = kit.post_events(app, [event])
     assert response.status_code == 200, response.get_json()
     [stored] = stored_events(app)
     expected = EXPECTED_TYPES[kind]
