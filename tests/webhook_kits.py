@@ -70,6 +70,17 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What one test event says, in every provider's shape alike."""
+
+    address: str
+    public_id: str | None
+    message_id: str | None
+    at: datetime
+    event_id: str
+
+
 @dataclass
 class Kit(ABC):
     """Base kit. ``kinds``: the test kinds the provider documents."""
@@ -82,6 +93,8 @@ class Kit(ABC):
     auth_status: ClassVar[int] = 401
     #: Answer to the very same request posted twice.
     repeat_status: ClassVar[int] = 200
+    #: An event missing what the documented shape requires.
+    malformed_event: ClassVar[dict[str, Any]]
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -91,7 +104,6 @@ class Kit(ABC):
     def wrong_config(self) -> dict[str, Any]:
         """App configuration with credentials other than those the kit signs with."""
 
-    @abstractmethod
     def event(
         self,
         kind: str,
@@ -103,8 +115,12 @@ class Kit(ABC):
         event_id: str,
     ) -> dict[str, Any]:
         """One event of test kind ``kind`` in the provider's documented shape."""
+        return self.shape(kind, Facts(address, public_id, message_id, at, event_id))
 
     @abstractmethod
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
+        """The provider's event of test kind ``kind`` saying ``facts``."""
+
     def request(
         self,
         events: list[dict[str, Any]],
@@ -113,11 +129,20 @@ class Kit(ABC):
         signed_at: datetime | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """Body and headers of a request carrying ``events``; ``mode``: ``valid``,
-        ``forged`` (wrong signature/credentials) or ``missing`` (none)."""
+        ``forged`` (wrong signature/credentials) or ``missing`` (none); signed at
+        ``signed_at`` (default: now) where the provider signs a time."""
+        return self.build_request(events, mode, signed_at or datetime.now(UTC))
 
     @abstractmethod
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
+    ) -> tuple[bytes, dict[str, str]]:
+        """:meth:`request`'s work, every argument given."""
+
     def malformed(self) -> tuple[bytes, dict[str, str]]:
-        """An authentic request whose body is not in the documented shape."""
+        """An authentic request whose body is not in the documented shape: by default one
+        carrying :attr:`malformed_event`."""
+        return self.request([self.malformed_event])
 
     def new_message_id(self) -> str:
         """A provider message id as the send API returns it."""
@@ -176,12 +201,8 @@ class BasicAuthKit(Kit):
     def wrap(self, events: list[dict[str, Any]]) -> Any:
         return events[0] if len(events) == 1 else events
 
-    def request(
-        self,
-        events: list[dict[str, Any]],
-        *,
-        mode: str = "valid",
-        signed_at: datetime | None = None,
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
     ) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(self.wrap(events)).encode()
         return body, self.auth_headers(mode)
@@ -202,6 +223,7 @@ class BasicAuthKit(Kit):
 class SendGridKit(Kit):
     provider: ClassVar[str] = "sendgrid"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
+    malformed_event: ClassVar[dict[str, Any]] = {"event": "delivered", "timestamp": "yesterday"}
     batch: ClassVar[bool] = True
     key: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
@@ -221,27 +243,18 @@ class SendGridKit(Kit):
         other = ec.generate_private_key(ec.SECP256R1())
         return {"MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": self.public_b64(other)}
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         base: dict[str, Any] = {
-            "email": address,
-            "timestamp": epoch(at),
-            "sg_event_id": event_id,
-            "smtp-id": f"<{message_id}@ismtpd.sendgrid.net>",
+            "email": facts.address,
+            "timestamp": epoch(facts.at),
+            "sg_event_id": facts.event_id,
+            "smtp-id": f"<{facts.message_id}@ismtpd.sendgrid.net>",
             "category": ["invoice"],
         }
-        if message_id:
-            base["sg_message_id"] = f"{message_id}.filterdrecv-5645d9c87f-abcde-1-0"
-        if public_id:
-            base["maildelivery_id"] = public_id
+        if facts.message_id:
+            base["sg_message_id"] = f"{facts.message_id}.filterdrecv-5645d9c87f-abcde-1-0"
+        if facts.public_id:
+            base["maildelivery_id"] = facts.public_id
         extra: dict[str, dict[str, Any]] = {
             "processed": {"event": "processed"},
             "delivered": {"event": "delivered", "response": "250 OK"},
@@ -272,15 +285,11 @@ class SendGridKit(Kit):
             key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         ).decode()
 
-    def request(
-        self,
-        events: list[dict[str, Any]],
-        *,
-        mode: str = "valid",
-        signed_at: datetime | None = None,
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
     ) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(events).encode()
-        timestamp = str(epoch(signed_at or datetime.now(UTC)))
+        timestamp = str(epoch(signed_at))
         headers = {"Content-Type": "application/json"}
         if mode == "missing":
             return body, headers
@@ -291,9 +300,6 @@ class SendGridKit(Kit):
         headers["X-Twilio-Email-Event-Webhook-Signature"] = signature
         headers["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp
         return body, headers
-
-    def malformed(self) -> tuple[bytes, dict[str, str]]:
-        return self.request([{"event": "delivered", "timestamp": "yesterday"}])
 
 
 # -- Mailgun ---------------------------------------------------------------------------------
@@ -318,24 +324,15 @@ class MailgunKit(Kit):
         # the send API answers with angle brackets; events carry the id without them
         return f"<20240101000000.{secrets.token_hex(6)}@mg.acme.test>"
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": event_id,
-            "timestamp": at.timestamp(),
-            "recipient": address,
+            "id": facts.event_id,
+            "timestamp": facts.at.timestamp(),
+            "recipient": facts.address,
             "log-level": "info",
             "tags": ["invoice"],
-            "message": {"headers": {"message-id": (message_id or "x@mg").strip("<>")}},
-            "user-variables": {"maildelivery_id": public_id} if public_id else {},
+            "message": {"headers": {"message-id": (facts.message_id or "x@mg").strip("<>")}},
+            "user-variables": {"maildelivery_id": facts.public_id} if facts.public_id else {},
         }
         failure = {
             "code": 550,
@@ -374,15 +371,11 @@ class MailgunKit(Kit):
         }
         return {**data, **extra[kind]}
 
-    def request(
-        self,
-        events: list[dict[str, Any]],
-        *,
-        mode: str = "valid",
-        signed_at: datetime | None = None,
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
     ) -> tuple[bytes, dict[str, str]]:
         assert len(events) == 1
-        timestamp = str(epoch(signed_at or datetime.now(UTC)))
+        timestamp = str(epoch(signed_at))
         token = secrets.token_hex(25)
         signature = hmac.new(
             self.signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
@@ -416,39 +409,34 @@ _POSTMARK_BOUNCES = {
 class PostmarkKit(BasicAuthKit):
     provider: ClassVar[str] = "postmark"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"processed", "deferred"}
+    malformed_event: ClassVar[dict[str, Any]] = {
+        "RecordType": "Delivery",
+        "Recipient": "ann@customer.test",
+    }
 
     def new_message_id(self) -> str:
         import uuid
 
         return str(uuid.uuid4())
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         common = {
-            "MessageID": message_id or "00000000-0000-4000-8000-000000000000",
+            "MessageID": facts.message_id or "00000000-0000-4000-8000-000000000000",
             "MessageStream": "outbound",
             "ServerID": 23,
             "Tag": "invoice",
-            "Metadata": {"maildelivery_id": public_id} if public_id else {},
+            "Metadata": {"maildelivery_id": facts.public_id} if facts.public_id else {},
         }
-        when = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+        when = facts.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
         if kind in _POSTMARK_BOUNCES or kind == "complaint":
             name, code = _POSTMARK_BOUNCES.get(kind, ("SpamComplaint", 100001))
             return {
                 **common,
                 "RecordType": "SpamComplaint" if kind == "complaint" else "Bounce",
-                "ID": abs(hash(event_id)) % 10**12,
+                "ID": abs(hash(facts.event_id)) % 10**12,
                 "Type": name,
                 "TypeCode": code,
-                "Email": address,
+                "Email": facts.address,
                 "BouncedAt": when,
                 "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist",
                 "Description": "The server was unable to deliver your message",
@@ -458,28 +446,29 @@ class PostmarkKit(BasicAuthKit):
         records: dict[str, dict[str, Any]] = {
             "delivered": {
                 "RecordType": "Delivery",
-                "Recipient": address,
+                "Recipient": facts.address,
                 "DeliveredAt": when,
                 "Details": "Test delivery webhook details",
             },
             "open": {
                 "RecordType": "Open",
-                "Recipient": address,
+                "Recipient": facts.address,
                 "ReceivedAt": when,
                 "FirstOpen": True,
             },
             "click": {
                 "RecordType": "Click",
-                "Recipient": address,
+                "Recipient": facts.address,
                 "ReceivedAt": when,
                 "OriginalLink": "https://acme.test/invoice/42",
             },
-            "unknown": {"RecordType": "FutureRecord", "Recipient": address, "ReceivedAt": when},
+            "unknown": {
+                "RecordType": "FutureRecord",
+                "Recipient": facts.address,
+                "ReceivedAt": when,
+            },
         }
         return {**common, **records[kind]}
-
-    def malformed(self) -> tuple[bytes, dict[str, str]]:
-        return self.request([{"RecordType": "Delivery", "Recipient": "ann@customer.test"}])
 
 
 # -- Amazon SES through SNS ----------------------------------------------------------------
@@ -570,32 +559,27 @@ class SESKit(Kit):
             ),
         }
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         mail = {
-            "timestamp": iso(at - timedelta(seconds=5)),
-            "messageId": message_id or "0100018c-none",
+            "timestamp": iso(facts.at - timedelta(seconds=5)),
+            "messageId": facts.message_id or "0100018c-none",
             "source": "billing@acme.test",
-            "destination": [address],
-            "tags": {"maildelivery_id": [public_id]}
-            if public_id
+            "destination": [facts.address],
+            "tags": {"maildelivery_id": [facts.public_id]}
+            if facts.public_id
             else {"ses:configuration-set": ["main"]},
         }
-        when = iso(at)
-        recipient = {"emailAddress": address}
+        when = iso(facts.at)
+        recipient = {"emailAddress": facts.address}
         events: dict[str, dict[str, Any]] = {
             "processed": {"eventType": "Send", "send": {}},
             "delivered": {
                 "eventType": "Delivery",
-                "delivery": {"timestamp": when, "recipients": [address], "smtpResponse": "250 ok"},
+                "delivery": {
+                    "timestamp": when,
+                    "recipients": [facts.address],
+                    "smtpResponse": "250 ok",
+                },
             },
             "deferred": {
                 "eventType": "DeliveryDelay",
@@ -613,7 +597,7 @@ class SESKit(Kit):
                     "bounceType": "Transient",
                     "bounceSubType": "MailboxFull",
                     "timestamp": when,
-                    "feedbackId": event_id,
+                    "feedbackId": facts.event_id,
                     "bouncedRecipients": [
                         {**recipient, "status": "4.2.2", "diagnosticCode": "smtp; 452 mailbox full"}
                     ],
@@ -625,7 +609,7 @@ class SESKit(Kit):
                     "bounceType": "Permanent",
                     "bounceSubType": "General",
                     "timestamp": when,
-                    "feedbackId": event_id,
+                    "feedbackId": facts.event_id,
                     "bouncedRecipients": [
                         {
                             **recipient,
@@ -653,7 +637,7 @@ class SESKit(Kit):
                 "eventType": "Complaint",
                 "complaint": {
                     "timestamp": when,
-                    "feedbackId": event_id,
+                    "feedbackId": facts.event_id,
                     "complainedRecipients": [recipient],
                     "complaintFeedbackType": "abuse",
                 },
@@ -671,7 +655,7 @@ class SESKit(Kit):
         event = {**events[kind], "mail": mail}
         if kind in ("processed", "dropped"):
             event["mail"]["timestamp"] = when
-        return {"__id": event_id, "__at": at, "event": event}
+        return {"__id": facts.event_id, "__at": facts.at, "event": event}
 
     def envelope(
         self,
@@ -711,17 +695,12 @@ class SESKit(Kit):
             "x-amz-sns-topic-arn": envelope["TopicArn"],
         }
 
-    def request(
-        self,
-        events: list[dict[str, Any]],
-        *,
-        mode: str = "valid",
-        signed_at: datetime | None = None,
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
     ) -> tuple[bytes, dict[str, str]]:
         assert len(events) == 1
         item = events[0]
-        at = signed_at or datetime.now(UTC)
-        envelope = self.envelope(json.dumps(item["event"]), item["__id"], at)
+        envelope = self.envelope(json.dumps(item["event"]), item["__id"], signed_at)
         if mode == "missing":
             return self.post({**envelope, "Signature": ""})
         signed = self.sign(envelope)
@@ -743,30 +722,22 @@ class SESKit(Kit):
 class SparkPostKit(BasicAuthKit):
     provider: ClassVar[str] = "sparkpost"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
+    malformed_event: ClassVar[dict[str, Any]] = {"msys": {"message_event": {"type": "delivery"}}}
     batch: ClassVar[bool] = True
 
     def new_message_id(self) -> str:
         return str(secrets.randbelow(10**17) + 10**17)
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "event_id": event_id,
-            "transmission_id": message_id or "0",
+            "event_id": facts.event_id,
+            "transmission_id": facts.message_id or "0",
             "message_id": "0000aaaa0000bbbb",
-            "rcpt_to": address,
-            "raw_rcpt_to": address,
-            "timestamp": str(epoch(at)),
+            "rcpt_to": facts.address,
+            "raw_rcpt_to": facts.address,
+            "timestamp": str(epoch(facts.at)),
             "campaign_id": "invoice",
-            "rcpt_meta": {"maildelivery_id": public_id} if public_id else {},
+            "rcpt_meta": {"maildelivery_id": facts.public_id} if facts.public_id else {},
         }
         klass, extra = {
             "processed": ("message_event", {"type": "injection"}),
@@ -811,9 +782,6 @@ class SparkPostKit(BasicAuthKit):
     def wrap(self, events: list[dict[str, Any]]) -> Any:
         return events
 
-    def malformed(self) -> tuple[bytes, dict[str, str]]:
-        return self.request([{"msys": {"message_event": {"type": "delivery"}}}])
-
 
 # -- Mailjet ---------------------------------------------------------------------------------
 
@@ -821,31 +789,23 @@ class SparkPostKit(BasicAuthKit):
 class MailjetKit(BasicAuthKit):
     provider: ClassVar[str] = "mailjet"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"processed", "deferred"}
+    malformed_event: ClassVar[dict[str, Any]] = {"event": "sent", "MessageID": 1}
     batch: ClassVar[bool] = True
 
     def new_message_id(self) -> str:
         return str(1152921500000000000 + secrets.randbelow(10**15))
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         common: dict[str, Any] = {
-            "time": epoch(at),
-            "MessageID": int(message_id) if message_id else 0,
-            "Message_GUID": event_id,
-            "email": address,
+            "time": epoch(facts.at),
+            "MessageID": int(facts.message_id) if facts.message_id else 0,
+            "Message_GUID": facts.event_id,
+            "email": facts.address,
             "mj_campaign_id": 0,
             "mj_contact_id": 0,
             "customcampaign": "invoice",
             "CustomID": "",
-            "Payload": json.dumps({"maildelivery_id": public_id}) if public_id else "",
+            "Payload": json.dumps({"maildelivery_id": facts.public_id}) if facts.public_id else "",
         }
         extras: dict[str, dict[str, Any]] = {
             "delivered": {"event": "sent", "smtp_reply": "250 OK queued"},
@@ -872,9 +832,6 @@ class MailjetKit(BasicAuthKit):
         }
         return {**common, **extras[kind]}
 
-    def malformed(self) -> tuple[bytes, dict[str, str]]:
-        return self.request([{"event": "sent", "MessageID": 1}])
-
 
 # -- Brevo -----------------------------------------------------------------------------------
 
@@ -882,30 +839,24 @@ class MailjetKit(BasicAuthKit):
 class BrevoKit(BasicAuthKit):
     provider: ClassVar[str] = "brevo"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
+    malformed_event: ClassVar[dict[str, Any]] = {"event": "delivered", "email": "ann@customer.test"}
     batch: ClassVar[bool] = True
 
     def new_message_id(self) -> str:
         return f"<{secrets.token_hex(6)}.{secrets.randbelow(10**10)}@smtp-relay.mailin.fr>"
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         common: dict[str, Any] = {
             "id": 123456,
-            "email": address,
-            "message-id": message_id or "<none@smtp-relay.mailin.fr>",
-            "date": at.strftime("%Y-%m-%d %H:%M:%S"),
-            "ts_epoch": int(at.timestamp() * 1000),
+            "email": facts.address,
+            "message-id": facts.message_id or "<none@smtp-relay.mailin.fr>",
+            "date": facts.at.strftime("%Y-%m-%d %H:%M:%S"),
+            "ts_epoch": int(facts.at.timestamp() * 1000),
             "subject": "Invoice INV-0042",
             "tags": ["invoice"],
-            "X-Mailin-custom": json.dumps({"maildelivery_id": public_id}) if public_id else "",
+            "X-Mailin-custom": json.dumps({"maildelivery_id": facts.public_id})
+            if facts.public_id
+            else "",
             "sending_ip": "192.0.2.10",
         }
         extras: dict[str, dict[str, Any]] = {
@@ -923,9 +874,6 @@ class BrevoKit(BasicAuthKit):
         }
         return {**common, **extras[kind]}
 
-    def malformed(self) -> tuple[bytes, dict[str, str]]:
-        return self.request([{"event": "delivered", "email": "ann@customer.test"}])
-
 
 # -- Resend ----------------------------------------------------------------------------------
 
@@ -934,6 +882,7 @@ class BrevoKit(BasicAuthKit):
 class ResendKit(Kit):
     provider: ClassVar[str] = "resend"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"unsubscribe"}
+    malformed_event: ClassVar[dict[str, Any]] = {"__id": "msg_malformed", "type": "email.delivered"}
     secret: str = field(
         default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     )
@@ -952,23 +901,14 @@ class ResendKit(Kit):
 
         return str(uuid.uuid4())
 
-    def event(
-        self,
-        kind: str,
-        *,
-        address: str,
-        public_id: str | None,
-        message_id: str | None,
-        at: datetime,
-        event_id: str,
-    ) -> dict[str, Any]:
+    def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "email_id": message_id or "00000000-0000-4000-8000-000000000000",
+            "email_id": facts.message_id or "00000000-0000-4000-8000-000000000000",
             "from": "Billing <billing@acme.test>",
-            "to": [address],
+            "to": [facts.address],
             "subject": "Invoice INV-0042",
-            "created_at": iso(at - timedelta(seconds=5)),
-            "tags": {"maildelivery_id": public_id} if public_id else {},
+            "created_at": iso(facts.at - timedelta(seconds=5)),
+            "tags": {"maildelivery_id": facts.public_id} if facts.public_id else {},
         }
         type_, extra = {
             "processed": ("email.sent", {}),
@@ -1003,7 +943,12 @@ class ResendKit(Kit):
             "complaint": ("email.complained", {}),
             "unknown": ("email.future", {}),
         }[kind]
-        return {"__id": event_id, "type": type_, "created_at": iso(at), "data": {**data, **extra}}
+        return {
+            "__id": facts.event_id,
+            "type": type_,
+            "created_at": iso(facts.at),
+            "data": {**data, **extra},
+        }
 
     def signature(self, secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
         key = base64.b64decode(secret.removeprefix("whsec_"))
@@ -1014,18 +959,14 @@ class ResendKit(Kit):
             ).decode()
         )
 
-    def request(
-        self,
-        events: list[dict[str, Any]],
-        *,
-        mode: str = "valid",
-        signed_at: datetime | None = None,
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
     ) -> tuple[bytes, dict[str, str]]:
         assert len(events) == 1
         item = dict(events[0])
         msg_id = item.pop("__id", None) or f"msg_{secrets.token_hex(8)}"
         body = json.dumps(item).encode()
-        timestamp = str(epoch(signed_at or datetime.now(UTC)))
+        timestamp = str(epoch(signed_at))
         headers = {
             "Content-Type": "application/json",
             "svix-id": msg_id,
@@ -1045,9 +986,6 @@ class ResendKit(Kit):
                 ]
             )
         return body, headers
-
-    def malformed(self) -> tuple[bytes, dict[str, str]]:
-        return self.request([{"__id": "msg_malformed", "type": "email.delivered"}])
 
 
 KITS: dict[str, type[Kit]] = {
