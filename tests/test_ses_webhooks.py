@@ -27,18 +27,25 @@ def delivered(
     return kit.one_event("delivered", public_id, message_id="0100018c-test", address=address)
 
 
+def confirmation(
+    kit: SESKit, message_id: str, subscribe_url: str, text: str = "subscribe"
+) -> dict[str, Any]:
+    """An SNS ``SubscriptionConfirmation`` envelope, unsigned."""
+    return kit.envelope(
+        text,
+        message_id,
+        datetime.now(UTC),
+        kind="SubscriptionConfirmation",
+        Token="abc",
+        SubscribeURL=subscribe_url,
+    )
+
+
 def test_subscription_confirmation_is_confirmed(make_app: Any) -> None:
     kit = SESKit()
     app = kit.start(make_app)
     url = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc"
-    envelope = kit.envelope(
-        "You have chosen to subscribe to the topic.",
-        "conf-1",
-        datetime.now(UTC),
-        kind="SubscriptionConfirmation",
-        Token="abc",
-        SubscribeURL=url,
-    )
+    envelope = confirmation(kit, "conf-1", url, "You have chosen to subscribe to the topic.")
     response = post(app, kit, kit.post(kit.sign(envelope)))
     assert response.status_code == 200
     assert kit.subscriptions.confirmed == [url]
@@ -48,13 +55,8 @@ def test_subscription_confirmation_is_confirmed(make_app: Any) -> None:
 def test_unsigned_subscription_confirmation_is_not_fetched(make_app: Any) -> None:
     kit = SESKit()
     app = kit.start(make_app)
-    envelope = kit.envelope(
-        "subscribe",
-        "conf-2",
-        datetime.now(UTC),
-        kind="SubscriptionConfirmation",
-        Token="abc",
-        SubscribeURL="https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+    envelope = confirmation(
+        kit, "conf-2", "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
     )
     forged = {**kit.sign(envelope, key=rsa_key(1))}
     assert post(app, kit, kit.post(forged)).status_code == 403
@@ -64,14 +66,7 @@ def test_unsigned_subscription_confirmation_is_not_fetched(make_app: Any) -> Non
 def test_subscription_url_outside_aws_is_refused(make_app: Any) -> None:
     kit = SESKit()
     app = kit.start(make_app)
-    envelope = kit.envelope(
-        "subscribe",
-        "conf-3",
-        datetime.now(UTC),
-        kind="SubscriptionConfirmation",
-        Token="abc",
-        SubscribeURL="https://attacker.test/confirm",
-    )
+    envelope = confirmation(kit, "conf-3", "https://attacker.test/confirm")
     assert post(app, kit, kit.post(kit.sign(envelope))).status_code == 403
     assert kit.subscriptions.confirmed == []
 
