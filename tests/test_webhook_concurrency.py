@@ -41,7 +41,7 @@ KINDS = [
 
 def test_concurrent_overlapping_batches(make_app: Any) -> None:
     kit = SendGridKit()
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     rng = random.Random(20261127)
     addresses = tuple(f"r{i}@customer.test" for i in range(4))
     emails = [send_email(app, to=addresses) for _ in range(3)]
@@ -51,12 +51,11 @@ def test_concurrent_overlapping_batches(make_app: Any) -> None:
         for address in addresses:
             for kind in rng.sample(KINDS, 4):
                 pool.append(
-                    kit.event(
+                    kit.one_event(
                         kind,
-                        address=address,
-                        public_id=public_id,
-                        message_id=None,
+                        public_id,
                         at=start + timedelta(seconds=rng.randrange(3600)),
+                        address=address,
                         event_id=f"ev-{email_index}-{address}-{kind}",
                     )
                 )

@@ -4,7 +4,6 @@ endpoint is exempt from CSRF protection."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,18 +34,11 @@ def test_database_failure_mid_batch_stores_nothing(
     make_app: Any, failing_table: str, column: str
 ) -> None:
     kit = SendGridKit()
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     emails = [send_email(app, to=ADDRESSES) for _ in range(4)]
     now = datetime.now(UTC)
     events = [
-        kit.event(
-            kind,
-            address=address,
-            public_id=public_id,
-            message_id=None,
-            at=now,
-            event_id=secrets.token_urlsafe(9),
-        )
+        kit.one_event(kind, public_id, at=now, address=address)
         for _, public_id in emails
         for address in ADDRESSES
         for kind in ("delivered", "open")
@@ -84,15 +76,8 @@ def test_event_before_its_email_is_applied_when_the_email_appears(
     kit = SendGridKit()
     app = make_app(**kit.config(), MAILDELIVERY_TRANSPORT="tests.webhook_kits:KnownIdTransport")
     message_id = "AbCdEfGhIjKlMnOpQrStUv"
-    event = kit.event(
-        "delivered",
-        address="ann@customer.test",
-        public_id=None,
-        message_id=message_id,
-        at=datetime.now(UTC),
-        event_id="early-1",
-    )
-    response = post(app, kit, kit.request([event]))
+    event = kit.one_event("delivered", None, message_id=message_id, event_id="early-1")
+    response = kit.post_events(app, [event])
     assert response.get_json() == {"stored": 1, "duplicates": 0, "unmatched": 1}
     [stored] = stored_events(app)
     assert stored.email_id is None
@@ -109,17 +94,12 @@ def test_event_before_its_email_is_applied_when_the_email_appears(
 
 def test_reconcile_applies_what_remains_unmatched(make_app: Any) -> None:
     kit = SendGridKit()
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     message_id = "ZyXwVuTsRqPoNmLkJiHgFe"
-    bounce = kit.event(
-        "hard_bounce",
-        address="Ann@Customer.test",
-        public_id=None,
-        message_id=message_id,
-        at=datetime.now(UTC),
-        event_id="early-2",
+    bounce = kit.one_event(
+        "hard_bounce", None, message_id=message_id, address="Ann@Customer.test", event_id="early-2"
     )
-    assert post(app, kit, kit.request([bounce])).get_json()["unmatched"] == 1
+    assert kit.post_events(app, [bounce]).get_json()["unmatched"] == 1
     # the email is recorded by a path that does not look for waiting events (an import, a
     # crash between the send and the id's commit)
     with app.app_context():
@@ -175,14 +155,7 @@ def test_webhooks_are_exempt_from_csrf(database_url: str, schema: Any, csrf_firs
     client = app.test_client()
     try:
         assert client.post("/host-form").status_code == 400  # the host's forms stay protected
-        event = kit.event(
-            "delivered",
-            address="ann@customer.test",
-            public_id=None,
-            message_id=None,
-            at=datetime.now(UTC),
-            event_id="csrf-1",
-        )
+        event = kit.one_event("delivered", None, event_id="csrf-1")
         body, headers = kit.request([event])
         response = client.post("/maildelivery/webhooks/sendgrid", data=body, headers=headers)
         assert response.status_code == 200, response.get_data(as_text=True)
@@ -200,14 +173,7 @@ def test_chunked_body_above_the_limit_is_413(make_app: Any) -> None:
 
     kit = SendGridKit()
     app = make_app(**kit.config(), MAILDELIVERY_WEBHOOK_MAX_BYTES=100_000)
-    event = kit.event(
-        "delivered",
-        address="ann@customer.test",
-        public_id=None,
-        message_id=None,
-        at=datetime.now(UTC),
-        event_id="big",
-    )
+    event = kit.one_event("delivered", None, event_id="big")
     body, headers = kit.request([event] * 1000)
     assert len(body) > 100_000
     response = app.test_client().post(
@@ -225,17 +191,10 @@ def test_large_body_within_the_limit_is_read_whole(make_app: Any) -> None:
     import io
 
     kit = SendGridKit()
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     _, public_id = send_email(app, to=ADDRESSES)
     events = [
-        kit.event(
-            "delivered",
-            address=a,
-            public_id=public_id,
-            message_id=None,
-            at=datetime.now(UTC),
-            event_id=f"e{i}-{a}",
-        )
+        kit.one_event("delivered", public_id, address=a, event_id=f"e{i}-{a}")
         for i in range(60)
         for a in ADDRESSES
     ]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .webhook_kits import KITS, PROVIDERS, email_result, post, recipient_states, send_email
+from .webhook_kits import KITS, PROVIDERS, email_result, recipient_states, send_email
 
 #: (sequence of kinds, final recipient status, final email result)
 SEQUENCES = [
@@ -44,7 +44,7 @@ def test_every_permutation_gives_the_same_state(
     make_app: Any, provider: str, sequence: tuple[str, ...], status: str, result: str
 ) -> None:
     kit = KITS[provider]()
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     start = datetime.now(UTC) - timedelta(minutes=30)
     # the events happened in the sequence's order; they arrive in every other order too
     events = {
@@ -56,15 +56,14 @@ def test_every_permutation_gives_the_same_state(
         message_id = kit.new_message_id()
         for kind in permutation:
             at, event_id = events[kind]
-            event = kit.event(
+            event = kit.one_event(
                 provider_kind(kit, kind),
-                address=ANN,
-                public_id=public_id,
+                public_id,
                 message_id=message_id,
                 at=at,
                 event_id=f"{event_id}-{email_id}",
             )
-            response = post(app, kit, kit.request([event]))
+            response = kit.post_events(app, [event])
             assert response.status_code == 200, response.get_json()
         assert recipient_states(app, email_id)[ANN][0] == status, permutation
         assert email_result(app, email_id)[0] == result, permutation
@@ -75,29 +74,17 @@ def test_delayed_bounce_turns_delivered_into_error(
     make_app: Any, provider: str, signal_log: Any
 ) -> None:
     kit = KITS[provider]()
-    app = make_app(**kit.config())
+    app = kit.start(make_app)
     email_id, public_id = send_email(app)
     now = datetime.now(UTC)
-    delivered = kit.event(
-        "delivered",
-        address=ANN,
-        public_id=public_id,
-        message_id=None,
-        at=now - timedelta(hours=2),
-        event_id="ev-delivered",
+    delivered = kit.one_event(
+        "delivered", public_id, at=now - timedelta(hours=2), event_id="ev-delivered"
     )
-    assert post(app, kit, kit.request([delivered])).status_code == 200
+    assert kit.post_events(app, [delivered]).status_code == 200
     assert email_result(app, email_id) == ("delivered", "")
     signal_log.clear()
-    bounce = kit.event(
-        "hard_bounce",
-        address=ANN,
-        public_id=public_id,
-        message_id=None,
-        at=now,
-        event_id="ev-bounce",
-    )
-    assert post(app, kit, kit.request([bounce])).status_code == 200
+    bounce = kit.one_event("hard_bounce", public_id, at=now, event_id="ev-bounce")
+    assert kit.post_events(app, [bounce]).status_code == 200
     assert recipient_states(app, email_id)[ANN][0] == "bounced"
     assert email_result(app, email_id) == ("error", "bounced")
     changes = [

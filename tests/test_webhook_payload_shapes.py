@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -51,14 +50,7 @@ def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 
 def document(kit: Kit, kind: str) -> list[dict[str, Any]]:
     """One event of the kit, as its request body carries it."""
-    event = kit.event(
-        kind,
-        address="ann@customer.test",
-        public_id="0" * 32,
-        message_id=kit.new_message_id(),
-        at=datetime.now(UTC),
-        event_id="ev-shape",
-    )
+    event = kit.one_event(kind, "0" * 32, message_id=kit.new_message_id(), event_id="ev-shape")
     return [event]
 
 
