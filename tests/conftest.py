@@ -265,8 +265,8 @@ def provider_server() -> Iterator[FakeProvider]:
 
 def outgoing_message(**overrides: Any) -> OutgoingMessage:
     """An :class:`OutgoingMessage` as the hook builds it, for calling a transport directly."""
-    from flask_maildelivery.models import new_public_id
     from flask_maildelivery.mime import build_mime
+    from flask_maildelivery.models import new_public_id
     from flask_maildelivery.sending import parse_address
 
     public_id = overrides.pop("public_id", new_public_id())
