@@ -114,9 +114,13 @@ def create_app(
     return app
 
 
-@login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
+
+
+# registered by a call, not as a decorator: Flask-Login ships no type information, and its
+# decorator would leave the loader untyped
+login_manager.user_loader(_load_user)
 
 
 __all__ = ["create_app", "csrf", "db", "login_manager", "mail_delivery"]
