@@ -8,13 +8,14 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Session, scoped_session
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Base
@@ -71,6 +72,29 @@ def clear_tables(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
+
+
+_Record = TypeVar("_Record")
+
+
+def get_or_fail(
+    session: Session | scoped_session[Any], model: type[_Record], ident: object
+) -> _Record:
+    """The ``model`` row with primary key ``ident``; fails the test, naming the row, when it is
+    missing."""
+    record = session.get(model, ident)
+    assert record is not None, f"no {model.__name__} with id {ident!r}"
+    return record
+
+
+def first_or_fail(
+    session: Session | scoped_session[Any], model: type[_Record], *where: Any
+) -> _Record:
+    """The first ``model`` row matching ``where`` (any row without it); fails the test, naming
+    the model, when none matches."""
+    record = session.scalar(sa.select(model).where(*where))
+    assert isinstance(record, model), f"no {model.__name__} matches {where!r}"
+    return record
 
 
 @dataclass
