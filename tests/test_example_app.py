@@ -42,7 +42,7 @@ from flask_maildelivery.models import Email
 from flask_maildelivery.sending import resend_email
 from flask_maildelivery.testing import outbox, simulate_event
 
-from .conftest import clear_tables
+from .conftest import clear_tables, first_or_fail, get_or_fail
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +95,12 @@ def sign_in(app: Flask, username: str) -> FlaskClient:
 def invoice_ids(app: Flask, *numbers: str) -> list[int]:
     with app.app_context():
         return [
-            db.session.scalar(sa.select(Invoice.id).where(Invoice.number == number))
-            for number in numbers
+            first_or_fail(db.session, Invoice, Invoice.number == number).id for number in numbers
         ]
 
 
 def contact_named(name: str) -> Contact:
-    contact = db.session.scalar(sa.select(Contact).where(Contact.name == name))
-    assert contact is not None
-    return contact
+    return first_or_fail(db.session, Contact, Contact.name == name)
 
 
 # -- pages --------------------------------------------------------------------------------
@@ -172,7 +169,7 @@ def test_clerk_emails_selected_invoices_to_customer_with_accounting_in_cc_and_pd
         assert attachment.filename == "INV-1008.pdf"
         assert attachment.content_type == "application/pdf"
         assert attachment.content.startswith(b"%PDF-1.4")
-        clerk = db.session.scalar(sa.select(User).where(User.username == "acme.clerk"))
+        clerk = first_or_fail(db.session, User, User.username == "acme.clerk")
         emails = db.session.scalars(sa.select(Email).order_by(Email.id)).all()
         assert {e.tenant_id for e in emails} == {str(clerk.company_id)}
         assert {e.sent_by for e in emails} == {"acme.clerk"}
@@ -256,7 +253,7 @@ def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -
     assert "(granted)" in auditor_row.group(0)
     assert "globex" not in page
     with erp.app_context():
-        clerk = db.session.scalar(sa.select(User).where(User.username == "acme.clerk"))
+        clerk = first_or_fail(db.session, User, User.username == "acme.clerk")
         clerk_id = clerk.id
         assert not mail_delivery.may_view_log(clerk)
     assert (
@@ -267,7 +264,7 @@ def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -
     )
     admin.post(f"/users/{clerk_id}/email-log-access", data={"grant": "1"})
     with erp.app_context():
-        clerk = db.session.get(User, clerk_id)
+        clerk = get_or_fail(db.session, User, clerk_id)
         assert clerk.can_view_email_log
         assert mail_delivery.may_view_log(clerk)
     with erp.app_context():
@@ -285,7 +282,7 @@ def test_contact_edit_refuses_an_invalid_address_and_keeps_the_record(erp: Flask
     assert response.status_code == 200
     assert "error-text" in response.text
     with erp.app_context():
-        assert db.session.get(Contact, initech).email == "initech@bounce.example"
+        assert get_or_fail(db.session, Contact, initech).email == "initech@bounce.example"
     with erp.app_context():
         foreign = contact_named("Duff Brewing").id
     assert client.get(f"/contacts/{foreign}/edit").status_code == 404
@@ -341,10 +338,10 @@ def test_host_callbacks(erp: Flask) -> None:
         )
         assert mail_delivery.related_url("invoice", str(invoice_id)) == f"/invoices/{invoice_id}"
         assert mail_delivery.related_url("order", "1") is None
-        email = db.session.scalar(sa.select(Email))
+        email = first_or_fail(db.session, Email)
         [(name, content, ctype)] = mail_delivery.attachments_for_resend(email)
         assert (name, ctype) == ("INV-1008.pdf", "application/pdf")
-        assert content == invoice_pdf(db.session.get(Invoice, invoice_id))
+        assert content == invoice_pdf(get_or_fail(db.session, Invoice, invoice_id))
         users = {u.username: u for u in db.session.scalars(sa.select(User))}
         assert mail_delivery.may_view_log(users["acme.admin"])
         assert mail_delivery.may_view_log(users["acme.auditor"])
@@ -357,12 +354,12 @@ def test_a_hard_bounce_flags_the_contact_until_its_address_changes(erp: Flask) -
     [invoice_id] = invoice_ids(erp, "INV-1008")
     client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
     with erp.app_context():
-        email = db.session.scalar(sa.select(Email))
+        email = first_or_fail(db.session, Email)
         simulate_event(email, "delivered", recipient="accounting@acme.example")
         simulate_event(email, "deferred", recipient="initech@bounce.example", reason="421 later")
     assert "Address bounced" not in client.get("/contacts?kind=customer").text
     with erp.app_context():
-        email = db.session.scalar(sa.select(Email))
+        email = first_or_fail(db.session, Email)
         simulate_event(
             email,
             "bounced",
@@ -370,7 +367,7 @@ def test_a_hard_bounce_flags_the_contact_until_its_address_changes(erp: Flask) -
             reason="550 5.1.1 no such user",
             bounce_type="hard",
         )
-        invoice = db.session.get(Invoice, invoice_id)
+        invoice = get_or_fail(db.session, Invoice, invoice_id)
         assert (invoice.email_result, invoice.email_status) == ("warning", "bounced")
         initech = contact_named("Initech")
         assert initech.bounced_address == "initech@bounce.example"
@@ -404,7 +401,7 @@ def test_a_bounce_for_an_address_the_contact_no_longer_holds_does_not_flag_it(er
     with erp.app_context():
         contact_named("Initech").email = "ap@initech.example"
         db.session.commit()
-        email = db.session.scalar(sa.select(Email))
+        email = first_or_fail(db.session, Email)
         simulate_event(email, "bounced", recipient="initech@bounce.example", bounce_type="hard")
         assert contact_named("Initech").bounced_address is None
 
@@ -414,7 +411,7 @@ def test_resend_after_the_fix_goes_to_the_corrected_address_with_the_pdf(erp: Fl
     [invoice_id] = invoice_ids(erp, "INV-1008")
     client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
     with erp.app_context():
-        first = db.session.scalar(sa.select(Email))
+        first = first_or_fail(db.session, Email)
         simulate_event(first, "bounced", recipient="initech@bounce.example", bounce_type="hard")
         initech_id = contact_named("Initech").id
         first_id = first.id
@@ -428,15 +425,17 @@ def test_resend_after_the_fix_goes_to_the_corrected_address_with_the_pdf(erp: Fl
         assert [a.address for a in message.to] == ["ap@initech.example"]
         assert message.cc == []
         assert [a.filename for a in message.attachments] == ["INV-1008.pdf"]
-        assert message.attachments[0].content == invoice_pdf(db.session.get(Invoice, invoice_id))
+        assert message.attachments[0].content == invoice_pdf(
+            get_or_fail(db.session, Invoice, invoice_id)
+        )
         [recipient] = second.recipients
         assert (recipient.contact_type, recipient.contact_id) == ("customer", str(initech_id))
         simulate_event(second, "delivered", recipient="ap@initech.example")
-        invoice = db.session.get(Invoice, invoice_id)
+        invoice = get_or_fail(db.session, Invoice, invoice_id)
         assert (invoice.email_id, invoice.email_result) == (second.id, "delivered")
         # late news about the first email does not hide the newer email's outcome
         simulate_event(first, "delivered", recipient="accounting@acme.example")
-        invoice = db.session.get(Invoice, invoice_id)
+        invoice = get_or_fail(db.session, Invoice, invoice_id)
         assert (invoice.email_id, invoice.email_result) == (second.id, "delivered")
     page = client.get(f"/invoices/{invoice_id}").text
     assert page.count('class="badge delivered"') == 1
@@ -685,8 +684,7 @@ def test_smtp_server_and_simulator_post_signed_sendgrid_events(tmp_path: Path) -
 
 def email_id_of(app: Flask, number: str) -> int:
     with app.app_context():
-        invoice = db.session.scalar(sa.select(Invoice).where(Invoice.number == number))
-        assert invoice is not None
+        invoice = first_or_fail(db.session, Invoice, Invoice.number == number)
         assert invoice.email_id is not None
         return invoice.email_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,7 +31,9 @@ facts = st.builds(
 
 
 @given(st.lists(facts, max_size=12), st.randoms())
-def test_any_order_and_any_repetition_give_the_same_state(events: list[StatusFact], rnd) -> None:
+def test_any_order_and_any_repetition_give_the_same_state(
+    events: list[StatusFact], rnd: random.Random
+) -> None:
     shuffled = list(events)
     rnd.shuffle(shuffled)
     repeated = shuffled + [rnd.choice(events) for _ in range(3)] if events else shuffled
