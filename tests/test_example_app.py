@@ -308,7 +308,9 @@ def check_pdf(data: bytes) -> None:
     for number in range(1, count):
         offset = int(lines[2 + number].split()[0])
         assert data[offset:].startswith(b"%d 0 obj" % number)
-    length = int(re.search(rb"/Length (\d+)", data).group(1))  # type: ignore[union-attr]
+    length_match = re.search(rb"/Length (\d+)", data)
+    assert length_match is not None
+    length = int(length_match.group(1))
     stream = data.split(b"stream\n", 1)[1]
     assert stream[length:].startswith(b"\nendstream")
 

@@ -13,7 +13,7 @@ from flask_maildelivery.events import NormalizedEvent, content_event_id, normali
 from flask_maildelivery.ingest import apply_unmatched_events, ingest_events
 from flask_maildelivery.models import Email, Event, Recipient, utcnow
 
-from .conftest import SignalLog
+from .conftest import SignalLog, get_or_fail
 
 
 def _event(**kwargs: object) -> NormalizedEvent:
@@ -60,8 +60,8 @@ def test_matches_by_correlation_id_then_message_id_and_address_case_insensitivel
     assert (report.stored, report.unmatched) == (2, 0)
     session = MailDelivery.state(app).db.session
     session.expire_all()
-    assert session.get(Email, first.id).recipients[0].status == "delivered"  # type: ignore[union-attr]
-    assert session.get(Email, second.id).result == "error"  # type: ignore[union-attr]
+    assert get_or_fail(session, Email, first.id).recipients[0].status == "delivered"
+    assert get_or_fail(session, Email, second.id).result == "error"
 
 
 def test_an_event_before_its_email_is_applied_when_the_email_appears(
@@ -84,7 +84,7 @@ def test_an_event_before_its_email_is_applied_when_the_email_appears(
     assert [name for name, _ in signal_log] == ["recipient-status-changed", "email-result-changed"]
     session = MailDelivery.state(app).db.session
     session.expire_all()
-    assert session.get(Email, sent.id).result == "error"  # type: ignore[union-attr]
+    assert get_or_fail(session, Email, sent.id).result == "error"
     assert _count(app, Event, Event.email_id.is_(None)) == 0
     # applying again finds nothing left to do
     assert apply_unmatched_events(app).recipient_changes == []
@@ -102,7 +102,7 @@ def test_reconcile_command_applies_remaining_unmatched_events(
     assert result.exit_code == 0, result.output
     assert "1 recipient status change(s), 1 result change(s)" in result.output
     session.expire_all()
-    assert session.get(Email, sent.id).status == "dropped"  # type: ignore[union-attr]
+    assert get_or_fail(session, Email, sent.id).status == "dropped"
 
 
 def test_a_database_error_mid_batch_leaves_nothing_behind(
@@ -129,7 +129,7 @@ def test_a_database_error_mid_batch_leaves_nothing_behind(
         sa.event.remove(engine, "before_cursor_execute", fail_on_recipient_update)
     assert _count(app, Event) == 0
     session = MailDelivery.state(app).db.session
-    assert session.get(Email, sent.id).recipients[0].status == "queued"  # type: ignore[union-attr]
+    assert get_or_fail(session, Email, sent.id).recipients[0].status == "queued"
     assert signal_log == []
 
 
@@ -192,4 +192,4 @@ def test_equal_status_events_keep_the_latest_reason_whatever_the_order(
     )
     session = MailDelivery.state(app).db.session
     session.expire_all()
-    assert session.get(Email, sent.id).recipients[0].reason == "451 later"  # type: ignore[union-attr]
+    assert get_or_fail(session, Email, sent.id).recipients[0].reason == "451 later"

@@ -17,7 +17,7 @@ from flask_maildelivery.models import Email, Recipient
 from flask_maildelivery.testing import outbox
 from flask_maildelivery.transports import OutgoingMessage, SendResult, Transport
 
-from .conftest import AppFactory, SMTPServer, free_port
+from .conftest import AppFactory, SMTPServer, free_port, get_or_fail
 
 
 def _parse(data: bytes) -> EmailMessage:
@@ -178,8 +178,8 @@ def test_send_cancelled_is_recorded_and_reaches_the_caller(
     with signals.before_send.connected_to(veto, sender=app), pytest.raises(SendCancelled) as info:
         mail_delivery.send(subject="Invoice", to=["ann@customer.test"], text="x")
     assert outbox() == []
-    stored = MailDelivery.state(app).db.session.get(Email, info.value.email.id)  # type: ignore[union-attr]
-    assert stored is not None
+    assert info.value.email is not None
+    stored = get_or_fail(MailDelivery.state(app).db.session, Email, info.value.email.id)
     assert stored.result == "failed"
     assert (
         stored.error == "cancelled by a before_send receiver: customer opted out of email invoices"

@@ -14,7 +14,7 @@ from flask_maildelivery import MailDelivery, signals
 from flask_maildelivery.models import Email, Event, Recipient, utcnow
 from flask_maildelivery.testing import simulate_event
 
-from .conftest import AppFactory, SignalLog, free_port
+from .conftest import AppFactory, SignalLog, free_port, get_or_fail
 
 
 def _names(log: SignalLog) -> list[str]:
@@ -144,7 +144,7 @@ def test_a_receiver_that_raises_is_logged_and_loses_nothing(
     assert "email-result-changed" in _names(signal_log)
     session = MailDelivery.state(app).db.session
     session.expire_all()
-    assert session.get(Email, sent.id).result == "error"  # type: ignore[union-attr]
+    assert get_or_fail(session, Email, sent.id).result == "error"
     assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1
 
 
