@@ -414,9 +414,26 @@ class WebhookAdapter(ABC):
             self.timestamps.check(event.occurred_at, now, what=f"the event {event.raw_type!r}")
 
 
+class BasicAuthAdapter(WebhookAdapter):
+    """An adapter whose provider authenticates with basic auth in the webhook URL
+    (Postmark, SparkPost, Mailjet, Brevo): any of the configured credentials is accepted
+    (rotation)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.basic_auth = BasicAuth.from_config(app, self.provider)
+
+    @property
+    def configured(self) -> bool:
+        return self.basic_auth.configured
+
+    def verify(self, request: WebhookRequest) -> None:
+        self.basic_auth.check(request)
+
+
 def challenge_headers(adapter: WebhookAdapter) -> dict[str, str]:
     """``WWW-Authenticate`` for a 401 of a basic-auth provider (some clients send the
     credentials of a URL only once challenged)."""
-    if isinstance(getattr(adapter, "basic_auth", None), BasicAuth):
+    if isinstance(adapter, BasicAuthAdapter):
         return {"WWW-Authenticate": f'Basic realm="{adapter.provider} webhook"'}
     return {}

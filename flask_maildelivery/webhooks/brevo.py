@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
-
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id, normalize_message_id
 from ..schemas import BrevoEventSchema
 from .base import (
-    BasicAuth,
-    WebhookAdapter,
+    BasicAuthAdapter,
     WebhookRequest,
     json_object_field,
     parse_epoch,
@@ -47,7 +44,7 @@ EVENT_TYPES: dict[str, tuple[str, str | None]] = {
 _schema = BrevoEventSchema()
 
 
-class BrevoAdapter(WebhookAdapter):
+class BrevoAdapter(BasicAuthAdapter):
     """Brevo transactional webhooks (basic auth)."""
 
     provider = "brevo"
@@ -58,17 +55,6 @@ class BrevoAdapter(WebhookAdapter):
         "set MAILDELIVERY_BREVO_WEBHOOK_USERNAME and MAILDELIVERY_BREVO_WEBHOOK_PASSWORD and put "
         "them in the webhook URL (https://user:password@host/...) in Brevo"
     )
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.basic_auth = BasicAuth.from_config(app, self.provider)
-
-    @property
-    def configured(self) -> bool:
-        return self.basic_auth.configured
-
-    def verify(self, request: WebhookRequest) -> None:
-        self.basic_auth.check(request)
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
-
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import MailjetEventSchema
 from .base import (
-    BasicAuth,
-    WebhookAdapter,
+    BasicAuthAdapter,
     WebhookRequest,
     json_object_field,
     parse_epoch,
@@ -37,7 +34,7 @@ EVENT_TYPES: dict[str, str] = {
 _schema = MailjetEventSchema()
 
 
-class MailjetAdapter(WebhookAdapter):
+class MailjetAdapter(BasicAuthAdapter):
     """Mailjet Event API (basic auth)."""
 
     provider = "mailjet"
@@ -49,17 +46,6 @@ class MailjetAdapter(WebhookAdapter):
         "set MAILDELIVERY_MAILJET_WEBHOOK_USERNAME and MAILDELIVERY_MAILJET_WEBHOOK_PASSWORD "
         "and put them in the event callback URL (https://user:password@host/...) in Mailjet"
     )
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.basic_auth = BasicAuth.from_config(app, self.provider)
-
-    @property
-    def configured(self) -> bool:
-        return self.basic_auth.configured
-
-    def verify(self, request: WebhookRequest) -> None:
-        self.basic_auth.check(request)
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
-
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import PostmarkRecordSchema
 from .base import (
-    BasicAuth,
+    BasicAuthAdapter,
     MalformedPayload,
-    WebhookAdapter,
     WebhookRequest,
     parse_iso,
     text_or_none,
@@ -66,7 +63,7 @@ RECIPIENT_FIELDS: dict[str, str] = {"Bounce": "Email", "SpamComplaint": "Email"}
 _schema = PostmarkRecordSchema()
 
 
-class PostmarkAdapter(WebhookAdapter):
+class PostmarkAdapter(BasicAuthAdapter):
     """Postmark webhooks (basic auth)."""
 
     provider = "postmark"
@@ -77,17 +74,6 @@ class PostmarkAdapter(WebhookAdapter):
         "set MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME and MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD "
         "and put them in the webhook URL (https://user:password@host/...) in Postmark"
     )
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.basic_auth = BasicAuth.from_config(app, self.provider)
-
-    @property
-    def configured(self) -> bool:
-        return self.basic_auth.configured
-
-    def verify(self, request: WebhookRequest) -> None:
-        self.basic_auth.check(request)
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()

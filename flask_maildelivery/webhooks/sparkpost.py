@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
-
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import SparkPostEventSchema
 from .base import (
-    BasicAuth,
+    BasicAuthAdapter,
     MalformedPayload,
-    WebhookAdapter,
     WebhookRequest,
     parse_epoch,
     text_or_none,
@@ -53,7 +50,7 @@ NOT_A_BOUNCE_CLASSES = frozenset({"60", "80", "100"})
 _schema = SparkPostEventSchema()
 
 
-class SparkPostAdapter(WebhookAdapter):
+class SparkPostAdapter(BasicAuthAdapter):
     """SparkPost webhooks (basic auth)."""
 
     provider = "sparkpost"
@@ -64,17 +61,6 @@ class SparkPostAdapter(WebhookAdapter):
         "set MAILDELIVERY_SPARKPOST_WEBHOOK_USERNAME and MAILDELIVERY_SPARKPOST_WEBHOOK_PASSWORD "
         "and choose Basic Authentication with them on the SparkPost webhook"
     )
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.basic_auth = BasicAuth.from_config(app, self.provider)
-
-    @property
-    def configured(self) -> bool:
-        return self.basic_auth.configured
-
-    def verify(self, request: WebhookRequest) -> None:
-        self.basic_auth.check(request)
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()
