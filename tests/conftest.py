@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session, scoped_session
 
 from flask_maildelivery import MailDelivery
@@ -248,6 +249,32 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+#: Chromium flags for this machine: headless as root, and no background connections (the
+#: network is closed beyond loopback).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (``/usr/bin/chromium``), headless, driven by Playwright."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 SignalLog = list[tuple[str, dict[str, Any]]]

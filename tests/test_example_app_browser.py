@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Response, expect
 
 from example_app.simulator import SimulatorTiming
 from example_app.stack import ExampleStack, start_stack
@@ -19,15 +19,6 @@ from example_app.stack import ExampleStack, start_stack
 pytestmark = pytest.mark.browser
 
 STATIC = Path(__file__).resolve().parent.parent / "docs" / "_static"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 # short delays so the whole story (bounce, deferral, delivery) plays in seconds
 FAST = SimulatorTiming(delivery=0.2, open=0.3, deferral=1.0, late_bounce=2.0, retry=0.3)
 WAIT_MS = 20_000
@@ -49,18 +40,6 @@ def stack(tmp_path: Path) -> Iterator[ExampleStack]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def visit(page: Page, url: str) -> Response:

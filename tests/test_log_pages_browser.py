@@ -16,7 +16,7 @@ import pytest
 from flask import Flask, request
 from flask_babel import Babel
 from flask_sqlalchemy import SQLAlchemy
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_maildelivery import MailDelivery
@@ -27,15 +27,6 @@ from .log_helpers import ADMIN
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 DOCS_STATIC = Path(__file__).resolve().parent.parent / "docs" / "_static"
 
 
@@ -147,19 +138,6 @@ def live_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveLog]:
             server.shutdown()
             thread.join()
             server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @dataclass
