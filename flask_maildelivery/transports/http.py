@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from ..config import config_value
-from .base import STRUCTURAL_HEADERS, Address, OutgoingMessage, Transport, TransportError
+from ..events import normalize_message_id
+from .base import (
+    STRUCTURAL_HEADERS,
+    Address,
+    OutgoingMessage,
+    SendResult,
+    Transport,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -147,6 +155,17 @@ def json_body(response: httpx.Response) -> Any:
         return None
 
 
+def result_from_json(provider_label: str, field: str, response: httpx.Response) -> SendResult:
+    """The outcome of an accepted message whose id is in field ``field`` of the JSON
+    answer (normalized as webhook events report it); logged when the id is missing."""
+    body = json_body(response)
+    raw_id = body.get(field) if isinstance(body, dict) else None
+    message_id = normalize_message_id(raw_id if isinstance(raw_id, str) else None)
+    if message_id is None:
+        missing_id(provider_label, f'"{field}"', response)
+    return SendResult(provider_message_id=message_id)
+
+
 def missing_id(provider_label: str, field: str, response: httpx.Response) -> None:
     """Log that an accepted message came back without its id (events then match only by
     ``maildelivery_id``); the message went out, so this is not a send failure."""
@@ -215,5 +234,6 @@ __all__ = [
     "extra_headers",
     "json_body",
     "missing_id",
+    "result_from_json",
     "unique_recipients",
 ]

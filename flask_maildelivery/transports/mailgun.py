@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..events import normalize_message_id
 from .base import OutgoingMessage, SendResult
 from .http import (
     HTTPTransport,
@@ -20,7 +19,7 @@ from .http import (
     clip,
     extra_headers,
     json_body,
-    missing_id,
+    result_from_json,
     unique_recipients,
 )
 
@@ -81,12 +80,7 @@ class MailgunTransport(HTTPTransport):
             files=files or None,
             auth=("api", self.api_key),
         )
-        body = json_body(response)
-        raw_id = body.get("id") if isinstance(body, dict) else None
-        message_id = normalize_message_id(raw_id if isinstance(raw_id, str) else None)
-        if message_id is None:
-            missing_id(self.provider_label, '"id"', response)
-        return SendResult(provider_message_id=message_id)
+        return result_from_json(self.provider_label, "id", response)
 
     def error_reason(self, response: httpx.Response) -> str:
         """Mailgun's ``message`` field (its 401 answer is the bare text ``Forbidden``)."""

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..config import config_value
-from ..events import normalize_message_id
 from .base import OutgoingMessage, SendResult
 from .http import (
     HTTPTransport,
@@ -22,7 +21,7 @@ from .http import (
     clip,
     extra_headers,
     json_body,
-    missing_id,
+    result_from_json,
     unique_recipients,
 )
 
@@ -94,12 +93,7 @@ class PostmarkTransport(HTTPTransport):
                 "X-Postmark-Server-Token": self.server_token,
             },
         )
-        body = json_body(response)
-        raw_id = body.get("MessageID") if isinstance(body, dict) else None
-        message_id = normalize_message_id(raw_id if isinstance(raw_id, str) else None)
-        if message_id is None:
-            missing_id(self.provider_label, '"MessageID"', response)
-        return SendResult(provider_message_id=message_id)
+        return result_from_json(self.provider_label, "MessageID", response)
 
     def error_reason(self, response: httpx.Response) -> str:
         """Postmark's ``Message``, with its ``ErrorCode``."""

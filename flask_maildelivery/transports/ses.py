@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..config import config_value
-from ..events import normalize_message_id
 from .base import OutgoingMessage, SendResult
-from .http import HTTPTransport, clip, json_body, missing_id, unique_recipients
+from .http import HTTPTransport, clip, json_body, result_from_json, unique_recipients
 from .sigv4 import Credentials, sign_request
 
 if TYPE_CHECKING:
@@ -113,12 +112,7 @@ class SESTransport(HTTPTransport):
             service=self.service,
         )
         response = self.post(self.url, content=content, headers=headers)
-        body = json_body(response)
-        raw_id = body.get("MessageId") if isinstance(body, dict) else None
-        message_id = normalize_message_id(raw_id if isinstance(raw_id, str) else None)
-        if message_id is None:
-            missing_id(self.provider_label, '"MessageId"', response)
-        return SendResult(provider_message_id=message_id)
+        return result_from_json(self.provider_label, "MessageId", response)
 
     def is_retryable(self, response: httpx.Response) -> bool:
         """HTTP 408/429/5xx, and a throttling error whatever its status."""
