@@ -403,6 +403,23 @@ class WebhookAdapter(ABC):
         token). Default: nothing to remember."""
         return None
 
+    def events_of_items(
+        self,
+        request: WebhookRequest,
+        schema: Schema,
+        what: str,
+        normalize: Callable[[dict[str, Any]], NormalizedEvent],
+    ) -> list[NormalizedEvent]:
+        """The events of a body that is one event object or an array of them (Mailjet's
+        grouping, Brevo's batches): validated against ``schema``, normalized, and refused
+        when one is older than the tolerance (these providers sign no timestamp)."""
+        data = request.json()
+        items = data if isinstance(data, list) else [data]
+        validate(schema, items, what, many=True)
+        events = [normalize(item) for item in items]
+        self.check_event_times(events, request.received_at)
+        return events
+
     def check_event_times(self, events: Iterable[NormalizedEvent], now: datetime) -> None:
         """For providers that sign no timestamp: refuse a request carrying an event older
         than the tolerance (a replayed request; genuine deliveries arrive within the

@@ -18,7 +18,6 @@ from .base import (
     json_object_field,
     parse_epoch,
     text_or_none,
-    validate,
 )
 
 #: Brevo ``event`` -> (normalized type, bounce type).
@@ -57,12 +56,7 @@ class BrevoAdapter(BasicAuthAdapter):
     )
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
-        data = request.json()
-        items = data if isinstance(data, list) else [data]
-        validate(_schema, items, "the Brevo event", many=True)
-        events = [self.normalize(item) for item in items]
-        self.check_event_times(events, request.received_at)
-        return events
+        return self.events_of_items(request, _schema, "the Brevo event", self.normalize)
 
     def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
         """One Brevo event as a normalized event."""

@@ -17,7 +17,6 @@ from .base import (
     json_object_field,
     parse_epoch,
     text_or_none,
-    validate,
 )
 
 #: Mailjet ``event`` -> normalized type (``bounce`` is refined by ``hard_bounce``).
@@ -48,12 +47,7 @@ class MailjetAdapter(BasicAuthAdapter):
     )
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
-        data = request.json()
-        items = data if isinstance(data, list) else [data]
-        validate(_schema, items, "the Mailjet event", many=True)
-        events = [self.normalize(item) for item in items]
-        self.check_event_times(events, request.received_at)
-        return events
+        return self.events_of_items(request, _schema, "the Mailjet event", self.normalize)
 
     def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
         """One Mailjet event as a normalized event."""
