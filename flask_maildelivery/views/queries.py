@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
@@ -319,7 +320,9 @@ def list_statement(
             statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
         else:
             statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
-        statement = statement.limit(limit)
+        # the limit written into the SQL, where the planner sees it (the statement is kept
+        # per limit anyway)
+        statement = statement.limit(sa.literal_column(str(int(limit))))
         if len(_LIST_STATEMENTS) >= _LIST_STATEMENTS_KEPT:
             _LIST_STATEMENTS.clear()
         _LIST_STATEMENTS[shape] = statement
@@ -344,7 +347,7 @@ def _first_recipients_statement(ids_clause: sa.ColumnElement[bool]) -> AnySelect
     )
     return (
         sa.select(numbered.c.email_id, numbered.c.address, numbered.c.total)
-        .where(numbered.c.position <= TO_SHOWN)
+        .where(numbered.c.position <= sa.literal_column(str(TO_SHOWN)))
         .order_by(numbered.c.email_id, numbered.c.position)
     )
 
@@ -362,10 +365,24 @@ FIRST_RECIPIENTS_ARRAY = _first_recipients_statement(
 )
 
 
-def _connection(session: AnySession) -> sa.Connection:
-    """The session's connection, for statements that return plain rows: executing them on
-    it skips the ORM's per-statement work (they load no entities)."""
-    return session.connection(bind_arguments={"mapper": Email})
+@contextmanager
+def reading(session: AnySession) -> Iterator[sa.Connection]:
+    """The connection the log's reads run on, for statements that return plain rows
+    (they load no entities, so they skip the ORM's per-statement work).
+
+    On PostgreSQL, when the session is bound to an engine, a pooled connection of that
+    engine in autocommit mode: each read is a statement of its own, without the
+    ``BEGIN`` and ``ROLLBACK`` round trips the session's transaction costs (psycopg
+    sends ``BEGIN`` as a statement of its own). Elsewhere, and when the session is bound
+    to a connection (a test fixture holding an outer transaction), the session's own
+    connection, so the reads see what the session sees.
+    """
+    bind = session.get_bind(mapper=Email)
+    if isinstance(bind, sa.Engine) and bind.dialect.name == "postgresql":
+        with bind.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        yield session.connection(bind_arguments={"mapper": Email})
 
 
 def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> list[EmailRow]:
@@ -387,16 +404,16 @@ def log_page(
     session: AnySession, log_filter: LogFilter, tenant_id: str | None, page_size: int
 ) -> LogPage:
     """One page of the list for ``tenant_id``."""
-    connection = _connection(session)
     statement, params = list_statement(session, log_filter, tenant_id, page_size + 1)
-    fetched = list(connection.execute(statement, params).all())
-    more = len(fetched) > page_size
-    fetched = fetched[:page_size]
-    cursor = log_filter.cursor
-    backwards = cursor is not None and cursor.direction == "before"
-    if backwards:
-        fetched.reverse()
-    rows = _rows_with_recipients(connection, fetched)
+    with reading(session) as connection:
+        fetched = list(connection.execute(statement, params).all())
+        more = len(fetched) > page_size
+        fetched = fetched[:page_size]
+        cursor = log_filter.cursor
+        backwards = cursor is not None and cursor.direction == "before"
+        if backwards:
+            fetched.reverse()
+        rows = _rows_with_recipients(connection, fetched)
     next_cursor = previous_cursor = None
     if rows:
         first, last = rows[0], rows[-1]
@@ -485,18 +502,18 @@ def email_detail(session: AnySession, email_id: int, tenant_id: str | None) -> A
     attributes, ``recipients`` (rows, by id), ``events`` (rows) and ``resends`` (``(id,
     sent_at)`` of the copies sent of it). Four statements, built once.
     """
-    connection = _connection(session)
     email_statement, resends_statement = _DETAIL_NO_TENANT if tenant_id is None else _DETAIL_TENANT
     params: dict[str, Any] = {"email_id": email_id}
     if tenant_id is not None:
         params["tenant_id"] = tenant_id
-    row = connection.execute(email_statement, params).first()
-    if row is None:
-        return None
-    email = SimpleNamespace(**row._mapping)
-    email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
-    email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
-    email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
+    with reading(session) as connection:
+        row = connection.execute(email_statement, params).first()
+        if row is None:
+            return None
+        email = SimpleNamespace(**row._mapping)
+        email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
+        email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
+        email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
     return email
 
 
@@ -504,9 +521,10 @@ def get_html_body(
     session: AnySession, email_id: int, tenant_id: str | None
 ) -> tuple[bool, str | None]:
     """``(found, html_body)`` of email ``email_id`` of ``tenant_id``."""
-    row = session.execute(
-        sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
-    ).first()
+    with reading(session) as connection:
+        row = connection.execute(
+            sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
+        ).first()
     return (False, None) if row is None else (True, row[0])
 
 
