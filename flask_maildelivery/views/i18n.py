@@ -9,6 +9,7 @@ Flask-Babel, the pages render in English with UTC dates.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -23,6 +24,9 @@ TRANSLATIONS_DIR = str(Path(__file__).resolve().parent.parent / "translations")
 #: The languages the package ships catalogs for (English is the source language).
 LANGUAGES = ("en", "fr")
 
+#: The locale of the pages without Flask-Babel (and when its selector gives none).
+ENGLISH = Locale("en")
+
 _domain = flask_babel.Domain(translation_directories=[TRANSLATIONS_DIR], domain="messages")
 
 
@@ -35,6 +39,24 @@ def gettext(string: str, **variables: Any) -> str:
     """``string`` in the viewer's language, ``%(name)s`` placeholders filled."""
     if babel_ready():
         return str(_domain.gettext(string, **variables))
+    return string % variables if variables else string
+
+
+def translator() -> Callable[..., str]:
+    """:func:`gettext` with the viewer's catalog looked up once, for a template that
+    translates dozens of strings in one locale (the template global ``_md``)."""
+    if not babel_ready():
+        return _untranslated
+    translations = _domain.get_translations()
+
+    def translate(string: str, **variables: Any) -> str:
+        text = str(translations.ugettext(string))
+        return text % variables if variables else text
+
+    return translate
+
+
+def _untranslated(string: str, **variables: Any) -> str:
     return string % variables if variables else string
 
 
@@ -60,9 +82,9 @@ def _viewer_locale_and_zone() -> tuple[Locale, Any]:
     cached = g.get("_maildelivery_locale_zone")
     if cached is None:
         if babel_ready():
-            cached = (flask_babel.get_locale() or Locale("en"), flask_babel.get_timezone() or UTC)
+            cached = (flask_babel.get_locale() or ENGLISH, flask_babel.get_timezone() or UTC)
         else:
-            cached = (Locale("en"), UTC)
+            cached = (ENGLISH, UTC)
         g._maildelivery_locale_zone = cached
     return cached  # type: ignore[no-any-return]
 
@@ -135,6 +157,9 @@ class DateTimeFormatter:
     output never differs.
     """
 
+    #: How many formatted days a formatter keeps.
+    DAYS_KEPT = 4096
+
     def __init__(self, locale: Locale, zone: Any, format: str = "medium") -> None:
         self.locale = locale
         self.zone = zone
@@ -162,6 +187,8 @@ class DateTimeFormatter:
         try:
             day_pattern = self._days[day]
         except KeyError:
+            if len(self._days) >= self.DAYS_KEPT:
+                self._days.clear()
             day_text = str(babel.dates.format_date(day, self.format, locale=self.locale))
             # babel fills the time in first; a date text holding "{0}" would differ
             day_pattern = self._days[day] = (
@@ -182,15 +209,15 @@ class DateTimeFormatter:
 
 
 def datetime_formatter(format: str = "medium") -> DateTimeFormatter:
-    """The viewer's formatter for ``format``, built once per request."""
-    formatters: dict[str, DateTimeFormatter] | None = g.get("_maildelivery_datetime_formatters")
-    if formatters is None:
-        formatters = g._maildelivery_datetime_formatters = {}
-    formatter = formatters.get(format)
-    if formatter is None:
-        locale, zone = _viewer_locale_and_zone()
-        formatter = formatters[format] = DateTimeFormatter(locale, zone, format)
-    return formatter
+    """The viewer's formatter for ``format``."""
+    locale, zone = _viewer_locale_and_zone()
+    return _formatter(locale, zone, format)
+
+
+@functools.lru_cache(maxsize=64)
+def _formatter(locale: Locale, zone: Any, format: str) -> DateTimeFormatter:
+    # one per locale, zone and format, kept across requests with the days it formatted
+    return DateTimeFormatter(locale, zone, format)
 
 
 def format_datetime(value: datetime | None, format: str = "medium") -> str:

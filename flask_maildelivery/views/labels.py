@@ -6,9 +6,11 @@ translated label, and each badge carries its label as text (colour is never the 
 
 from __future__ import annotations
 
+import functools
+
 from markupsafe import Markup
 
-from .i18n import gettext
+from .i18n import gettext, locale_name
 
 #: The tone of a badge: ``bad``, ``warn``, ``good`` or ``neutral`` (a CSS modifier).
 TONES: dict[str, str] = {
@@ -81,14 +83,28 @@ def tone(value: str) -> str:
 
 def result_badge(result: str) -> Markup:
     """The badge of an email ``result``: its label as text, its tone as a CSS class."""
+    return _result_badge(locale_name(), result)
+
+
+def status_badge(status: str) -> Markup:
+    """The badge of an email or recipient ``status`` (a dash for no status)."""
+    return _status_badge(locale_name(), status)
+
+
+# A badge is made once per locale and value: the key's locale is the one the label is
+# translated to, as the badge is first made while a page in that locale renders.
+
+
+@functools.lru_cache(maxsize=512)
+def _result_badge(locale: str, result: str) -> Markup:
     return Markup(
         '<span class="md-badge md-badge--{tone}" data-result="{value}">'
         '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
     ).format(tone=tone(result), value=result, prefix=gettext("Result:"), label=result_label(result))
 
 
-def status_badge(status: str) -> Markup:
-    """The badge of an email or recipient ``status`` (a dash for no status)."""
+@functools.lru_cache(maxsize=512)
+def _status_badge(locale: str, status: str) -> Markup:
     if not status:
         return Markup('<span class="md-muted" aria-label="{label}">—</span>').format(
             label=gettext("No status")

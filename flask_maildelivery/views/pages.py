@@ -91,7 +91,7 @@ def check_csrf() -> None:
 
 def _template_globals() -> dict[str, Any]:
     return {
-        "_md": i18n.gettext,
+        "_md": i18n.translator(),
         "md_ngettext": i18n.ngettext,
         "md_datetime": i18n.format_datetime,
         "md_size": i18n.format_size,
