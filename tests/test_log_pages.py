@@ -386,6 +386,39 @@ def test_the_list_never_counts_the_table(log: LogApp) -> None:
     assert not any("count(*) from maildelivery_email" in s for s in statements)
 
 
+def test_pages_read_in_autocommit_on_postgresql_and_in_the_session_elsewhere(
+    log: LogApp, database_url: str
+) -> None:
+    """PostgreSQL: every read of the pages and the API runs on a connection in autocommit
+    mode (no BEGIN and ROLLBACK round trips); other databases: in the session's
+    transaction."""
+    log.viewer.user = ADMIN
+    failed_id, _ = _setup(log)
+    levels: list[str | None] = []
+    with log.app.app_context():
+        engine = MailDelivery.state(log.app).db.engine
+
+        def record(conn: Any, *args: Any) -> None:
+            levels.append(conn.get_execution_options().get("isolation_level"))
+
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            client = log.client()
+            for url in (
+                "/maildelivery/",
+                "/maildelivery/?show=all",
+                f"/maildelivery/{failed_id}",
+                f"/maildelivery/{failed_id}/body.html",
+                "/maildelivery/api/emails",
+            ):
+                assert client.get(url).status_code == 200, url
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+    assert len(levels) >= 10
+    expected = "AUTOCOMMIT" if database_url.startswith("postgresql") else None
+    assert set(levels) == {expected}
+
+
 # -- the detail page ----------------------------------------------------------------------
 
 
@@ -659,7 +692,11 @@ def test_pages_follow_the_hosts_locale_selector(make_app: AppFactory) -> None:
     html = client.get(f"/maildelivery/{failed_id}").get_data(as_text=True)
     assert "Journal des statuts" in html
     locale["value"] = "en"
-    assert "Show all emails" in client.get("/maildelivery/").get_data(as_text=True)
+    html = client.get("/maildelivery/").get_data(as_text=True)
+    assert "Show all emails" in html
+    # badges are kept per locale: the French ones do not follow the viewer to English
+    assert "Bounced" in html
+    assert "Rebondi" not in html
 
 
 def test_url_prefix_moves_pages_and_api(make_app: AppFactory) -> None:
