@@ -154,8 +154,8 @@ def fill(url: str) -> None:
 
     engine = sa.create_engine(url)
     Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+    with engine.begin() as dropping:
+        dropping.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
     migrations.upgrade(engine)
     engine.dispose()
 
@@ -191,8 +191,8 @@ def fill(url: str) -> None:
                 f" (SELECT max(id) FROM {table}))"
             )
         connection.commit()
-    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
-        connection.execute("VACUUM ANALYZE")
+    with psycopg.connect(_libpq_url(url), autocommit=True) as maintenance:
+        maintenance.execute("VACUUM ANALYZE")
     print(f"  filled in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -239,15 +239,52 @@ DETAIL_SQL = (
 )
 
 
-def _median_ms(run: Callable[[], object]) -> float:
-    for _ in range(3):  # warm caches and prepared statements
-        run()
-    timings = []
+def _interleaved_medians(*runs: Callable[[], float | None]) -> list[float]:
+    """The median time (ms) of each of ``runs`` over :data:`REPEAT` rounds, the runs taking
+    turns in every round so that a slower moment of the machine weighs on all of them.
+    A run returns the time it measured itself (ms), or ``None`` to be timed from outside."""
+    for run in runs:
+        for _ in range(3):  # warm caches and prepared statements
+            run()
+    timings: list[list[float]] = [[] for _ in runs]
     for _ in range(REPEAT):
-        started = time.perf_counter()
+        for run, times in zip(runs, timings, strict=True):
+            started = time.perf_counter()
+            measured = run()
+            times.append(
+                measured if measured is not None else (time.perf_counter() - started) * 1000
+            )
+    return [statistics.median(times) for times in timings]
+
+
+def _untimed(run: Callable[[], object]) -> Callable[[], None]:
+    """``run``, to be timed from outside by :func:`_interleaved_medians`."""
+
+    def untimed() -> None:
         run()
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
+
+    return untimed
+
+
+class ServerTimer:
+    """WSGI middleware that keeps the server time of the last request (ms): from the call
+    of the app until its response body was read and closed, the test client's own work
+    (building the request, parsing the response) left out."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.last_ms = 0.0
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        started = time.perf_counter()
+        iterable = self.app(environ, start_response)
+        try:
+            body = list(iterable)
+        finally:
+            if hasattr(iterable, "close"):
+                iterable.close()
+        self.last_ms = (time.perf_counter() - started) * 1000
+        return body
 
 
 def _bare_list(
@@ -326,17 +363,19 @@ def measure(url: str) -> int:
     from flask_maildelivery.views.queries import Cursor
 
     app = _make_app(url)
+    timer = ServerTimer(app.wsgi_app)
+    app.wsgi_app = timer
     client = app.test_client()
-    with (
-        psycopg.connect(_libpq_url(url), autocommit=True) as connection,
-        psycopg.connect(_libpq_url(url)) as in_transaction,
-    ):
+    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
         # the row that ends page 999 of "all emails": its cursor opens page 1,000
-        sent_at, last_id = connection.execute(
+        page_end = connection.execute(
             "SELECT sent_at, id FROM maildelivery_email WHERE tenant_id IS NULL"
             " ORDER BY sent_at DESC, id DESC OFFSET %s LIMIT 1",
             (999 * 50 - 1,),
         ).fetchone()
+        if page_end is None:
+            raise RuntimeError("the database holds fewer than 1,000 pages of emails")
+        sent_at, last_id = page_end
         cursor = Cursor(sent_at.replace(tzinfo=UTC), last_id, "after")
         address = customer_address(EMAILS // 2, 0)
         failed_id = next(i for i in range(EMAILS // 2, EMAILS) if failed_kind(i))
@@ -365,47 +404,34 @@ def measure(url: str) -> int:
             ),
             ("detail page", f"/maildelivery/{failed_id}", lambda c: _bare_detail(c, failed_id)),
         ]
-        print(
-            f"\n{'page':<34}{'page ms':>9}{'floor ms':>10}{'ratio':>7}"
-            f"{'queries ms':>12}{'ratio':>7}{'floor tx ms':>13}  target (page)"
-        )
+        print(f"\n{'page':<34}{'page ms':>9}{'floor ms':>10}{'ratio':>7}{'queries ms':>12}  target")
         ok = True
         for name, path, bare in cases:
 
-            def page(path: str = path) -> object:
+            def page(path: str = path) -> float:
                 response = client.get(path)
                 if response.status_code != 200:
                     raise RuntimeError(f"{path} answered {response.status_code}")
-                return response.data
+                return timer.last_ms
 
-            run_in_transaction = bare(in_transaction)
-
-            def bare_in_transaction(run: Callable[[], object] = run_in_transaction) -> object:
-                try:
-                    return run()
-                finally:
-                    in_transaction.rollback()
-
-            rows = page().count(b"data-email-id=") if "?" in path or path.endswith("/") else 1
-            page_ms = _median_ms(page)
-            floor_ms = _median_ms(bare(connection))
-            queries_ms = _median_ms(_page_queries(app, path))
-            floor_tx_ms = _median_ms(bare_in_transaction)
+            html = client.get(path).data
+            rows = html.count(b"data-email-id=") if "?" in path or path.endswith("/") else 1
+            page_ms, floor_ms, queries_ms = _interleaved_medians(
+                page, _untimed(bare(connection)), _untimed(_page_queries(app, path))
+            )
             ratio = page_ms / floor_ms
             holds = page_ms <= TARGET_MS and ratio <= TARGET_RATIO
             ok = ok and holds
             print(
-                f"{name:<34}{page_ms:>9.2f}{floor_ms:>10.2f}{ratio:>6.1f}x"
-                f"{queries_ms:>12.2f}{queries_ms / floor_ms:>6.1f}x{floor_tx_ms:>13.2f}  "
+                f"{name:<34}{page_ms:>9.2f}{floor_ms:>10.2f}{ratio:>6.1f}x{queries_ms:>12.2f}  "
                 f"{'ok' if holds else 'MISSED'} ({rows} rows)"
             )
     print(
-        f"\nmedian of {REPEAT} (ms); page: the whole request through the app; floor: the page's"
-        f" bare SQL\non a raw psycopg connection in autocommit mode; queries: the page's own"
-        f" statements through\nSQLAlchemy, without rendering; floor tx: the bare SQL in a"
-        f" transaction (BEGIN ... ROLLBACK),\nas the page reads in the app's session (not the"
-        f" target's floor). Targets: page <= {TARGET_MS:.0f} ms\nand <= {TARGET_RATIO:.0f}x"
-        f" its floor."
+        f"\nmedian of {REPEAT} rounds (ms), the three taking turns in each round; page: the"
+        f" server time of the\nwhole request (WSGI call to the last byte of the body); floor:"
+        f" the page's bare SQL on a raw\npsycopg connection in autocommit mode; queries: the"
+        f" page's own statements through SQLAlchemy,\nwithout rendering. Targets: page <="
+        f" {TARGET_MS:.0f} ms and <= {TARGET_RATIO:.0f}x its floor."
     )
     return 0 if ok else 1
 
