@@ -30,7 +30,8 @@ import httpx
 from flask import Flask
 
 from flask_maildelivery.config import apply_defaults
-from flask_maildelivery.sending import build_mime, parse_address
+from flask_maildelivery.mime import build_mime
+from flask_maildelivery.sending import parse_address
 from flask_maildelivery.transports import Attachment, OutgoingMessage
 from flask_maildelivery.transports.sendgrid import SendGridTransport
 

@@ -334,7 +334,7 @@ def _make_app(url: str) -> Any:
 
 
 def _page_queries(app: Any, path: str) -> Callable[[], object]:
-    """The statements the page at ``path`` runs, through the app's session, unrendered."""
+    """The statements the page at ``path`` runs, on the connection the pages read on, unrendered."""
     from urllib.parse import parse_qs, urlsplit
 
     from flask_maildelivery import MailDelivery
@@ -345,15 +345,11 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
     detail_id = parts.path.rstrip("/").rsplit("/", 1)[-1]
 
     def run() -> object:
-        with app.app_context():
-            session = MailDelivery.state(app).db.session
-            try:
-                if detail_id.isdigit():
-                    return queries.email_detail(session, int(detail_id), None)
-                log_filter = queries.LogFilter.from_args(args)
-                return queries.log_page(session, log_filter, None, 50)
-            finally:
-                session.remove()
+        with app.app_context(), queries.reading(MailDelivery.state(app).db) as connection:
+            if detail_id.isdigit():
+                return queries.email_detail(connection, int(detail_id), None)
+            log_filter = queries.LogFilter.from_args(args)
+            return queries.log_page(connection, log_filter, None, 50)
 
     return run
 

@@ -44,7 +44,8 @@ def list_emails() -> ResponseReturnValue:
         if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
             raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(limit_arg)
-    page = queries.log_page(MailDelivery.state().db.session, log_filter, viewer_tenant(), limit)
+    with queries.reading(MailDelivery.state().db) as connection:
+        page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
     data: dict[str, Any] = LogEmailPageSchema().dump(
         {
             "items": [

@@ -199,9 +199,8 @@ def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
 def index() -> str:
     """The delivery log: failed emails by default, all with ``?show=all``."""
     log_filter = _filter_or_400()
-    page = queries.log_page(
-        MailDelivery.state().db.session, log_filter, viewer_tenant(), config_value("PAGE_SIZE")
-    )
+    with queries.reading(MailDelivery.state().db) as connection:
+        page = queries.log_page(connection, log_filter, viewer_tenant(), config_value("PAGE_SIZE"))
     return render_template(
         "maildelivery/index.html",
         page=page,
@@ -216,7 +215,8 @@ def detail(email_id: int) -> str:
     """One email: its facts, a copy of it, and each recipient's status log."""
     state = MailDelivery.state()
     tenant = viewer_tenant()
-    email = queries.email_detail(state.db.session, email_id, tenant)
+    with queries.reading(state.db) as connection:
+        email = queries.email_detail(connection, email_id, tenant)
     if email is None:
         abort(404)
     extension = state.extension
@@ -245,7 +245,8 @@ def detail(email_id: int) -> str:
 
 def html_body(email_id: int) -> Response:
     """The stored HTML body, for the detail page's sandboxed frame, under :data:`BODY_CSP`."""
-    found, body = queries.get_html_body(MailDelivery.state().db.session, email_id, viewer_tenant())
+    with queries.reading(MailDelivery.state().db) as connection:
+        found, body = queries.get_html_body(connection, email_id, viewer_tenant())
     if not found or body is None:
         abort(404)
     response = Response(body, mimetype="text/html")

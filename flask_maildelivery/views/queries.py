@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
@@ -221,47 +222,64 @@ _FAILED_CLAUSE = sa.or_(
 )
 
 
-def filter_clauses(
-    log_filter: LogFilter, tenant_id: str | None
-) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
-    """The ``WHERE`` clauses of ``log_filter`` (cursor excepted) for ``tenant_id``, with
-    named parameters in place of the values, and the values."""
+def filter_params(log_filter: LogFilter, tenant_id: str | None) -> dict[str, Any]:
+    """The values of the bound parameters of ``log_filter`` (cursor excepted) for
+    ``tenant_id``, by name: which names are there decides the statement
+    (:func:`filter_clauses`)."""
     params: dict[str, Any] = {}
-    clauses: list[sa.ColumnElement[bool]]
-    if tenant_id is None:
-        clauses = [Email.tenant_id.is_(None)]
-    else:
-        clauses = [Email.tenant_id == sa.bindparam("tenant_id")]
+    if tenant_id is not None:
         params["tenant_id"] = tenant_id
-    if log_filter.show == SHOW_FAILED:
-        clauses.append(_FAILED_CLAUSE)
     if log_filter.status is not None:
-        clauses.append(Email.status == sa.bindparam("status"))
         params["status"] = log_filter.status
     if log_filter.result is not None:
-        clauses.append(Email.result == sa.bindparam("result"))
         params["result"] = log_filter.result
     if log_filter.date_from is not None:
-        clauses.append(Email.sent_at >= sa.bindparam("sent_from"))
         params["sent_from"] = _day_start(log_filter.date_from)
     if log_filter.date_to is not None:
-        clauses.append(Email.sent_at < sa.bindparam("sent_until"))
         params["sent_until"] = _day_start(log_filter.date_to + timedelta(days=1))
     if log_filter.recipient:
-        # address_key is the lower-cased address, indexed: an exact address or its start
-        # is an index range scan on every database
-        clauses.append(
-            Email.id.in_(
-                sa.select(Recipient.email_id).where(
-                    Recipient.address_key.like(sa.bindparam("recipient"), escape="\\")
-                )
-            )
-        )
         params["recipient"] = _like_prefix(log_filter.recipient)
     if log_filter.subject:
-        clauses.append(sa.func.lower(Email.subject).like(sa.bindparam("subject"), escape="\\"))
         params["subject"] = f"%{_like_prefix(log_filter.subject.lower())}"
-    return clauses, params
+    return params
+
+
+def _filter_clause(name: str) -> sa.ColumnElement[bool]:
+    """The ``WHERE`` clause that takes parameter ``name`` of :func:`filter_params`."""
+    if name == "tenant_id":
+        return Email.tenant_id == sa.bindparam("tenant_id")
+    if name == "status":
+        return Email.status == sa.bindparam("status")
+    if name == "result":
+        return Email.result == sa.bindparam("result")
+    if name == "sent_from":
+        return Email.sent_at >= sa.bindparam("sent_from")
+    if name == "sent_until":
+        return Email.sent_at < sa.bindparam("sent_until")
+    if name == "recipient":
+        # address_key is the lower-cased address, indexed: an exact address or its start
+        # is an index range scan on every database
+        return Email.id.in_(
+            sa.select(Recipient.email_id).where(
+                Recipient.address_key.like(sa.bindparam("recipient"), escape="\\")
+            )
+        )
+    if name == "subject":
+        return sa.func.lower(Email.subject).like(sa.bindparam("subject"), escape="\\")
+    raise ValueError(f"no filter takes a parameter {name!r}")
+
+
+def filter_clauses(show: str, param_names: Sequence[str]) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` clauses (cursor excepted) of a filter showing ``show`` whose
+    parameters are ``param_names`` (:func:`filter_params`); no tenant parameter means
+    the emails without a tenant."""
+    clauses: list[sa.ColumnElement[bool]] = (
+        [] if "tenant_id" in param_names else [Email.tenant_id.is_(None)]
+    )
+    if show == SHOW_FAILED:
+        clauses.append(_FAILED_CLAUSE)
+    clauses.extend(_filter_clause(name) for name in param_names)
+    return clauses
 
 
 def _keyset(older: bool, row_values: bool) -> sa.ColumnElement[bool]:
@@ -297,23 +315,24 @@ _LIST_STATEMENTS_KEPT = 512
 
 
 def list_statement(
-    session: AnySession, log_filter: LogFilter, tenant_id: str | None, limit: int
+    dialect_name: str, log_filter: LogFilter, tenant_id: str | None, limit: int
 ) -> tuple[AnySelect, dict[str, Any]]:
-    """The ``SELECT`` of one list page (``limit`` rows in reading order) and its
-    parameters."""
+    """The ``SELECT`` of one list page (``limit`` rows in reading order) on the database
+    ``dialect_name``, and its parameters."""
     cursor = log_filter.cursor
-    row_values = session.get_bind(mapper=Email).dialect.name not in ("mysql", "mariadb")
-    clauses, params = filter_clauses(log_filter, tenant_id)
+    row_values = dialect_name not in ("mysql", "mariadb")
+    params = filter_params(log_filter, tenant_id)
+    param_names = tuple(params)
     shape = (
         row_values,
-        tuple(sorted(params)),
+        param_names,
         log_filter.show,
         cursor.direction if cursor is not None else None,
         limit,
     )
     statement = _LIST_STATEMENTS.get(shape)
     if statement is None:
-        statement = sa.select(*_ROW_COLUMNS).where(*clauses)
+        statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter.show, param_names))
         if cursor is not None:
             statement = statement.where(_keyset(cursor.direction == "after", row_values))
         if cursor is not None and cursor.direction == "before":
@@ -366,23 +385,26 @@ FIRST_RECIPIENTS_ARRAY = _first_recipients_statement(
 
 
 @contextmanager
-def reading(session: AnySession) -> Iterator[sa.Connection]:
-    """The connection the log's reads run on, for statements that return plain rows
-    (they load no entities, so they skip the ORM's per-statement work).
+def reading(db: SQLAlchemy) -> Iterator[sa.Connection]:
+    """The connection the pages' reads run on (``db``: the host's Flask-SQLAlchemy object).
 
-    On PostgreSQL, when the session is bound to an engine, a pooled connection of that
-    engine in autocommit mode: each read is a statement of its own, without the
-    ``BEGIN`` and ``ROLLBACK`` round trips the session's transaction costs (psycopg
-    sends ``BEGIN`` as a statement of its own). Elsewhere, and when the session is bound
-    to a connection (a test fixture holding an outer transaction), the session's own
-    connection, so the reads see what the session sees.
+    On PostgreSQL, a pooled connection of the app's engine in autocommit mode: each read
+    is a statement of its own, without the ``BEGIN`` and ``ROLLBACK`` round trips a
+    transaction costs (psycopg sends ``BEGIN`` as a statement of its own), and without
+    setting up the host's session for the request. Elsewhere, the connection of the
+    host's session: the MySQL drivers begin a transaction without a round trip of its
+    own, and switching a pysqlite connection to autocommit would commit what the session
+    holds.
+
+    The statements run on it return plain rows: they load no entities, so they skip the
+    ORM's per-statement work.
     """
-    bind = session.get_bind(mapper=Email)
-    if isinstance(bind, sa.Engine) and bind.dialect.name == "postgresql":
-        with bind.connect() as connection:
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
     else:
-        yield session.connection(bind_arguments={"mapper": Email})
+        yield db.session.connection(bind_arguments={"mapper": Email})
 
 
 def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> list[EmailRow]:
@@ -401,19 +423,21 @@ def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> lis
 
 
 def log_page(
-    session: AnySession, log_filter: LogFilter, tenant_id: str | None, page_size: int
+    connection: sa.Connection, log_filter: LogFilter, tenant_id: str | None, page_size: int
 ) -> LogPage:
-    """One page of the list for ``tenant_id``."""
-    statement, params = list_statement(session, log_filter, tenant_id, page_size + 1)
-    with reading(session) as connection:
-        fetched = list(connection.execute(statement, params).all())
-        more = len(fetched) > page_size
-        fetched = fetched[:page_size]
-        cursor = log_filter.cursor
-        backwards = cursor is not None and cursor.direction == "before"
-        if backwards:
-            fetched.reverse()
-        rows = _rows_with_recipients(connection, fetched)
+    """One page of the list for ``tenant_id``, read on ``connection`` (see
+    :func:`reading`)."""
+    statement, params = list_statement(
+        connection.dialect.name, log_filter, tenant_id, page_size + 1
+    )
+    fetched = list(connection.execute(statement, params).all())
+    more = len(fetched) > page_size
+    fetched = fetched[:page_size]
+    cursor = log_filter.cursor
+    backwards = cursor is not None and cursor.direction == "before"
+    if backwards:
+        fetched.reverse()
+    rows = _rows_with_recipients(connection, fetched)
     next_cursor = previous_cursor = None
     if rows:
         first, last = rows[0], rows[-1]
@@ -434,9 +458,10 @@ def iter_emails(
     """Every email ``log_filter`` selects (its cursor ignored), newest first, with its
     recipients; read in keyset batches, so memory stays flat whatever the number."""
     cursor: Cursor | None = None
+    dialect_name = session.get_bind(mapper=Email).dialect.name
     while True:
         batch_filter = LogFilter(**{**log_filter.__dict__, "cursor": cursor})
-        statement, params = list_statement(session, batch_filter, tenant_id, batch_size)
+        statement, params = list_statement(dialect_name, batch_filter, tenant_id, batch_size)
         ids = [row.id for row in session.execute(statement, params).all()]
         if not ids:
             return
@@ -494,7 +519,7 @@ _EVENTS_OF = sa.select(*_attribute_columns(Event)).where(
 )
 
 
-def email_detail(session: AnySession, email_id: int, tenant_id: str | None) -> Any | None:
+def email_detail(connection: sa.Connection, email_id: int, tenant_id: str | None) -> Any | None:
     """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
     when it belongs to another tenant).
 
@@ -506,25 +531,23 @@ def email_detail(session: AnySession, email_id: int, tenant_id: str | None) -> A
     params: dict[str, Any] = {"email_id": email_id}
     if tenant_id is not None:
         params["tenant_id"] = tenant_id
-    with reading(session) as connection:
-        row = connection.execute(email_statement, params).first()
-        if row is None:
-            return None
-        email = SimpleNamespace(**row._mapping)
-        email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
-        email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
-        email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
+    row = connection.execute(email_statement, params).first()
+    if row is None:
+        return None
+    email = SimpleNamespace(**row._mapping)
+    email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
+    email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
+    email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
     return email
 
 
 def get_html_body(
-    session: AnySession, email_id: int, tenant_id: str | None
+    connection: sa.Connection, email_id: int, tenant_id: str | None
 ) -> tuple[bool, str | None]:
     """``(found, html_body)`` of email ``email_id`` of ``tenant_id``."""
-    with reading(session) as connection:
-        row = connection.execute(
-            sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
-        ).first()
+    row = connection.execute(
+        sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
+    ).first()
     return (False, None) if row is None else (True, row[0])
 
 
