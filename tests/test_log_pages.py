@@ -215,7 +215,9 @@ def test_list_rows_link_to_the_detail_page_and_show_the_first_addresses(log: Log
     to = [f"r{n}@customer.test" for n in range(1, 6)]
     with log.app.app_context():
         many = send_failed(log, subject="", to=to).id
-        two = send_failed(log, subject="<b>Invoice</b> & co").id
+        two = send_failed(
+            log, subject="<b>Invoice</b> & co", sender="Billing & Co <billing@acme.test>"
+        ).id
     client = log.client()
     html = client.get("/maildelivery/").get_data(as_text=True)
     assert listed_ids(html) == [two, many]
@@ -227,6 +229,8 @@ def test_list_rows_link_to_the_detail_page_and_show_the_first_addresses(log: Log
     assert html.count(f'href="/maildelivery/{many}"') == 2  # record no. and subject
     assert "(no subject)" in html
     assert "&lt;b&gt;Invoice&lt;/b&gt; &amp; co" in html  # escaped, never markup
+    assert "Billing &amp; Co &lt;billing@acme.test&gt;" in html
+    assert "<b>Invoice" not in html
     # behind a mount point (SCRIPT_NAME) the links keep it
     html = client.get("/maildelivery/", base_url="http://localhost/erp/").get_data(as_text=True)
     assert html.count(f'href="/erp/maildelivery/{two}"') == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hmac
+import html
 import io
 import secrets
 from collections.abc import Callable, Iterator
@@ -99,6 +100,7 @@ def _template_globals() -> dict[str, Any]:
         "md_result_label": labels.result_label,
         "md_status_label": labels.status_label,
         "md_kind_label": labels.kind_label,
+        "md_rows_html": rows_html,
         "md_result_badge": labels.result_badge,
         "md_status_badge": labels.status_badge,
         "md_base_template": config_value("BASE_TEMPLATE"),
@@ -137,7 +139,11 @@ def id_url_builder(endpoint: str) -> Callable[[int], str]:
 
 class ListRow:
     """One row of the list as the template shows it: the row's values with its link, date,
-    badges and "and N more" text made once per row in Python, the labels once per page."""
+    badges and "and N more" text made once per row in Python, the labels once per page.
+    The default template prints them with :func:`rows_html`; a template of your own can
+    print ``row.id``, ``row.url``, ``row.sent``, ``row.status_badge``, ``row.result_badge``,
+    ``row.subject``, ``row.sender``, ``row.to`` and ``row.more`` (``row.row``: the row as
+    read)."""
 
     __slots__ = (
         "id",
@@ -172,6 +178,32 @@ class ListRow:
         self.more = more
         #: The row as read (``queries.EmailRow``).
         self.row = row
+
+
+def rows_html(rows: list[ListRow]) -> Markup:
+    """The ``<tr>`` of each of ``rows``, every text escaped: what the default
+    ``index.html`` prints in its table body (``md_rows_html(rows)``).
+
+    Made in Python because it is the bulk of a list page: printing the ten values of 50
+    rows through Jinja, each escaped into a markup object of its own, cost three times
+    the rest of the row's work. A template of your own can print the rows' values
+    instead (see :class:`ListRow`).
+    """
+    no_subject = html.escape(i18n.gettext("(no subject)"))
+    escape_text = html.escape
+    parts = []
+    for row in rows:
+        link = escape_text(row.url)
+        more = f' <span class="md-muted">{escape_text(row.more)}</span>' if row.more else ""
+        parts.append(
+            f'<tr data-email-id="{row.id}"><td><a href="{link}">{row.id}</a></td>'
+            f'<td class="md-nowrap">{escape_text(row.sent)}</td>'
+            f"<td>{row.status_badge}</td><td>{row.result_badge}</td>"
+            f'<td><a href="{link}">{escape_text(row.subject) if row.subject else no_subject}'
+            f"</a></td><td>{escape_text(row.sender)}</td><td>{escape_text(row.to)}{more}</td>"
+            "</tr>\n"
+        )
+    return Markup("".join(parts))
 
 
 def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
