@@ -10,6 +10,7 @@ import functools
 
 from markupsafe import Markup
 
+from ..state import EMAIL_STATUSES, RESULTS
 from .i18n import gettext, locale_name
 
 #: The tone of a badge: ``bad``, ``warn``, ``good`` or ``neutral`` (a CSS modifier).
@@ -91,7 +92,29 @@ def status_badge(status: str) -> Markup:
     return _status_badge(locale_name(), status)
 
 
-# A badge is made once per locale and value: the key's locale is the one the label is
+def status_options() -> list[tuple[str, str]]:
+    """``(status, label)`` of every email status the list can filter by, in the viewer's
+    language."""
+    return _status_options(locale_name())
+
+
+def result_options() -> list[tuple[str, str]]:
+    """``(result, label)`` of every email result the list can filter by, in the viewer's
+    language."""
+    return _result_options(locale_name())
+
+
+@functools.lru_cache(maxsize=64)
+def _status_options(locale: str) -> list[tuple[str, str]]:
+    return [(status, status_label(status)) for status in EMAIL_STATUSES if status]
+
+
+@functools.lru_cache(maxsize=64)
+def _result_options(locale: str) -> list[tuple[str, str]]:
+    return [(result, result_label(result)) for result in RESULTS]
+
+
+# A badge, like the options above, is made once per locale and value: the key's locale is the one the label is
 # translated to, as the badge is first made while a page in that locale renders.
 
 

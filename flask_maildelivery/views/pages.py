@@ -37,7 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..config import config_value
 from ..extension import MailDelivery
 from ..sending import SendRefused, resend_email
-from ..state import EMAIL_STATUSES, FAILURE_STATUSES, RESULTS
+from ..state import FAILURE_STATUSES
 from . import i18n, labels, queries
 from .access import check_viewer, viewer_tenant
 
@@ -238,8 +238,8 @@ def index() -> str:
         page=page,
         rows=list_rows(page.rows),
         log_filter=log_filter,
-        statuses=[s for s in EMAIL_STATUSES if s],
-        results=RESULTS,
+        status_options=labels.status_options(),
+        result_options=labels.result_options(),
     )
 
 
