@@ -92,26 +92,26 @@ def status_badge(status: str) -> Markup:
     return _status_badge(locale_name(), status)
 
 
-def status_options() -> list[tuple[str, str]]:
+def status_options() -> tuple[tuple[str, str], ...]:
     """``(status, label)`` of every email status the list can filter by, in the viewer's
     language."""
     return _status_options(locale_name())
 
 
-def result_options() -> list[tuple[str, str]]:
+def result_options() -> tuple[tuple[str, str], ...]:
     """``(result, label)`` of every email result the list can filter by, in the viewer's
     language."""
     return _result_options(locale_name())
 
 
 @functools.lru_cache(maxsize=64)
-def _status_options(locale: str) -> list[tuple[str, str]]:
-    return [(status, status_label(status)) for status in EMAIL_STATUSES if status]
+def _status_options(locale: str) -> tuple[tuple[str, str], ...]:
+    return tuple((status, status_label(status)) for status in EMAIL_STATUSES if status)
 
 
 @functools.lru_cache(maxsize=64)
-def _result_options(locale: str) -> list[tuple[str, str]]:
-    return [(result, result_label(result)) for result in RESULTS]
+def _result_options(locale: str) -> tuple[tuple[str, str], ...]:
+    return tuple((result, result_label(result)) for result in RESULTS)
 
 
 # A badge, like the options above, is made once per locale and value: the key's locale is the one the label is
