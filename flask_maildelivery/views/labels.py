@@ -7,6 +7,8 @@ translated label, and each badge carries its label as text (colour is never the 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from markupsafe import Markup
 
@@ -61,6 +63,8 @@ _STATUS_LABELS = {
 }
 _KIND_LABELS = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc")}
 
+_T = TypeVar("_T")
+
 
 def result_label(result: str) -> str:
     """The label of an email ``result``."""
@@ -82,52 +86,30 @@ def tone(value: str) -> str:
     return TONES.get(value, "neutral")
 
 
+def _per_locale(make: Callable[..., _T]) -> Callable[..., _T]:
+    """``make``, called once per viewer locale and arguments: what it returns depends on
+    nothing else (its labels are translated to the locale of the page that first asks)."""
+    cached = functools.lru_cache(maxsize=512)(lambda locale, *args: make(*args))
+
+    @functools.wraps(make)
+    def in_viewer_locale(*args: Any) -> _T:
+        return cached(locale_name(), *args)
+
+    return in_viewer_locale
+
+
+@_per_locale
 def result_badge(result: str) -> Markup:
     """The badge of an email ``result``: its label as text, its tone as a CSS class."""
-    return _result_badge(locale_name(), result)
-
-
-def status_badge(status: str) -> Markup:
-    """The badge of an email or recipient ``status`` (a dash for no status)."""
-    return _status_badge(locale_name(), status)
-
-
-def status_options() -> tuple[tuple[str, str], ...]:
-    """``(status, label)`` of every email status the list can filter by, in the viewer's
-    language."""
-    return _status_options(locale_name())
-
-
-def result_options() -> tuple[tuple[str, str], ...]:
-    """``(result, label)`` of every email result the list can filter by, in the viewer's
-    language."""
-    return _result_options(locale_name())
-
-
-@functools.lru_cache(maxsize=64)
-def _status_options(locale: str) -> tuple[tuple[str, str], ...]:
-    return tuple((status, status_label(status)) for status in EMAIL_STATUSES if status)
-
-
-@functools.lru_cache(maxsize=64)
-def _result_options(locale: str) -> tuple[tuple[str, str], ...]:
-    return tuple((result, result_label(result)) for result in RESULTS)
-
-
-# A badge, like the options above, is made once per locale and value: the key's locale is the one the label is
-# translated to, as the badge is first made while a page in that locale renders.
-
-
-@functools.lru_cache(maxsize=512)
-def _result_badge(locale: str, result: str) -> Markup:
     return Markup(
         '<span class="md-badge md-badge--{tone}" data-result="{value}">'
         '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
     ).format(tone=tone(result), value=result, prefix=gettext("Result:"), label=result_label(result))
 
 
-@functools.lru_cache(maxsize=512)
-def _status_badge(locale: str, status: str) -> Markup:
+@_per_locale
+def status_badge(status: str) -> Markup:
+    """The badge of an email or recipient ``status`` (a dash for no status)."""
     if not status:
         return Markup('<span class="md-muted" aria-label="{label}">—</span>').format(
             label=gettext("No status")
@@ -136,3 +118,17 @@ def _status_badge(locale: str, status: str) -> Markup:
         '<span class="md-badge md-badge--{tone}" data-status="{value}">'
         '<span class="md-visually-hidden">{prefix} </span>{label}</span>'
     ).format(tone=tone(status), value=status, prefix=gettext("Status:"), label=status_label(status))
+
+
+@_per_locale
+def status_options() -> tuple[tuple[str, str], ...]:
+    """``(status, label)`` of every email status the list can filter by, in the viewer's
+    language."""
+    return tuple((status, status_label(status)) for status in EMAIL_STATUSES if status)
+
+
+@_per_locale
+def result_options() -> tuple[tuple[str, str], ...]:
+    """``(result, label)`` of every email result the list can filter by, in the viewer's
+    language."""
+    return tuple((result, result_label(result)) for result in RESULTS)

@@ -9,6 +9,7 @@ are links and ``GET`` forms, the headers fold with ``<details>``.
 from __future__ import annotations
 
 import csv
+import functools
 import hmac
 import html
 import io
@@ -210,20 +211,22 @@ def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
     """The template's rows of a list page."""
     detail_url = id_url_builder("maildelivery.detail")
     sent = i18n.datetime_formatter()
-    status_badges: dict[str, Markup] = {}
-    result_badges: dict[str, Markup] = {}
+    # per page too: the viewer's locale is looked up once per value, not once per row
+    status_badge = functools.cache(labels.status_badge)
+    result_badge = functools.cache(labels.result_badge)
     shown: list[ListRow] = []
     for row in rows:
-        status_badge = status_badges.get(row.status)
-        if status_badge is None:
-            status_badge = status_badges[row.status] = labels.status_badge(row.status)
-        result_badge = result_badges.get(row.result)
-        if result_badge is None:
-            result_badge = result_badges[row.result] = labels.result_badge(row.result)
         hidden = row.recipient_count - len(row.to)
         more = i18n.ngettext("and %(num)d more", "and %(num)d more", hidden) if hidden > 0 else None
         shown.append(
-            ListRow(row, detail_url(row.id), sent(row.sent_at), status_badge, result_badge, more)
+            ListRow(
+                row,
+                detail_url(row.id),
+                sent(row.sent_at),
+                status_badge(row.status),
+                result_badge(row.result),
+                more,
+            )
         )
     return shown
 
