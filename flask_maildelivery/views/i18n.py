@@ -39,7 +39,7 @@ def gettext(string: str, **variables: Any) -> str:
     """``string`` in the viewer's language, ``%(name)s`` placeholders filled."""
     if babel_ready():
         return str(_domain.gettext(string, **variables))
-    return string % variables if variables else string
+    return _untranslated(string, **variables)
 
 
 def translator() -> Callable[..., str]:
