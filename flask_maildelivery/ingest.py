@@ -522,10 +522,16 @@ def ingest_events(events: Sequence[NormalizedEvent], app: Flask | None = None) -
     stored) and the error propagates.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return _in_one_transaction(app, lambda session, report: _ingest(session, events, report))
+
+
+def _in_one_transaction(app: Flask, work: Callable[[Session, IngestReport], None]) -> IngestReport:
+    """Run ``work`` in one transaction of the app's session, committed when it returns and
+    rolled back (nothing of it stored) when it raises; then send the change signals."""
     session = _session(app)
     report = IngestReport()
     try:
-        _ingest(session, events, report)
+        work(session, report)
         session.commit()
     except BaseException:
         session.rollback()
@@ -628,16 +634,9 @@ def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -
         provider message id); ``None``: every unmatched event (``flask maildelivery
         reconcile``).
     """
-    session = _session(app)
-    report = IngestReport()
-    try:
-        _apply_unmatched(session, email_ids, report)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    send_change_signals(app, report)
-    return report
+    return _in_one_transaction(
+        app, lambda session, report: _apply_unmatched(session, email_ids, report)
+    )
 
 
 def _apply_unmatched(
