@@ -21,7 +21,7 @@ from ..extension import MailDelivery
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
 from .access import check_viewer, viewer_tenant
-from .pages import id_url_builder
+from .pages import id_url_builder, read_email, status_logs
 
 #: Largest ``limit`` the list accepts.
 MAX_LIMIT = 500
@@ -60,41 +60,15 @@ def list_emails() -> ResponseReturnValue:
 
 def get_email(email_id: int) -> ResponseReturnValue:
     """One email with its recipients and their events as JSON."""
-    state = MailDelivery.state()
-    email = queries.get_email(state.db.session, email_id, viewer_tenant())
+    email = read_email(email_id)
     if email is None:
         return jsonify(error=f"no email {email_id}"), 404
-    extension = state.extension
-    events = queries.events_by_recipient(email)
-    recipients: list[dict[str, Any]] = [
-        {
-            **{
-                name: getattr(recipient, name)
-                for name in (
-                    "id",
-                    "address",
-                    "name",
-                    "kind",
-                    "status",
-                    "reason",
-                    "smtp_code",
-                    "bounce_type",
-                    "contact_type",
-                    "contact_id",
-                    "updated_at",
-                )
-            },
-            "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
-            "events": events.get(recipient.id, []),
-        }
-        for recipient in email.recipients
+    logs = status_logs(email)
+    logs["recipients"] = [
+        {**item["recipient"]._mapping, "contact_url": item["contact_url"], "events": item["events"]}
+        for item in logs["recipients"]
     ]
-    return dump_log_email(
-        email,
-        recipients=recipients,
-        other_events=events.get(None, []),
-        related_url=extension.related_url(email.related_type, email.related_id),
-    )
+    return dump_log_email(email, **logs)
 
 
 def create_api_blueprint(app: Flask) -> Blueprint:

@@ -246,33 +246,46 @@ def index() -> str:
     )
 
 
+def read_email(email_id: int) -> Any | None:
+    """Email ``email_id`` of the viewer's tenant as :func:`queries.email_detail` reads it,
+    or ``None``; for the detail page and the API."""
+    with queries.reading(MailDelivery.state().db) as connection:
+        return queries.email_detail(connection, email_id, viewer_tenant())
+
+
+def status_logs(email: Any) -> dict[str, Any]:
+    """What the detail page and the API show of ``email`` (from :func:`read_email`) beside
+    its columns: ``recipients``, each ``recipient`` with its ``events`` and the
+    ``contact_url`` of its contact record; ``other_events``, those that name no recipient
+    of it; ``related_url``, the host object it was sent for."""
+    extension = MailDelivery.state().extension
+    events = queries.events_by_recipient(email)
+    return {
+        "recipients": [
+            {
+                "recipient": recipient,
+                "events": events.get(recipient.id, []),
+                "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
+            }
+            for recipient in email.recipients
+        ],
+        "other_events": events.get(None, []),
+        "related_url": extension.related_url(email.related_type, email.related_id),
+    }
+
+
 def detail(email_id: int) -> str:
     """One email: its facts, a copy of it, and each recipient's status log."""
-    state = MailDelivery.state()
-    tenant = viewer_tenant()
-    with queries.reading(state.db) as connection:
-        email = queries.email_detail(connection, email_id, tenant)
+    email = read_email(email_id)
     if email is None:
         abort(404)
-    extension = state.extension
-    events = queries.events_by_recipient(email)
-    recipients = [
-        {
-            "recipient": recipient,
-            "events": events.get(recipient.id, []),
-            "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
-        }
-        for recipient in email.recipients
-    ]
     can_resend = (email.text_body is not None or email.html_body is not None) and any(
         r.status in FAILURE_STATUSES for r in email.recipients
     )
     return render_template(
         "maildelivery/detail.html",
         email=email,
-        recipients=recipients,
-        other_events=events.get(None, []),
-        related_url=extension.related_url(email.related_type, email.related_id),
+        **status_logs(email),
         resends=email.resends,
         can_resend=can_resend,
     )
