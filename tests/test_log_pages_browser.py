@@ -241,6 +241,7 @@ def test_french_locale_shows_french_labels(live_log: LiveLog, open_page: Any) ->
     ):
         assert label in table, label
     page.get_by_role("link", name="Afficher tous les e-mails").click()
+    page.wait_for_url("**/maildelivery/?show=all")
     assert "Livré" in page.locator("#md-log").inner_text()
     page.goto(f"{live_log.base_url}/maildelivery/{live_log.failed_id}")
     assert page.get_by_role("heading", name="Journal des statuts").is_visible()
@@ -251,8 +252,10 @@ def test_pages_work_without_javascript(live_log: LiveLog, open_page: Any) -> Non
     page = open_page(javascript=False).page
     page.goto(f"{live_log.base_url}/maildelivery/")
     page.get_by_role("link", name="Show all emails").click()
+    page.wait_for_url("**/maildelivery/?show=all")
     page.get_by_label("Recipient address").fill("orders@")
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/maildelivery/?show=all&recipient=orders%40*")
     rows = page.locator("#md-log tbody tr")
     assert [r.get_attribute("data-email-id") for r in rows.all()] == [str(live_log.delivered_id)]
     assert "show=all" in page.url
