@@ -416,6 +416,17 @@ class WebhookAdapter(ABC):
         data = request.json()
         items = data if isinstance(data, list) else [data]
         validate(schema, items, what, many=True)
+        return self.fresh_events(request, items, normalize)
+
+    def fresh_events(
+        self,
+        request: WebhookRequest,
+        items: Iterable[dict[str, Any]],
+        normalize: Callable[[dict[str, Any]], NormalizedEvent],
+    ) -> list[NormalizedEvent]:
+        """The normalized events of validated ``items``, for providers that sign no
+        timestamp: refused when one is older than the tolerance (see
+        :meth:`check_event_times`)."""
         events = [normalize(item) for item in items]
         self.check_event_times(events, request.received_at)
         return events
