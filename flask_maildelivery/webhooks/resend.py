@@ -14,16 +14,12 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
-
-from ..config import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent
 from ..schemas import ResendEventSchema
 from .base import (
     AuthenticationFailed,
-    WebhookAdapter,
+    SigningKeyAdapter,
     WebhookRequest,
-    as_list,
     constant_time_equal,
     parse_epoch,
     parse_iso,
@@ -71,7 +67,7 @@ def correlation_tag(tags: Any) -> str | None:
     return None
 
 
-class ResendAdapter(WebhookAdapter):
+class ResendAdapter(SigningKeyAdapter[bytes]):
     """Resend (Svix) signed webhooks."""
 
     provider = "resend"
@@ -84,15 +80,10 @@ class ResendAdapter(WebhookAdapter):
         "shown on Resend's Webhooks page"
     )
 
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.keys = [
-            decode_secret(str(s)) for s in as_list(config_value("RESEND_WEBHOOK_SECRET", app))
-        ]
+    key_setting = "RESEND_WEBHOOK_SECRET"
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
+    def load_key(self, value: str) -> bytes:
+        return decode_secret(value)
 
     def verify(self, request: WebhookRequest) -> None:
         msg_id = request.header("svix-id")
