@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, ClassVar
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -77,7 +77,6 @@ class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
         "set MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY to the verification key shown in "
         "SendGrid's Mail Settings > Event Webhook (Signed Event Webhook enabled)"
     )
-    event_types: ClassVar[dict[str, str]] = EVENT_TYPES
 
     key_setting = "SENDGRID_WEBHOOK_PUBLIC_KEY"
 
@@ -116,7 +115,7 @@ class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
     def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
         """One SendGrid event as a normalized event."""
         raw_type = item["event"]
-        type_ = self.event_types.get(raw_type, "unknown")
+        type_ = EVENT_TYPES.get(raw_type, "unknown")
         bounce_type = None
         if raw_type == "bounce":
             bounce_type = "block" if item.get("type") == "blocked" else "hard"
