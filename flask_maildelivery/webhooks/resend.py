@@ -21,6 +21,7 @@ from .base import (
     SigningKeyAdapter,
     WebhookRequest,
     constant_time_equal,
+    obj,
     parse_epoch,
     parse_iso,
     text_or_none,
@@ -114,7 +115,7 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
         raw_type = data["type"]
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         item = data["data"]
-        bounce = item.get("bounce") if isinstance(item.get("bounce"), Mapping) else {}
+        bounce = obj(item.get("bounce"))
         bounce_type = None
         if raw_type == "email.bounced":
             kind = bounce.get("type")
@@ -128,9 +129,7 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
         recipients = [a for a in item.get("to") or [] if a] or [None]
         occurred = parse_iso(data["created_at"], "created_at")
         reason = text_or_none(bounce.get("message")) or text_or_none(
-            (item.get("failed") or {}).get("reason")
-            if isinstance(item.get("failed"), Mapping)
-            else None
+            obj(item.get("failed")).get("reason")
         )
         # the event does not say which address of "to" it concerns: it applies to each
         return [
