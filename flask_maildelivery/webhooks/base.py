@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from flask import Flask
 from marshmallow import Schema
@@ -416,6 +416,17 @@ class WebhookAdapter(ABC):
         data = request.json()
         items = data if isinstance(data, list) else [data]
         validate(schema, items, what, many=True)
+        return self.fresh_events(request, items, normalize)
+
+    def fresh_events(
+        self,
+        request: WebhookRequest,
+        items: Iterable[dict[str, Any]],
+        normalize: Callable[[dict[str, Any]], NormalizedEvent],
+    ) -> list[NormalizedEvent]:
+        """The normalized events of validated ``items``, for providers that sign no
+        timestamp: refused when one is older than the tolerance (see
+        :meth:`check_event_times`)."""
         events = [normalize(item) for item in items]
         self.check_event_times(events, request.received_at)
         return events
@@ -446,6 +457,38 @@ class BasicAuthAdapter(WebhookAdapter):
 
     def verify(self, request: WebhookRequest) -> None:
         self.basic_auth.check(request)
+
+
+KeyT = TypeVar("KeyT")
+
+
+class SigningKeyAdapter(WebhookAdapter, Generic[KeyT]):
+    """An adapter whose provider signs each request with a key configured in
+    ``MAILDELIVERY_<key_setting>`` (SendGrid, Mailgun, Resend): one key, or a list during a
+    key change, any of which is accepted (rotation).
+
+    Subclasses set :attr:`key_setting` and implement :meth:`load_key`.
+    """
+
+    #: The setting (without ``MAILDELIVERY_``) holding the key or the list of keys.
+    key_setting: ClassVar[str]
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.keys: list[KeyT] = [
+            self.load_key(str(value)) for value in as_list(config_value(self.key_setting, app))
+        ]
+
+    @abstractmethod
+    def load_key(self, value: str) -> KeyT:
+        """The usable key of one configured value.
+
+        :raises ValueError: the value is not such a key (the message says where to find it).
+        """
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keys)
 
 
 def challenge_headers(adapter: WebhookAdapter) -> dict[str, str]:

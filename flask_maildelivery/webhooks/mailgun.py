@@ -13,15 +13,13 @@ from typing import Any
 
 from flask import Flask
 
-from ..config import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent, normalize_message_id
 from ..schemas import MailgunPayloadSchema
 from .base import (
     AuthenticationFailed,
     ReplayCache,
-    WebhookAdapter,
+    SigningKeyAdapter,
     WebhookRequest,
-    as_list,
     constant_time_equal,
     obj,
     parse_epoch,
@@ -44,7 +42,7 @@ EVENT_TYPES: dict[str, str] = {
 _schema = MailgunPayloadSchema()
 
 
-class MailgunAdapter(WebhookAdapter):
+class MailgunAdapter(SigningKeyAdapter[bytes]):
     """Mailgun signed webhooks."""
 
     provider = "mailgun"
@@ -59,16 +57,14 @@ class MailgunAdapter(WebhookAdapter):
         "Mailgun's Sending > Webhooks (not the API key)"
     )
 
+    key_setting = "MAILGUN_WEBHOOK_SIGNING_KEY"
+
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
-        self.keys = [
-            str(k).encode() for k in as_list(config_value("MAILGUN_WEBHOOK_SIGNING_KEY", app))
-        ]
         self.tokens = ReplayCache(ttl=self.timestamps.tolerance + 300)
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
+    def load_key(self, value: str) -> bytes:
+        return value.encode()
 
     def _signature(self, request: WebhookRequest) -> dict[str, Any]:
         data = request.json()

@@ -78,9 +78,7 @@ class PostmarkAdapter(BasicAuthAdapter):
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()
         validate(_schema, data, "the Postmark record")
-        events = [self.normalize(data)]
-        self.check_event_times(events, request.received_at)
-        return events
+        return self.fresh_events(request, [data], self.normalize)
 
     def normalize(self, record: dict[str, Any]) -> NormalizedEvent:
         """One Postmark record as a normalized event."""

@@ -14,17 +14,14 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
-
-from ..config import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent
 from ..schemas import ResendEventSchema
 from .base import (
     AuthenticationFailed,
-    WebhookAdapter,
+    SigningKeyAdapter,
     WebhookRequest,
-    as_list,
     constant_time_equal,
+    obj,
     parse_epoch,
     parse_iso,
     text_or_none,
@@ -71,7 +68,7 @@ def correlation_tag(tags: Any) -> str | None:
     return None
 
 
-class ResendAdapter(WebhookAdapter):
+class ResendAdapter(SigningKeyAdapter[bytes]):
     """Resend (Svix) signed webhooks."""
 
     provider = "resend"
@@ -84,15 +81,10 @@ class ResendAdapter(WebhookAdapter):
         "shown on Resend's Webhooks page"
     )
 
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.keys = [
-            decode_secret(str(s)) for s in as_list(config_value("RESEND_WEBHOOK_SECRET", app))
-        ]
+    key_setting = "RESEND_WEBHOOK_SECRET"
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
+    def load_key(self, value: str) -> bytes:
+        return decode_secret(value)
 
     def verify(self, request: WebhookRequest) -> None:
         msg_id = request.header("svix-id")
@@ -123,7 +115,7 @@ class ResendAdapter(WebhookAdapter):
         raw_type = data["type"]
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         item = data["data"]
-        bounce = item.get("bounce") if isinstance(item.get("bounce"), Mapping) else {}
+        bounce = obj(item.get("bounce"))
         bounce_type = None
         if raw_type == "email.bounced":
             kind = bounce.get("type")
@@ -137,9 +129,7 @@ class ResendAdapter(WebhookAdapter):
         recipients = [a for a in item.get("to") or [] if a] or [None]
         occurred = parse_iso(data["created_at"], "created_at")
         reason = text_or_none(bounce.get("message")) or text_or_none(
-            (item.get("failed") or {}).get("reason")
-            if isinstance(item.get("failed"), Mapping)
-            else None
+            obj(item.get("failed")).get("reason")
         )
         # the event does not say which address of "to" it concerns: it applies to each
         return [

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, ClassVar
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Flask
 
-from ..config import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import SendGridEventSchema
 from .base import (
     AuthenticationFailed,
-    WebhookAdapter,
+    SigningKeyAdapter,
     WebhookRequest,
-    as_list,
     parse_epoch,
     text_or_none,
     validate,
@@ -68,7 +65,7 @@ def load_public_key(value: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-class SendGridAdapter(WebhookAdapter):
+class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
     """SendGrid signed Event Webhook."""
 
     provider = "sendgrid"
@@ -80,17 +77,11 @@ class SendGridAdapter(WebhookAdapter):
         "set MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY to the verification key shown in "
         "SendGrid's Mail Settings > Event Webhook (Signed Event Webhook enabled)"
     )
-    event_types: ClassVar[dict[str, str]] = EVENT_TYPES
 
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.keys = [
-            load_public_key(k) for k in as_list(config_value("SENDGRID_WEBHOOK_PUBLIC_KEY", app))
-        ]
+    key_setting = "SENDGRID_WEBHOOK_PUBLIC_KEY"
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
+    def load_key(self, value: str) -> ec.EllipticCurvePublicKey:
+        return load_public_key(value)
 
     def verify(self, request: WebhookRequest) -> None:
         signature = request.header(SIGNATURE_HEADER)
@@ -124,7 +115,7 @@ class SendGridAdapter(WebhookAdapter):
     def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
         """One SendGrid event as a normalized event."""
         raw_type = item["event"]
-        type_ = self.event_types.get(raw_type, "unknown")
+        type_ = EVENT_TYPES.get(raw_type, "unknown")
         bounce_type = None
         if raw_type == "bounce":
             bounce_type = "block" if item.get("type") == "blocked" else "hard"

@@ -76,9 +76,7 @@ class SparkPostAdapter(BasicAuthAdapter):
                     raise MalformedPayload(f"element {index}: msys holds no event object")
                 inner.append(value)
         validate(_schema, inner, "the SparkPost events", many=True)
-        events = [self.normalize(item) for item in inner]
-        self.check_event_times(events, request.received_at)
-        return events
+        return self.fresh_events(request, inner, self.normalize)
 
     def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
         """One SparkPost event as a normalized event."""
