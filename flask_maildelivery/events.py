@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .state import STATUS_ORDER
@@ -81,8 +81,3 @@ def content_event_id(provider: str, payload: Any) -> str:
     """
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(f"{provider}\n{canonical}".encode()).hexdigest()
-
-
-def utc_from_timestamp(value: float | int | str) -> datetime:
-    """An aware UTC datetime from epoch seconds (int, float or numeric string)."""
-    return datetime.fromtimestamp(float(value), tz=UTC)
