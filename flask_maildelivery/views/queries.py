@@ -481,12 +481,12 @@ def iter_emails(
 
 
 def get_email(session: AnySession, email_id: int, tenant_id: str | None) -> Email | None:
-    """Email ``email_id`` of ``tenant_id`` with its recipients and events loaded (three
-    statements in all), or ``None`` (also when it belongs to another tenant)."""
+    """Email ``email_id`` of ``tenant_id`` with its recipients loaded (two statements; what
+    a resend reads), or ``None`` (also when it belongs to another tenant)."""
     return session.scalars(
         sa.select(Email)
         .where(Email.id == email_id, _tenant_clause(tenant_id))
-        .options(selectinload(Email.recipients), selectinload(Email.events))
+        .options(selectinload(Email.recipients))
     ).first()
 
 
