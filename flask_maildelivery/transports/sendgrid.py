@@ -123,4 +123,4 @@ class SendGridTransport(HTTPTransport):
                     reasons.append(text)
             if reasons:
                 return clip("; ".join(reasons))
-        return clip(response.text)
+        return super().error_reason(response)
