@@ -69,41 +69,24 @@ def free_port() -> int:
 
 
 def message(n: int) -> OutgoingMessage:
-    sender = parse_address("billing@acme.test", role="sender")
-    to = [
-        parse_address(f"customer{n}@customer.test", role="to"),
-        parse_address(f"buyer{n}@customer.test", role="to"),
-    ]
-    cc = [parse_address("accounting@acme.test", role="cc")]
-    files = [Attachment(f"INV-{n:05d}.pdf", PDF, "application/pdf")]
     public_id = f"{n:032x}"
-    text = f"Please find invoice INV-{n:05d} attached."
-    mime = build_mime(
-        public_id=public_id,
-        sender=sender,
-        to=to,
-        cc=cc,
-        subject=f"Invoice INV-{n:05d}",
-        text=text,
-        html=None,
-        reply_to=None,
-        attachments=files,
-        headers={},
-    )
-    return OutgoingMessage(
-        public_id=public_id,
-        sender=sender,
-        to=to,
-        cc=cc,
-        bcc=[],
-        subject=f"Invoice INV-{n:05d}",
-        text=text,
-        html=None,
-        reply_to=None,
-        attachments=files,
-        headers={},
-        mime=mime,
-    )
+    # what build_mime takes is what OutgoingMessage holds, bcc and the MIME aside
+    fields: dict[str, Any] = {
+        "sender": parse_address("billing@acme.test", role="sender"),
+        "to": [
+            parse_address(f"customer{n}@customer.test", role="to"),
+            parse_address(f"buyer{n}@customer.test", role="to"),
+        ],
+        "cc": [parse_address("accounting@acme.test", role="cc")],
+        "subject": f"Invoice INV-{n:05d}",
+        "text": f"Please find invoice INV-{n:05d} attached.",
+        "html": None,
+        "reply_to": None,
+        "attachments": [Attachment(f"INV-{n:05d}.pdf", PDF, "application/pdf")],
+        "headers": {},
+    }
+    mime = build_mime(public_id=public_id, **fields)
+    return OutgoingMessage(public_id=public_id, bcc=[], mime=mime, **fields)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,27 @@ SENDER = "billing@acme.test"
 
 def recipients(n: int) -> tuple[list[str], list[str]]:
     return [f"customer{n}@customer.test", f"buyer{n}@customer.test"], ["accounting@acme.test"]
+
+
+def set_headers(msg: Message, n: int, to: list[str], cc: list[str]) -> None:
+    """The headers of message ``n``; both baselines set the same ones."""
+    msg["From"] = SENDER
+    msg["To"] = ", ".join(to)
+    msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = SUBJECT.format(n=n)
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = make_msgid(domain="acme.test")
+    msg["X-MailDelivery-ID"] = new_public_id()
+
+
+def use_wal(engine: sa.Engine) -> None:
+    """SQLite in WAL mode with ``synchronous=NORMAL`` (a commit without an fsync) on every
+    connection ``engine`` opens."""
+
+    @sa.event.listens_for(engine, "connect")
+    def pragmas(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def run_server(port: int, ready: Any) -> None:
@@ -74,13 +95,7 @@ def plain_smtplib(port: int, count: int) -> float:
         for n in range(count):
             to, cc = recipients(n)
             msg = EmailMessage()
-            msg["From"] = SENDER
-            msg["To"] = ", ".join(to)
-            msg["Cc"] = ", ".join(cc)
-            msg["Subject"] = SUBJECT.format(n=n)
-            msg["Date"] = format_datetime(utcnow())
-            msg["Message-ID"] = make_msgid(domain="acme.test")
-            msg["X-MailDelivery-ID"] = new_public_id()
+            set_headers(msg, n, to, cc)
             msg.set_content(TEXT.format(n=n))
             msg.add_alternative(HTML.format(n=n), subtype="html")
             smtp.send_message(msg, from_addr=SENDER, to_addrs=[*to, *cc])
@@ -99,13 +114,7 @@ def plain_smtplib_mime(port: int, count: int) -> float:
             msg = MIMEMultipart("alternative")
             msg.attach(MIMEText(TEXT.format(n=n), "plain", "us-ascii"))
             msg.attach(MIMEText(HTML.format(n=n), "html", "us-ascii"))
-            msg["From"] = SENDER
-            msg["To"] = ", ".join(to)
-            msg["Cc"] = ", ".join(cc)
-            msg["Subject"] = SUBJECT.format(n=n)
-            msg["Date"] = format_datetime(utcnow())
-            msg["Message-ID"] = make_msgid(domain="acme.test")
-            msg["X-MailDelivery-ID"] = new_public_id()
+            set_headers(msg, n, to, cc)
             smtp.send_message(msg, from_addr=SENDER, to_addrs=[*to, *cc])
     return time.perf_counter() - start
 
@@ -129,12 +138,7 @@ def with_send(url: str, port: int, count: int, wal: bool = False) -> float:
     mail_delivery = MailDelivery(app, db=db)
     with app.app_context():
         if wal:
-
-            @sa.event.listens_for(db.engine, "connect")
-            def pragmas(dbapi_connection: Any, record: Any) -> None:
-                dbapi_connection.execute("PRAGMA journal_mode=WAL")
-                dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
+            use_wal(db.engine)
         Base.metadata.drop_all(db.engine)
         Base.metadata.create_all(db.engine)
         start = time.perf_counter()
@@ -162,12 +166,7 @@ def commit_floor(url: str, count: int, wal: bool) -> float:
     at the least on this database and disk, whatever the code does."""
     engine = sa.create_engine(url)
     if wal:
-
-        @sa.event.listens_for(engine, "connect")
-        def pragmas(dbapi_connection: Any, record: Any) -> None:
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
-            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
+        use_wal(engine)
     table = sa.Table(
         "bench_commit_floor", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True)
     )

@@ -151,6 +151,18 @@ class _PayloadSchema(Schema):
         unknown = INCLUDE
 
 
+def _one_of_required(*keys: str) -> Callable[..., None]:
+    """A schema-level validator: at least one of ``keys`` has a value; the error is reported
+    as a missing ``keys[0]``."""
+
+    @validates_schema
+    def check(self: Schema, data: dict[str, Any], **kwargs: Any) -> None:
+        if not any(data.get(key) for key in keys):
+            raise ValidationError("Missing data for required field.", keys[0])
+
+    return check
+
+
 class SendGridEventSchema(_PayloadSchema):
     """One element of SendGrid's event array."""
 
@@ -195,10 +207,7 @@ class PostmarkRecordSchema(_PayloadSchema):
     MessageID = fields.String()
     Metadata = fields.Dict()
 
-    @validates_schema
-    def _has_message_id(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not (data.get("MessageID") or data.get("MessageId")):
-            raise ValidationError("Missing data for required field.", "MessageID")
+    _has_message_id = _one_of_required("MessageID", "MessageId")
 
 
 class SNSEnvelopeSchema(_PayloadSchema):
@@ -232,10 +241,7 @@ class SESEventSchema(_PayloadSchema):
     notificationType = fields.String()
     mail = fields.Nested(SESMailSchema, required=True)
 
-    @validates_schema
-    def _has_type(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not (data.get("eventType") or data.get("notificationType")):
-            raise ValidationError("Missing data for required field.", "eventType")
+    _has_type = _one_of_required("eventType", "notificationType")
 
 
 class SparkPostEventSchema(_PayloadSchema):

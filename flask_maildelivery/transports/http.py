@@ -160,9 +160,17 @@ def result_from_json(provider_label: str, field: str, response: httpx.Response) 
     answer (normalized as webhook events report it); logged when the id is missing."""
     body = json_body(response)
     raw_id = body.get(field) if isinstance(body, dict) else None
+    return result_from_id(provider_label, raw_id, f'"{field}"', response)
+
+
+def result_from_id(
+    provider_label: str, raw_id: object, where: str, response: httpx.Response
+) -> SendResult:
+    """The outcome of an accepted message whose answer gave ``raw_id`` (read from ``where``
+    in ``response``), normalized as webhook events report it; logged when there is none."""
     message_id = normalize_message_id(raw_id if isinstance(raw_id, str) else None)
     if message_id is None:
-        missing_id(provider_label, f'"{field}"', response)
+        missing_id(provider_label, where, response)
     return SendResult(provider_message_id=message_id)
 
 
@@ -234,6 +242,7 @@ __all__ = [
     "extra_headers",
     "json_body",
     "missing_id",
+    "result_from_id",
     "result_from_json",
     "unique_recipients",
 ]

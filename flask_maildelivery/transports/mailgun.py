@@ -87,7 +87,7 @@ class MailgunTransport(HTTPTransport):
         body = json_body(response)
         if isinstance(body, dict) and body.get("message"):
             return clip(str(body["message"]))
-        return clip(response.text)
+        return super().error_reason(response)
 
 
 def _multi_dict(fields: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -102,4 +102,4 @@ class PostmarkTransport(HTTPTransport):
             code = body.get("ErrorCode")
             prefix = f"ErrorCode {code}: " if code is not None else ""
             return clip(f"{prefix}{body['Message']}")
-        return clip(response.text)
+        return super().error_reason(response)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..events import normalize_message_id
 from .base import Address, OutgoingMessage, SendResult
 from .http import (
     HTTPTransport,
@@ -22,7 +21,7 @@ from .http import (
     clip,
     extra_headers,
     json_body,
-    missing_id,
+    result_from_id,
     unique_recipients,
 )
 
@@ -102,10 +101,12 @@ class SendGridTransport(HTTPTransport):
             json=self.payload(message),
             headers={"Authorization": f"Bearer {self.api_key}"},
         )
-        message_id = normalize_message_id(response.headers.get("X-Message-Id"))
-        if message_id is None:
-            missing_id(self.provider_label, "X-Message-Id header", response)
-        return SendResult(provider_message_id=message_id)
+        return result_from_id(
+            self.provider_label,
+            response.headers.get("X-Message-Id"),
+            "X-Message-Id header",
+            response,
+        )
 
     def error_reason(self, response: httpx.Response) -> str:
         """SendGrid's ``errors`` list: each message, with the field it is about."""
@@ -122,4 +123,4 @@ class SendGridTransport(HTTPTransport):
                     reasons.append(text)
             if reasons:
                 return clip("; ".join(reasons))
-        return clip(response.text)
+        return super().error_reason(response)
