@@ -23,7 +23,7 @@ from .config import config_value
 from .mime import CORRELATION_HEADER, build_mime, header_text
 from .models import Email, Recipient, utcnow
 from .transports import Address, Attachment, OutgoingMessage, TransportError
-from .transports.base import STRUCTURAL_HEADERS
+from .transports.base import STRUCTURAL_HEADERS, unique_addresses
 
 if TYPE_CHECKING:
     from .extension import AddressLike, _AppState
@@ -81,21 +81,6 @@ def _parse_many(values: Sequence[AddressLike] | str, role: str) -> list[Address]
     return [parse_address(v, role=role) for v in values]
 
 
-def _unique_recipients(
-    to: list[Address], cc: list[Address], bcc: list[Address]
-) -> list[tuple[str, Address]]:
-    """``(kind, address)`` for every recipient, an address kept once (first kind wins)."""
-    seen: set[str] = set()
-    result: list[tuple[str, Address]] = []
-    for kind, group in (("to", to), ("cc", cc), ("bcc", bcc)):
-        for address in group:
-            key = address.address.lower()
-            if key not in seen:
-                seen.add(key)
-                result.append((kind, address))
-    return result
-
-
 def send_email(
     state: _AppState,
     *,
@@ -127,7 +112,13 @@ def send_email(
         _parse_many(cc, "cc"),
         _parse_many(bcc, "bcc"),
     )
-    recipients = _unique_recipients(to_list, cc_list, bcc_list)
+    recipients = [
+        (kind, address)
+        for kind, group in zip(
+            ("to", "cc", "bcc"), unique_addresses(to_list, cc_list, bcc_list), strict=True
+        )
+        for address in group
+    ]
     if not recipients:
         raise SendRefused("the email has no recipient: pass at least one address in to, cc or bcc")
     limit = config_value("MAX_RECIPIENTS")

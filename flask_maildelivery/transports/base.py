@@ -8,6 +8,7 @@ database: :mod:`flask_maildelivery.sending` records the outcome.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import TYPE_CHECKING, ClassVar
@@ -49,6 +50,26 @@ class Address:
         from email.headerregistry import Address as HeaderAddress
 
         return str(HeaderAddress(display_name=self.name, addr_spec=self.address))
+
+
+def unique_addresses(
+    to: Sequence[Address], cc: Sequence[Address], bcc: Sequence[Address]
+) -> tuple[list[Address], list[Address], list[Address]]:
+    """``to``, ``cc`` and ``bcc`` with each address once, any case: an address listed
+    under two kinds stays under the first (``to``, then ``cc``, then ``bcc``). This is how
+    the recipients of an email are recorded, and what the API transports send (some
+    providers refuse an address listed twice)."""
+    seen: set[str] = set()
+    groups: list[list[Address]] = []
+    for group in (to, cc, bcc):
+        kept = []
+        for address in group:
+            key = address.address.lower()
+            if key not in seen:
+                seen.add(key)
+                kept.append(address)
+        groups.append(kept)
+    return groups[0], groups[1], groups[2]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .base import (
     SendResult,
     Transport,
     TransportError,
+    unique_addresses,
 )
 
 if TYPE_CHECKING:
@@ -202,19 +203,9 @@ def extra_headers(message: OutgoingMessage) -> list[tuple[str, str]]:
 def unique_recipients(
     message: OutgoingMessage,
 ) -> tuple[list[Address], list[Address], list[Address]]:
-    """``to``, ``cc`` and ``bcc`` with each address once (the first kind wins), as the
-    recipients are recorded; some APIs refuse an address listed twice."""
-    seen: set[str] = set()
-    groups: list[list[Address]] = []
-    for group in (message.to, message.cc, message.bcc):
-        kept = []
-        for address in group:
-            key = address.address.lower()
-            if key not in seen:
-                seen.add(key)
-                kept.append(address)
-        groups.append(kept)
-    return groups[0], groups[1], groups[2]
+    """``to``, ``cc`` and ``bcc`` of ``message`` with each address once, as the recipients
+    are recorded (:func:`~flask_maildelivery.transports.base.unique_addresses`)."""
+    return unique_addresses(message.to, message.cc, message.bcc)
 
 
 def bodies(message: OutgoingMessage) -> tuple[str | None, str | None]:
