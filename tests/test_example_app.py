@@ -56,6 +56,14 @@ def erp_tables(database_url: str, schema: sa.Engine) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def clear_erp_tables(erp_tables: sa.Engine, schema: sa.Engine) -> None:
+    """Delete every row of the ERP's tables, then of the package's (children first)."""
+    with erp_tables.begin() as connection:
+        for table in reversed(Model.metadata.sorted_tables):
+            connection.execute(table.delete())
+    clear_tables(schema)
+
+
 @pytest.fixture
 def erp(
     erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
@@ -79,10 +87,7 @@ def erp(
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        with erp_tables.begin() as connection:
-            for table in reversed(Model.metadata.sorted_tables):
-                connection.execute(table.delete())
-        clear_tables(schema)
+        clear_erp_tables(erp_tables, schema)
 
 
 def sign_in(app: Flask, username: str) -> FlaskClient:
@@ -496,10 +501,7 @@ def test_demo_seed_runs_once_and_sends_one_email_per_outcome(
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        with erp_tables.begin() as connection:
-            for table in reversed(Model.metadata.sorted_tables):
-                connection.execute(table.delete())
-        clear_tables(schema)
+        clear_erp_tables(erp_tables, schema)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -771,10 +773,7 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         assert {status for status, _ in stack.simulator.posts} == {200}
     finally:
         stack.stop()
-        with erp_tables.begin() as connection:
-            for table in reversed(Model.metadata.sorted_tables):
-                connection.execute(table.delete())
-        clear_tables(schema)
+        clear_erp_tables(erp_tables, schema)
 
 
 def test_a_port_in_use_is_refused_and_leaves_nothing_running(
