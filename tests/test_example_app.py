@@ -744,8 +744,7 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
 
         def invoice_state(number: str) -> tuple[str | None, str | None]:
             with app.app_context():
-                invoice = db.session.scalar(sa.select(Invoice).where(Invoice.number == number))
-                assert invoice is not None
+                invoice = first_or_fail(db.session, Invoice, Invoice.number == number)
                 return invoice.email_result, invoice.email_status
 
         wait_for(lambda: invoice_state("INV-1008") == ("warning", "bounced"))
@@ -763,8 +762,7 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         wait_for(lambda: email_id_of(app, "INV-1008") != first)
         wait_for(lambda: invoice_state("INV-1008")[0] == "delivered")
         with app.app_context():
-            copy = db.session.get(Email, email_id_of(app, "INV-1008"))
-            assert copy is not None
+            copy = get_or_fail(db.session, Email, email_id_of(app, "INV-1008"))
             assert copy.resent_from_id == first
             assert [r.address for r in copy.recipients] == ["ap@initech.example"]
             assert [a["filename"] for a in copy.attachments] == ["INV-1008.pdf"]
