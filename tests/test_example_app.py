@@ -108,6 +108,11 @@ def contact_named(name: str) -> Contact:
     return first_or_fail(db.session, Contact, Contact.name == name)
 
 
+def contact_id(name: str, app: Flask) -> int:
+    with app.app_context():
+        return contact_named(name).id
+
+
 # -- pages --------------------------------------------------------------------------------
 
 
@@ -239,8 +244,7 @@ def test_the_auditor_reads_but_cannot_email_or_edit(erp: Flask) -> None:
     client = sign_in(erp, "acme.auditor")
     ids = invoice_ids(erp, "INV-1001")
     assert client.post("/invoices/email", data={"invoice_id": [str(ids[0])]}).status_code == 403
-    with erp.app_context():
-        northwind = contact_named("Northwind Traders").id
+    northwind = contact_id("Northwind Traders", erp)
     assert client.get(f"/contacts/{northwind}/edit").status_code == 403
     assert "Email selected invoices" not in client.get("/invoices").text
 
@@ -279,8 +283,7 @@ def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -
 
 def test_contact_edit_refuses_an_invalid_address_and_keeps_the_record(erp: Flask) -> None:
     client = sign_in(erp, "acme.clerk")
-    with erp.app_context():
-        initech = contact_named("Initech").id
+    initech = contact_id("Initech", erp)
     response = client.post(
         f"/contacts/{initech}/edit", data={"name": "Initech", "email": "ap@@initech"}
     )
@@ -288,8 +291,7 @@ def test_contact_edit_refuses_an_invalid_address_and_keeps_the_record(erp: Flask
     assert "error-text" in response.text
     with erp.app_context():
         assert get_or_fail(db.session, Contact, initech).email == "initech@bounce.example"
-    with erp.app_context():
-        foreign = contact_named("Duff Brewing").id
+    foreign = contact_id("Duff Brewing", erp)
     assert client.get(f"/contacts/{foreign}/edit").status_code == 404
 
 
@@ -711,11 +713,6 @@ def test_log_pages_sit_in_the_erp_layout_with_the_erps_permission_and_tenants(er
         assert "Sign out" in page.text
         assert "Invoice INV-1008 from Acme Supplies" in page.text
         assert f'href="/contacts/{contact_id("Initech", erp)}/edit"' in page.text
-
-
-def contact_id(name: str, app: Flask) -> int:
-    with app.app_context():
-        return contact_named(name).id
 
 
 def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
