@@ -145,13 +145,10 @@ def start_stack(
         prefix = config_value("URL_PREFIX", app).rstrip("/")
         simulator.webhook_url = f"http://{host}:{server.server_port}{prefix}/webhooks/sendgrid"
         simulator.start()
+    stack = ExampleStack(app=app, server=server, simulator=simulator, smtp=smtp, seeded=False)
     try:
-        seeded = demo.seed(app, emails=demo_emails and local)
+        stack.seeded = demo.seed(app, emails=demo_emails and local)
     except BaseException:
-        server.server_close()
-        if simulator is not None:
-            simulator.stop()
-        if smtp is not None:
-            smtp.stop()
+        stack.stop()
         raise
-    return ExampleStack(app=app, server=server, simulator=simulator, smtp=smtp, seeded=seeded)
+    return stack

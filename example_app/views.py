@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.wrappers import Response as BaseResponse
 
 from flask_maildelivery import SendRefused
@@ -61,7 +62,9 @@ def login() -> str | BaseResponse:
                 target = url_for("erp.invoices")
             return redirect(target)
         flash("Unknown username or wrong password.", "error")
-    users = db.session.scalars(sa.select(User).order_by(User.company_id, User.id)).all()
+    users = db.session.scalars(
+        sa.select(User).options(joinedload(User.company)).order_by(User.company_id, User.id)
+    ).all()
     return render_template("login.html", demo_users=users)
 
 
@@ -85,6 +88,7 @@ def invoices() -> str:
     """The company's invoices, each with the outcome of its latest email."""
     rows = db.session.scalars(
         sa.select(Invoice)
+        .options(joinedload(Invoice.customer))
         .where(Invoice.company_id == current_user.company_id)
         .order_by(Invoice.number.desc())
     ).all()
@@ -130,6 +134,7 @@ def invoice(invoice_id: int) -> str:
     record = _own(Invoice, invoice_id)
     emails = db.session.scalars(
         sa.select(Email)
+        .options(selectinload(Email.recipients))
         .where(
             Email.related_type == "invoice",
             Email.related_id == str(record.id),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -77,7 +75,7 @@ def stats_command(days: int, tenant: str | None) -> None:
     """Print emails by result and recipients by status over the last DAYS days."""
     from .maintenance import retention_cutoff, stats
 
-    figures = stats(current_app, retention_cutoff(days) + timedelta(0), tenant)
+    figures = stats(current_app, retention_cutoff(days), tenant)
     click.echo(f"emails sent in the last {days} day(s), by result:")
     for name, count in sorted(figures["results"].items()):
         click.echo(f"  {name:<10} {count}")

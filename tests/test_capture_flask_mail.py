@@ -4,14 +4,10 @@ real SMTP server."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import smtplib
-from email.message import EmailMessage as StdlibMessage
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask, jsonify
 from flask_mail import BadHeaderError, Mail, Message
 
@@ -19,7 +15,8 @@ from flask_maildelivery import MailDelivery
 from flask_maildelivery.contrib import DeliveryFailed
 from flask_maildelivery.models import Email
 
-from .conftest import AppFactory, SMTPServer, free_port
+from .capture_helpers import parse_message, recorded, smtp_app
+from .conftest import AppFactory, SMTPServer, first_or_fail, free_port
 
 PDF = b"%PDF-1.4 purchase order 12"
 
@@ -68,26 +65,8 @@ def install_purchasing(app: Flask) -> Mail:
 
 
 def _app(make_app: AppFactory, smtp_server: SMTPServer, **config: Any) -> Flask:
-    settings = {
-        **smtp_server.config(),
-        "MAIL_SERVER": smtp_server.host,
-        "MAIL_PORT": smtp_server.port,
-        # Flask-Mail suppresses sending when TESTING is set; this app really sends
-        "MAIL_SUPPRESS_SEND": False,
-        **config,
-    }
-    return make_app(**settings)
-
-
-def recorded(app: Flask) -> list[tuple[str, str, dict[str, str], str]]:
-    """``(subject, sender, {address: kind}, result)`` of every stored email, oldest first."""
-    with app.app_context():
-        session = MailDelivery.state(app).db.session
-        emails = session.scalars(sa.select(Email).order_by(Email.id)).all()
-        return [
-            (e.subject, e.sender, {r.address: r.kind for r in e.recipients}, e.result)
-            for e in emails
-        ]
+    # Flask-Mail suppresses sending when TESTING is set; this app really sends
+    return smtp_app(make_app, smtp_server, MAIL_SUPPRESS_SEND=False, **config)
 
 
 def test_every_email_of_an_existing_flask_mail_app_is_recorded(
@@ -133,13 +112,11 @@ def test_every_email_of_an_existing_flask_mail_app_is_recorded(
     assert sorted(order.rcpt_tos) == sorted(
         ["vendor@supplier.test", "vera@supplier.test", "buyer@acme.test", "archive@acme.test"]
     )
-    message = email.message_from_bytes(order.data, policy=email.policy.default)
-    assert isinstance(message, StdlibMessage)
+    message = parse_message(order.data)
     assert "Bcc" not in message
     assert message["X-Order"] == "PO-12"
     with app.app_context():
-        stored = MailDelivery.state(app).db.session.scalars(sa.select(Email)).first()
-        assert stored is not None
+        stored = first_or_fail(MailDelivery.state(app).db.session, Email)
         assert message["X-MailDelivery-ID"] == stored.public_id
         assert stored.reply_to == "buyer@acme.test"
         assert stored.text_body == "Please confirm purchase order PO-12."

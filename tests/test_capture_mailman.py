@@ -3,14 +3,10 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import smtplib
-from email.message import EmailMessage as StdlibMessage
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask, jsonify
 from flask_mailman import EmailMessage, EmailMultiAlternatives, Mail
 
@@ -18,7 +14,8 @@ from flask_maildelivery import MailDelivery
 from flask_maildelivery.contrib import DeliveryFailed
 from flask_maildelivery.models import Email
 
-from .conftest import AppFactory, SMTPServer, free_port
+from .capture_helpers import parse_message, recorded, smtp_app
+from .conftest import AppFactory, SMTPServer, first_or_fail, free_port
 
 BACKEND = "flask_maildelivery.contrib.mailman.EmailBackend"
 PDF = b"%PDF-1.4 invoice 7"
@@ -85,37 +82,10 @@ def install_invoicing(app: Flask) -> Mail:
     return mail
 
 
-def _app(make_app: AppFactory, smtp_server: SMTPServer, **config: Any) -> Flask:
-    settings = {
-        **smtp_server.config(),
-        "MAIL_SERVER": smtp_server.host,
-        "MAIL_PORT": smtp_server.port,
-        **config,
-    }
-    return make_app(**settings)
-
-
-def recorded(app: Flask) -> list[tuple[str, str, dict[str, str], str]]:
-    """``(subject, sender, {address: kind}, result)`` of every stored email, oldest first."""
-    with app.app_context():
-        session = MailDelivery.state(app).db.session
-        emails = session.scalars(sa.select(Email).order_by(Email.id)).all()
-        return [
-            (e.subject, e.sender, {r.address: r.kind for r in e.recipients}, e.result)
-            for e in emails
-        ]
-
-
-def _parse(data: bytes) -> StdlibMessage:
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, StdlibMessage)
-    return message
-
-
 def test_every_email_of_an_existing_mailman_app_is_recorded(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
-    app = _app(make_app, smtp_server, MAIL_BACKEND=BACKEND)
+    app = smtp_app(make_app, smtp_server, MAIL_BACKEND=BACKEND)
     install_invoicing(app)
     client = app.test_client()
 
@@ -159,13 +129,12 @@ def test_every_email_of_an_existing_mailman_app_is_recorded(
     assert sorted(invoice.rcpt_tos) == sorted(
         ["ann@customer.test", "bob@customer.test", "accounting@customer.test", "archive@acme.test"]
     )
-    message = _parse(invoice.data)
+    message = parse_message(invoice.data)
     assert "Bcc" not in message
     assert message["Reply-To"] == "accounts@acme.test"
     assert message["X-Invoice"] == "INV-0007"
     with app.app_context():
-        stored = MailDelivery.state(app).db.session.scalars(sa.select(Email)).first()
-        assert stored is not None
+        stored = first_or_fail(MailDelivery.state(app).db.session, Email)
         assert message["X-MailDelivery-ID"] == stored.public_id
         assert stored.reply_to == "accounts@acme.test"
         assert stored.text_body == "Please find invoice INV-0007 attached."
@@ -182,7 +151,7 @@ def test_without_the_configuration_line_nothing_is_recorded(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
     # the same app with Flask-Mailman's own SMTP backend: mail goes out, no record
-    app = _app(make_app, smtp_server, MAIL_BACKEND="smtp")
+    app = smtp_app(make_app, smtp_server, MAIL_BACKEND="smtp")
     install_invoicing(app)
     assert app.test_client().post("/reminders").json == {"sent": 1}
     assert len(smtp_server.messages) == 1
@@ -192,7 +161,7 @@ def test_without_the_configuration_line_nothing_is_recorded(
 def test_a_failed_delivery_is_recorded_and_raised_as_an_smtp_error(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
-    app = _app(make_app, smtp_server, MAIL_BACKEND=BACKEND, MAILDELIVERY_SMTP_PORT=free_port())
+    app = smtp_app(make_app, smtp_server, MAIL_BACKEND=BACKEND, MAILDELIVERY_SMTP_PORT=free_port())
     mail = install_invoicing(app)
     with app.app_context():
         with pytest.raises(smtplib.SMTPException) as raised:
@@ -213,7 +182,7 @@ def test_a_failed_delivery_is_recorded_and_raised_as_an_smtp_error(
 def test_an_invalid_address_is_refused_and_nothing_is_sent(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
-    app = _app(make_app, smtp_server, MAIL_BACKEND=BACKEND)
+    app = smtp_app(make_app, smtp_server, MAIL_BACKEND=BACKEND)
     mail = install_invoicing(app)
     with app.app_context(), pytest.raises(ValueError, match="is not an email address"):
         mail.send_mail("Invoice", "...", "billing@acme.test", ["not an address"])

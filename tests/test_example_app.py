@@ -56,6 +56,14 @@ def erp_tables(database_url: str, schema: sa.Engine) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def clear_erp_tables(erp_tables: sa.Engine, schema: sa.Engine) -> None:
+    """Delete every row of the ERP's tables, then of the package's (children first)."""
+    with erp_tables.begin() as connection:
+        for table in reversed(Model.metadata.sorted_tables):
+            connection.execute(table.delete())
+    clear_tables(schema)
+
+
 @pytest.fixture
 def erp(
     erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
@@ -79,10 +87,7 @@ def erp(
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        with erp_tables.begin() as connection:
-            for table in reversed(Model.metadata.sorted_tables):
-                connection.execute(table.delete())
-        clear_tables(schema)
+        clear_erp_tables(erp_tables, schema)
 
 
 def sign_in(app: Flask, username: str) -> FlaskClient:
@@ -101,6 +106,11 @@ def invoice_ids(app: Flask, *numbers: str) -> list[int]:
 
 def contact_named(name: str) -> Contact:
     return first_or_fail(db.session, Contact, Contact.name == name)
+
+
+def contact_id(name: str, app: Flask) -> int:
+    with app.app_context():
+        return contact_named(name).id
 
 
 # -- pages --------------------------------------------------------------------------------
@@ -234,8 +244,7 @@ def test_the_auditor_reads_but_cannot_email_or_edit(erp: Flask) -> None:
     client = sign_in(erp, "acme.auditor")
     ids = invoice_ids(erp, "INV-1001")
     assert client.post("/invoices/email", data={"invoice_id": [str(ids[0])]}).status_code == 403
-    with erp.app_context():
-        northwind = contact_named("Northwind Traders").id
+    northwind = contact_id("Northwind Traders", erp)
     assert client.get(f"/contacts/{northwind}/edit").status_code == 403
     assert "Email selected invoices" not in client.get("/invoices").text
 
@@ -274,8 +283,7 @@ def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -
 
 def test_contact_edit_refuses_an_invalid_address_and_keeps_the_record(erp: Flask) -> None:
     client = sign_in(erp, "acme.clerk")
-    with erp.app_context():
-        initech = contact_named("Initech").id
+    initech = contact_id("Initech", erp)
     response = client.post(
         f"/contacts/{initech}/edit", data={"name": "Initech", "email": "ap@@initech"}
     )
@@ -283,8 +291,7 @@ def test_contact_edit_refuses_an_invalid_address_and_keeps_the_record(erp: Flask
     assert "error-text" in response.text
     with erp.app_context():
         assert get_or_fail(db.session, Contact, initech).email == "initech@bounce.example"
-    with erp.app_context():
-        foreign = contact_named("Duff Brewing").id
+    foreign = contact_id("Duff Brewing", erp)
     assert client.get(f"/contacts/{foreign}/edit").status_code == 404
 
 
@@ -496,10 +503,7 @@ def test_demo_seed_runs_once_and_sends_one_email_per_outcome(
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        with erp_tables.begin() as connection:
-            for table in reversed(Model.metadata.sorted_tables):
-                connection.execute(table.delete())
-        clear_tables(schema)
+        clear_erp_tables(erp_tables, schema)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -711,11 +715,6 @@ def test_log_pages_sit_in_the_erp_layout_with_the_erps_permission_and_tenants(er
         assert f'href="/contacts/{contact_id("Initech", erp)}/edit"' in page.text
 
 
-def contact_id(name: str, app: Flask) -> int:
-    with app.app_context():
-        return contact_named(name).id
-
-
 def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
     erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
@@ -742,8 +741,7 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
 
         def invoice_state(number: str) -> tuple[str | None, str | None]:
             with app.app_context():
-                invoice = db.session.scalar(sa.select(Invoice).where(Invoice.number == number))
-                assert invoice is not None
+                invoice = first_or_fail(db.session, Invoice, Invoice.number == number)
                 return invoice.email_result, invoice.email_status
 
         wait_for(lambda: invoice_state("INV-1008") == ("warning", "bounced"))
@@ -761,8 +759,7 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         wait_for(lambda: email_id_of(app, "INV-1008") != first)
         wait_for(lambda: invoice_state("INV-1008")[0] == "delivered")
         with app.app_context():
-            copy = db.session.get(Email, email_id_of(app, "INV-1008"))
-            assert copy is not None
+            copy = get_or_fail(db.session, Email, email_id_of(app, "INV-1008"))
             assert copy.resent_from_id == first
             assert [r.address for r in copy.recipients] == ["ap@initech.example"]
             assert [a["filename"] for a in copy.attachments] == ["INV-1008.pdf"]
@@ -771,10 +768,7 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         assert {status for status, _ in stack.simulator.posts} == {200}
     finally:
         stack.stop()
-        with erp_tables.begin() as connection:
-            for table in reversed(Model.metadata.sorted_tables):
-                connection.execute(table.delete())
-        clear_tables(schema)
+        clear_erp_tables(erp_tables, schema)
 
 
 def test_a_port_in_use_is_refused_and_leaves_nothing_running(
