@@ -28,8 +28,10 @@ from typing import Any
 
 import httpx
 from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
-from flask_maildelivery.config import apply_defaults
+from flask_maildelivery import MailDelivery
+from flask_maildelivery.context import get_state
 from flask_maildelivery.mime import build_mime
 from flask_maildelivery.sending import parse_address
 from flask_maildelivery.transports import Attachment, OutgoingMessage
@@ -70,7 +72,6 @@ def free_port() -> int:
 
 def message(n: int) -> OutgoingMessage:
     public_id = f"{n:032x}"
-    # what build_mime takes is what OutgoingMessage holds, bcc and the MIME aside
     fields: dict[str, Any] = {
         "sender": parse_address("billing@acme.test", role="sender"),
         "to": [
@@ -85,8 +86,9 @@ def message(n: int) -> OutgoingMessage:
         "attachments": [Attachment(f"INV-{n:05d}.pdf", PDF, "application/pdf")],
         "headers": {},
     }
-    mime = build_mime(public_id=public_id, **fields)
-    return OutgoingMessage(public_id=public_id, bcc=[], mime=mime, **fields)
+    outgoing = OutgoingMessage(public_id=public_id, bcc=[], **fields)
+    outgoing.mime = build_mime(outgoing)
+    return outgoing
 
 
 def main() -> None:
@@ -109,9 +111,11 @@ def main() -> None:
         MAILDELIVERY_SENDGRID_API_URL=url,
         MAILDELIVERY_HTTP_TIMEOUT=10,
     )
-    apply_defaults(app)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    MailDelivery(app, db=SQLAlchemy(app))
     messages = [message(n) for n in range(args.n)]
-    transport = SendGridTransport(app)
+    transport = get_state(app).get_transport()
+    assert isinstance(transport, SendGridTransport)
     bodies = [transport.payload(m) for m in messages]
     headers = {"Authorization": "Bearer SG.bench"}
 

@@ -16,7 +16,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.config import config_value
+from flask_maildelivery.context import config_value
 
 from . import create_app, demo, resolve_instance_path
 from .models import db

@@ -8,12 +8,14 @@ from flask.cli import with_appcontext
 from sqlalchemy.engine import Engine
 
 from . import migrations
+from .context import config_value, get_state
+from .ingest import apply_unmatched_events
+from .maintenance import purge, retention_cutoff, stats
+from .sending import resend_email
 
 
 def _engine() -> Engine:
-    from .extension import MailDelivery
-
-    return MailDelivery.state().db.engine
+    return get_state().db.engine
 
 
 @click.group("maildelivery", help="Email delivery log: schema, housekeeping, resends.")
@@ -57,9 +59,6 @@ def db_current() -> None:
 @with_appcontext
 def purge_command(days: int | None, bodies_only: bool) -> None:
     """Delete emails (or only their bodies) older than the retention period."""
-    from .config import config_value
-    from .maintenance import purge, retention_cutoff
-
     days = days if days is not None else config_value("RETENTION_DAYS")
     if days is None:
         raise click.UsageError("set MAILDELIVERY_RETENTION_DAYS or pass --days")
@@ -73,8 +72,6 @@ def purge_command(days: int | None, bodies_only: bool) -> None:
 @with_appcontext
 def stats_command(days: int, tenant: str | None) -> None:
     """Print emails by result and recipients by status over the last DAYS days."""
-    from .maintenance import retention_cutoff, stats
-
     figures = stats(current_app, retention_cutoff(days), tenant)
     click.echo(f"emails sent in the last {days} day(s), by result:")
     for name, count in sorted(figures["results"].items()):
@@ -90,9 +87,7 @@ def stats_command(days: int, tenant: str | None) -> None:
 @with_appcontext
 def resend_command(email_id: int, all_recipients: bool) -> None:
     """Send a copy of email EMAIL_ID to its failed recipients (or to all)."""
-    from .sending import resend_email
-
-    email = resend_email(current_app, email_id, only_failed=not all_recipients)
+    email = resend_email(get_state(), email_id, only_failed=not all_recipients)
     click.echo(f"resent as email {email.id} (result {email.result})")
 
 
@@ -100,8 +95,6 @@ def resend_command(email_id: int, all_recipients: bool) -> None:
 @with_appcontext
 def reconcile_command() -> None:
     """Apply stored events that arrived before their email was known."""
-    from .ingest import apply_unmatched_events
-
     report = apply_unmatched_events(current_app)
     click.echo(
         f"{len(report.recipient_changes)} recipient status change(s), "

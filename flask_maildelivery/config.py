@@ -1,16 +1,19 @@
-"""The configuration keys the extension reads, their defaults, and one accessor.
+"""The configuration keys the extension reads and their defaults.
 
 Every key is set on ``app.config`` with ``setdefault`` at :meth:`MailDelivery.init_app`,
-so the defaults are visible to the host. Runtime code reads configuration only through
-:func:`config_value`, which refuses a key that is not in :data:`DEFAULTS` (a typo fails
-loudly instead of silently reading ``None``).
+so the defaults are visible to the host, and read once then (:func:`read_settings`) into
+the app's state. Runtime code reads configuration only through
+:func:`flask_maildelivery.context.config_value`, which refuses a key that is not in
+:data:`DEFAULTS` (a typo fails loudly instead of silently reading ``None``). Changing
+``app.config`` after ``init_app`` has no effect.
 """
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
 #: Every configuration key the package reads, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -91,10 +94,8 @@ def apply_defaults(app: Flask) -> None:
         app.config.setdefault(key, value)
 
 
-def config_value(key: str, app: Flask | None = None) -> Any:
-    """Return the value of configuration key ``key`` for ``app`` (default: the current app).
-
-    ``key`` may be given with or without the ``MAILDELIVERY_`` prefix.
+def full_key(key: str) -> str:
+    """``key`` with the ``MAILDELIVERY_`` prefix (given with or without it).
 
     :raises KeyError: ``key`` is not a key of this package.
     """
@@ -104,5 +105,11 @@ def config_value(key: str, app: Flask | None = None) -> Any:
             f"{full} is not a flask-maildelivery configuration key; "
             "see the configuration reference for the keys that exist"
         )
-    config = (app or current_app).config
-    return config.get(full, DEFAULTS[full])
+    return full
+
+
+def read_settings(app: Flask) -> MappingProxyType[str, Any]:
+    """Every key of :data:`DEFAULTS` as ``app.config`` holds it now (defaults applied), as a
+    read-only mapping: what the package uses for the app's lifetime."""
+    apply_defaults(app)
+    return MappingProxyType({key: app.config[key] for key in DEFAULTS})

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from . import signals
+from . import context, signals
 from .events import NormalizedEvent
 from .models import Email, Event, Recipient, UTCDateTime, utcnow
 from .state import StatusFact, email_result, email_status, is_status, recipient_state
@@ -78,10 +78,8 @@ def _clip(value: str | None, length: int) -> str | None:
 
 
 def _session(app: Flask) -> Session:
-    from .extension import MailDelivery
-
-    session: Session = MailDelivery.state(app).db.session  # type: ignore[assignment]
-    return session
+    # the package's own session: the host's transaction is never committed or rolled back
+    return context.session(app)
 
 
 def _for_update(stmt: sa.Select[Any], session: Session) -> sa.Select[Any]:
@@ -709,6 +707,28 @@ def _apply_unmatched(
     )
     session.execute(stmt, updates)
     _apply(session, applicable, locked, recipients, report)
+
+
+def record_send_failure(
+    app: Flask, email_id: int, error: str, events: Sequence[NormalizedEvent]
+) -> IngestReport:
+    """The send of email ``email_id`` failed before any recipient got it: in one
+    transaction, keep ``error`` on the email, make its result ``failed`` (the send itself
+    failed) and apply ``events`` (a ``failed`` event per recipient); then the signals."""
+
+    def work(session: Session, report: IngestReport) -> None:
+        _begin_write(session)
+        old = _lock_emails(session, [email_id])[email_id][0]
+        session.execute(
+            sa.update(email_t)
+            .where(email_t.c.id == email_id)
+            .values(result="failed", error=error, updated_at=utcnow())
+        )
+        if old != "failed":
+            report.result_changes.append((email_id, old, "failed"))
+        _ingest(session, events, report)
+
+    return _in_one_transaction(app, work)
 
 
 def send_change_signals(app: Flask, report: IngestReport) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask
 
-from .extension import MailDelivery
+from .context import session as package_session
 from .models import Email, Event, Recipient, utcnow
 
 #: Emails deleted per statement, so a purge never holds a huge lock.
@@ -18,7 +18,7 @@ def purge(app: Flask, older_than: datetime, *, bodies_only: bool = False) -> int
     """Delete emails created before ``older_than`` with their recipients and events (or,
     with ``bodies_only``, drop only their text and HTML bodies). Returns the number of emails
     purged. Works in batches of :data:`PURGE_BATCH`, each its own transaction."""
-    session = MailDelivery.state(app).db.session
+    session = package_session(app)
     total = 0
     if bodies_only:
         result = session.execute(
@@ -61,7 +61,7 @@ def retention_cutoff(days: int) -> datetime:
 def stats(app: Flask, since: datetime, tenant_id: str | None = None) -> dict[str, dict[str, int]]:
     """Counts of emails by ``result`` and of recipients by ``status``, for emails sent since
     ``since`` (an index range on ``sent_at``, never the whole table)."""
-    session = MailDelivery.state(app).db.session
+    session = package_session(app)
     email_filter = [Email.sent_at >= since]
     if tenant_id is not None:
         email_filter.append(Email.tenant_id == tenant_id)

@@ -10,10 +10,9 @@ lot of messages, so it uses the latter, encoding non-ASCII headers (RFC 2047), b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from email import encoders
 from email.charset import QP, Charset
-from email.header import Header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -21,10 +20,13 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, make_msgid
 
 from .models import utcnow
-from .transports.base import Address, Attachment
+from .transports.base import STRUCTURAL_HEADERS, Address, Attachment, OutgoingMessage
 
 #: The header that carries the correlation id (``Email.public_id``).
 CORRELATION_HEADER = "X-MailDelivery-ID"
+#: Headers the hook sets itself from the structured arguments of a send (lower-case): a
+#: host passes them as arguments, never in ``headers``.
+HOOK_HEADERS = STRUCTURAL_HEADERS | {CORRELATION_HEADER.lower()}
 
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP
@@ -61,21 +63,10 @@ def _attachment_part(attachment: Attachment) -> MIMEBase:
     return part
 
 
-def build_mime(
-    *,
-    public_id: str,
-    sender: Address,
-    to: list[Address],
-    cc: list[Address],
-    subject: str,
-    text: str | None,
-    html: str | None,
-    reply_to: str | None,
-    attachments: list[Attachment],
-    headers: Mapping[str, str],
-) -> Message:
-    """The message as it goes out, with ``X-MailDelivery-ID``; no ``Bcc`` header (bcc
+def build_mime(message: OutgoingMessage) -> Message:
+    """``message`` as it goes out, with ``X-MailDelivery-ID``; no ``Bcc`` header (bcc
     addresses are in the envelope only)."""
+    text, html, attachments = message.text, message.html, message.attachments
     body: Message
     if text is not None and html is not None:
         body = MIMEMultipart("alternative")
@@ -85,28 +76,29 @@ def build_mime(
         body = _text_part(html, "html")
     else:
         body = _text_part(text or "", "plain")
-    message = body
+    mime = body
     if attachments:
-        message = MIMEMultipart("mixed")
-        message.attach(body)
+        mime = MIMEMultipart("mixed")
+        mime.attach(body)
         for attachment in attachments:
-            message.attach(_attachment_part(attachment))
+            mime.attach(_attachment_part(attachment))
 
-    message["From"] = format_address(sender)
-    if to:
-        message["To"] = ", ".join(format_address(a) for a in to)
-    if cc:
-        message["Cc"] = ", ".join(format_address(a) for a in cc)
+    sender = message.sender
+    mime["From"] = format_address(sender)
+    if message.to:
+        mime["To"] = ", ".join(format_address(a) for a in message.to)
+    if message.cc:
+        mime["Cc"] = ", ".join(format_address(a) for a in message.cc)
     # typeshed types header values as str; Message takes email.header.Header objects as well
-    if reply_to:
-        message["Reply-To"] = header_value(reply_to)  # type: ignore[assignment]
-    message["Subject"] = header_value(subject)  # type: ignore[assignment]
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2] or None)
-    message[CORRELATION_HEADER] = public_id
-    for name, value in headers.items():
-        message[name] = header_value(value)  # type: ignore[assignment]
-    return message
+    if message.reply_to:
+        mime["Reply-To"] = header_value(message.reply_to)  # type: ignore[assignment]
+    mime["Subject"] = header_value(message.subject)  # type: ignore[assignment]
+    mime["Date"] = format_datetime(utcnow())
+    mime["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2] or None)
+    mime[CORRELATION_HEADER] = message.public_id
+    for name, value in message.headers.items():
+        mime[name] = header_value(value)  # type: ignore[assignment]
+    return mime
 
 
 def header_text(message: Message, name: str, default: str = "") -> str:
@@ -119,6 +111,4 @@ def header_text(message: Message, name: str, default: str = "") -> str:
     text = str(value)
     if "=?" not in text:
         return text
-    from email.header import decode_header, make_header
-
     return str(make_header(decode_header(text)))

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from .context import get_state
 from .events import EVENT_TYPES, NormalizedEvent
 from .ingest import IngestReport, ingest_events
 from .models import Email, new_public_id, utcnow
@@ -34,9 +35,7 @@ def outbox(app: Flask | None = None) -> list[OutgoingMessage]:
 
     :raises RuntimeError: the app does not use ``MAILDELIVERY_TRANSPORT = "memory"``.
     """
-    from .extension import MailDelivery
-
-    transport = MailDelivery.state(app or current_app).transport
+    transport = get_state(app or current_app).transport
     if not isinstance(transport, MemoryTransport):
         raise RuntimeError(
             'the outbox exists only with MAILDELIVERY_TRANSPORT = "memory"; set it in the '

@@ -32,7 +32,7 @@ def smtp_app(make_app: AppFactory, smtp_server: SMTPServer, **config: Any) -> Fl
 def recorded(app: Flask) -> list[tuple[str, str, dict[str, str], str]]:
     """``(subject, sender, {address: kind}, result)`` of every stored email, oldest first."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         emails = session.scalars(sa.select(Email).order_by(Email.id)).all()
         return [
             (e.subject, e.sender, {r.address: r.kind for r in e.recipients}, e.result)

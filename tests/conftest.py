@@ -334,19 +334,9 @@ def outgoing_message(**overrides: Any) -> OutgoingMessage:
         "headers": {},
         **overrides,
     }
-    mime = build_mime(
-        public_id=public_id,
-        sender=sender,
-        to=to,
-        cc=fields["cc"],
-        subject=fields["subject"],
-        text=fields["text"],
-        html=fields["html"],
-        reply_to=fields["reply_to"],
-        attachments=fields["attachments"],
-        headers=fields["headers"],
-    )
-    return OutgoingMessage(public_id=public_id, sender=sender, to=to, mime=mime, **fields)
+    message = OutgoingMessage(public_id=public_id, sender=sender, to=to, **fields)
+    message.mime = build_mime(message)
+    return message
 
 
 _DATABASE_OF_TEST: dict[str, str] = {}

@@ -116,7 +116,7 @@ def test_every_email_of_an_existing_flask_mail_app_is_recorded(
     assert "Bcc" not in message
     assert message["X-Order"] == "PO-12"
     with app.app_context():
-        stored = first_or_fail(MailDelivery.state(app).db.session, Email)
+        stored = first_or_fail(MailDelivery.state(app).sessions(), Email)
         assert message["X-MailDelivery-ID"] == stored.public_id
         assert stored.reply_to == "buyer@acme.test"
         assert stored.text_body == "Please confirm purchase order PO-12."

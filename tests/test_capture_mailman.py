@@ -134,7 +134,7 @@ def test_every_email_of_an_existing_mailman_app_is_recorded(
     assert message["Reply-To"] == "accounts@acme.test"
     assert message["X-Invoice"] == "INV-0007"
     with app.app_context():
-        stored = first_or_fail(MailDelivery.state(app).db.session, Email)
+        stored = first_or_fail(MailDelivery.state(app).sessions(), Email)
         assert message["X-MailDelivery-ID"] == stored.public_id
         assert stored.reply_to == "accounts@acme.test"
         assert stored.text_body == "Please find invoice INV-0007 attached."

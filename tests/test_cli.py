@@ -11,9 +11,11 @@ from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Email, Event, Recipient, utcnow
 from flask_maildelivery.testing import outbox, simulate_event
 
+from .conftest import AppFactory
+
 
 def _age(app: Flask, email: Email, days: int) -> None:
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.execute(
         sa.update(Email)
         .where(Email.id == email.id)
@@ -23,7 +25,7 @@ def _age(app: Flask, email: Email, days: int) -> None:
 
 
 def test_purge_deletes_old_records_with_their_recipients_and_events(
-    app: Flask, mail_delivery: MailDelivery
+    app: Flask, mail_delivery: MailDelivery, make_app: AppFactory
 ) -> None:
     old = mail_delivery.send(subject="old", to=["a@b.test"], text="x")
     new = mail_delivery.send(subject="new", to=["a@b.test"], text="x")
@@ -35,10 +37,12 @@ def test_purge_deletes_old_records_with_their_recipients_and_events(
         "set MAILDELIVERY_RETENTION_DAYS or pass --days"
         in runner.invoke(args=["maildelivery", "purge"]).output
     )
-    app.config["MAILDELIVERY_RETENTION_DAYS"] = 365
-    result = runner.invoke(args=["maildelivery", "purge"])
+    # the retention period is read at init_app, like every setting
+    configured = make_app(MAILDELIVERY_RETENTION_DAYS=365)
+    with configured.app_context():
+        result = configured.test_cli_runner().invoke(args=["maildelivery", "purge"])
     assert "purged 1 email(s) older than 365 day(s)" in result.output
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     assert session.scalars(sa.select(Email.subject)).all() == ["new"]
     assert session.scalar(sa.select(sa.func.count()).select_from(Recipient)) == 1
     assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1
@@ -51,7 +55,7 @@ def test_purge_bodies_only_keeps_the_record(app: Flask, mail_delivery: MailDeliv
         args=["maildelivery", "purge", "--days", "30", "--bodies-only"]
     )
     assert "purged 1 email(s)" in result.output
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.expire_all()
     kept = session.get(Email, old.id)
     assert kept is not None
@@ -96,7 +100,7 @@ def test_resend_sends_a_copy_to_the_failed_recipients_at_their_current_address(
     assert copy.envelope_recipients == ["ann.fixed@customer.test"]
     assert copy.subject == "Invoice INV-1"
     assert [a.content for a in copy.attachments] == [b"%PDF again"]
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     resent = session.scalars(sa.select(Email).where(Email.resent_from_id == sent.id)).one()
     assert (resent.related_type, resent.related_id) == ("invoice", "1")
     assert resent.recipients[0].contact_id == "7"

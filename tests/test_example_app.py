@@ -38,6 +38,7 @@ from example_app.simulator import (
     start_smtp_server,
 )
 from example_app.stack import free_port, uses_local_delivery
+from flask_maildelivery.context import get_state
 from flask_maildelivery.models import Email
 from flask_maildelivery.sending import resend_email
 from flask_maildelivery.testing import outbox, simulate_event
@@ -264,7 +265,7 @@ def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -
     with erp.app_context():
         clerk = first_or_fail(db.session, User, User.username == "acme.clerk")
         clerk_id = clerk.id
-        assert not mail_delivery.may_view_log(clerk)
+        assert not mail_delivery.callbacks.may_view_log(clerk)
     assert (
         sign_in(erp, "acme.clerk")
         .post(f"/users/{clerk_id}/email-log-access", data={"grant": "1"})
@@ -275,7 +276,7 @@ def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -
     with erp.app_context():
         clerk = get_or_fail(db.session, User, clerk_id)
         assert clerk.can_view_email_log
-        assert mail_delivery.may_view_log(clerk)
+        assert mail_delivery.callbacks.may_view_log(clerk)
     with erp.app_context():
         foreign = db.session.scalar(sa.select(User.id).where(User.username == "globex.clerk"))
     assert admin.post(f"/users/{foreign}/email-log-access", data={"grant": "1"}).status_code == 404
@@ -338,24 +339,29 @@ def test_host_callbacks(erp: Flask) -> None:
     with erp.test_request_context():
         initech = contact_named("Initech")
         assert (
-            mail_delivery.contact_url("customer", str(initech.id)) == f"/contacts/{initech.id}/edit"
+            mail_delivery.callbacks.contact_url("customer", str(initech.id))
+            == f"/contacts/{initech.id}/edit"
         )
-        assert mail_delivery.contact_url("vendor", str(initech.id)) is None
-        assert mail_delivery.contact_url("customer", "x") is None
+        assert mail_delivery.callbacks.contact_url("vendor", str(initech.id)) is None
+        assert mail_delivery.callbacks.contact_url("customer", "x") is None
         assert (
-            mail_delivery.contact_address("customer", str(initech.id)) == "initech@bounce.example"
+            mail_delivery.callbacks.contact_address("customer", str(initech.id))
+            == "initech@bounce.example"
         )
-        assert mail_delivery.related_url("invoice", str(invoice_id)) == f"/invoices/{invoice_id}"
-        assert mail_delivery.related_url("order", "1") is None
+        assert (
+            mail_delivery.callbacks.related_url("invoice", str(invoice_id))
+            == f"/invoices/{invoice_id}"
+        )
+        assert mail_delivery.callbacks.related_url("order", "1") is None
         email = first_or_fail(db.session, Email)
-        [(name, content, ctype)] = mail_delivery.attachments_for_resend(email)
+        [(name, content, ctype)] = mail_delivery.callbacks.attachments_for_resend(email)
         assert (name, ctype) == ("INV-1008.pdf", "application/pdf")
         assert content == invoice_pdf(get_or_fail(db.session, Invoice, invoice_id))
         users = {u.username: u for u in db.session.scalars(sa.select(User))}
-        assert mail_delivery.may_view_log(users["acme.admin"])
-        assert mail_delivery.may_view_log(users["acme.auditor"])
-        assert not mail_delivery.may_view_log(users["acme.clerk"])
-        assert mail_delivery.current_tenant() is None
+        assert mail_delivery.callbacks.may_view_log(users["acme.admin"])
+        assert mail_delivery.callbacks.may_view_log(users["acme.auditor"])
+        assert not mail_delivery.callbacks.may_view_log(users["acme.clerk"])
+        assert mail_delivery.callbacks.current_tenant() is None
 
 
 def test_a_hard_bounce_flags_the_contact_until_its_address_changes(erp: Flask) -> None:
@@ -428,7 +434,7 @@ def test_resend_after_the_fix_goes_to_the_corrected_address_with_the_pdf(erp: Fl
         f"/contacts/{initech_id}/edit", data={"name": "Initech", "email": "ap@initech.example"}
     )
     with erp.test_request_context():
-        second = resend_email(erp, first_id)
+        second = resend_email(get_state(erp), first_id)
         assert second.resent_from_id == first_id
         message = outbox(erp)[-1]
         assert [a.address for a in message.to] == ["ap@initech.example"]

@@ -7,7 +7,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.config import DEFAULTS, config_value
+from flask_maildelivery.config import DEFAULTS
+from flask_maildelivery.context import config_value
 from flask_maildelivery.testing import outbox
 
 from .conftest import AppFactory
@@ -85,8 +86,8 @@ def test_callbacks_are_decorators_returning_the_function(mail_delivery: MailDeli
         return f"/{kind}/{id_}/edit"
 
     assert mail_delivery.contact_url_loader(contact_url) is contact_url
-    assert mail_delivery.contact_url("customer", "7") == "/customer/7/edit"
-    assert mail_delivery.contact_url(None, None) is None
+    assert mail_delivery.callbacks.contact_url("customer", "7") == "/customer/7/edit"
+    assert mail_delivery.callbacks.contact_url(None, None) is None
 
     class Admin:
         is_admin = True
@@ -94,17 +95,17 @@ def test_callbacks_are_decorators_returning_the_function(mail_delivery: MailDeli
     class Clerk:
         is_admin = False
 
-    assert mail_delivery.may_view_log(Admin())
-    assert not mail_delivery.may_view_log(Clerk())
-    assert not mail_delivery.may_view_log(None)
+    assert mail_delivery.callbacks.may_view_log(Admin())
+    assert not mail_delivery.callbacks.may_view_log(Clerk())
+    assert not mail_delivery.callbacks.may_view_log(None)
 
     @mail_delivery.permission_loader
     def auditors_too(user: object) -> bool:
         return True
 
-    assert mail_delivery.may_view_log(Clerk())
+    assert mail_delivery.callbacks.may_view_log(Clerk())
     mail_delivery.tenant_loader(lambda: 42)
-    assert mail_delivery.current_tenant() == "42"
+    assert mail_delivery.callbacks.current_tenant() == "42"
 
 
 def test_flask_login_current_user_is_the_default_user(make_app: AppFactory) -> None:
@@ -121,7 +122,7 @@ def test_flask_login_current_user_is_the_default_user(make_app: AppFactory) -> N
     login.init_app(app)
     login.user_loader(User)
     with app.test_request_context():
-        assert extension.current_user() is None
+        assert extension.callbacks.current_user() is None
         login_user(User("clerk-3"))
         sent = extension.send(subject="x", to=["x@y.test"], text="x")
         assert sent.sent_by == "clerk-3"

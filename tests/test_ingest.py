@@ -30,7 +30,7 @@ def _event(**kwargs: object) -> NormalizedEvent:
 
 
 def _count(app: Flask, model: object, *where: object) -> int:
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     return int(session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) or 0)  # type: ignore[arg-type]
 
 
@@ -40,7 +40,7 @@ def test_matches_by_correlation_id_then_message_id_and_address_case_insensitivel
     first = mail_delivery.send(subject="a", to=["Ann@Customer.test"], text="x")
     second = mail_delivery.send(subject="b", to=["bob@customer.test"], text="x")
     second.provider_message_id = "msg-2@mail.test"
-    MailDelivery.state(app).db.session.commit()
+    MailDelivery.state(app).sessions().commit()
 
     report = ingest_events(
         [
@@ -58,7 +58,7 @@ def test_matches_by_correlation_id_then_message_id_and_address_case_insensitivel
         ]
     )
     assert (report.stored, report.unmatched) == (2, 0)
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.expire_all()
     assert get_or_fail(session, Email, first.id).recipients[0].status == "delivered"
     assert get_or_fail(session, Email, second.id).result == "error"
@@ -76,13 +76,13 @@ def test_an_event_before_its_email_is_applied_when_the_email_appears(
 
     sent = mail_delivery.send(subject="x", to=["ann@customer.test"], text="x")
     sent.provider_message_id = "early@mail.test"
-    MailDelivery.state(app).db.session.commit()
+    MailDelivery.state(app).sessions().commit()
     signal_log.clear()
     report = apply_unmatched_events(app, [sent.id])
     assert report.recipient_changes
     assert report.result_changes
     assert [name for name, _ in signal_log] == ["recipient-status-changed", "email-result-changed"]
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.expire_all()
     assert get_or_fail(session, Email, sent.id).result == "error"
     assert _count(app, Event, Event.email_id.is_(None)) == 0
@@ -95,7 +95,7 @@ def test_reconcile_command_applies_remaining_unmatched_events(
 ) -> None:
     sent = mail_delivery.send(subject="x", to=["ann@customer.test"], text="x")
     ingest_events([_event(maildelivery_id="0" * 32, type="dropped")])  # unknown id for now
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.execute(sa.update(Email).where(Email.id == sent.id).values(public_id="0" * 32))
     session.commit()
     result = app.test_cli_runner().invoke(args=["maildelivery", "reconcile"])
@@ -128,7 +128,7 @@ def test_a_database_error_mid_batch_leaves_nothing_behind(
     finally:
         sa.event.remove(engine, "before_cursor_execute", fail_on_recipient_update)
     assert _count(app, Event) == 0
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     assert get_or_fail(session, Email, sent.id).recipients[0].status == "queued"
     assert signal_log == []
 
@@ -190,6 +190,6 @@ def test_equal_status_events_keep_the_latest_reason_whatever_the_order(
             )
         ]
     )
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.expire_all()
     assert get_or_fail(session, Email, sent.id).recipients[0].reason == "451 later"

@@ -42,8 +42,8 @@ def log(make_app: AppFactory) -> LogApp:
 
 def _email_count(app: Flask) -> int:
     with app.app_context():
-        db = MailDelivery.state(app).db
-        return int(db.session.scalar(sa.select(sa.func.count()).select_from(Email)) or 0)
+        session = MailDelivery.state(app).sessions()
+        return int(session.scalar(sa.select(sa.func.count()).select_from(Email)) or 0)
 
 
 def _routes(email_id: int) -> list[tuple[str, str]]:
@@ -239,7 +239,7 @@ def test_list_rows_link_to_the_detail_page_and_show_the_first_addresses(log: Log
 def test_failed_only_covers_every_result_and_status_that_needs_attention(log: LogApp) -> None:
     log.viewer.user = ADMIN
     with log.app.app_context():
-        db = MailDelivery.state(log.app).db
+        session = MailDelivery.state(log.app).sessions()
         emails = {}
         for name, result, status in (
             ("refused", "failed", ""),
@@ -253,7 +253,7 @@ def test_failed_only_covers_every_result_and_status_that_needs_attention(log: Lo
             email = send_delivered(log, subject=name)
             email.result, email.status = result, status
             emails[name] = email.id
-        db.session.commit()
+        session.commit()
     ids = listed_ids(log.client().get("/maildelivery/").get_data(as_text=True))
     assert set(ids) == {emails[n] for n in ("refused", "warning", "error", "deferred")}
 
@@ -278,12 +278,12 @@ def test_list_empty_states_say_what_the_filter_shows(log: LogApp) -> None:
 def test_list_filters_by_status_result_and_dates(log: LogApp) -> None:
     log.viewer.user = ADMIN
     with log.app.app_context():
-        db = MailDelivery.state(log.app).db
+        session = MailDelivery.state(log.app).sessions()
         failed = send_failed(log)
         delivered = send_delivered(log)
         old = send_delivered(log, subject="Last year")
         old.sent_at = datetime(2025, 3, 1, 12, tzinfo=UTC)
-        db.session.commit()
+        session.commit()
         ids = (failed.id, delivered.id, old.id)
         today = datetime.now(UTC).date()
     client = log.client()
@@ -343,11 +343,11 @@ def test_keyset_pages_walk_forward_and_back_without_gaps(make_app: AppFactory) -
     log = make_log_app(make_app, MAILDELIVERY_PAGE_SIZE=2)
     log.viewer.user = ADMIN
     with log.app.app_context():
-        db = MailDelivery.state(log.app).db
+        session = MailDelivery.state(log.app).sessions()
         emails = [send_delivered(log, subject=f"n{i}") for i in range(5)]
         # two emails sent in the same microsecond: the id breaks the tie
         emails[2].sent_at = emails[3].sent_at
-        db.session.commit()
+        session.commit()
         expected = [e.id for e in sorted(emails, key=lambda e: (e.sent_at, e.id), reverse=True)]
     client = log.client()
     pages: list[list[int]] = []
@@ -520,7 +520,8 @@ def test_resend_with_own_csrf_token_sends_to_the_fixed_address(log: LogApp) -> N
     with log.app.app_context():
         copy = (
             MailDelivery.state(log.app)
-            .db.session.scalars(sa.select(Email).where(Email.resent_from_id == email_id))
+            .sessions()
+            .scalars(sa.select(Email).where(Email.resent_from_id == email_id))
             .one()
         )
         assert [r.address for r in copy.recipients] == ["ann.fixed@customer.test"]
@@ -676,9 +677,9 @@ def test_pages_follow_the_hosts_locale_selector(make_app: AppFactory) -> None:
     with log.app.app_context():
         failed = send_failed(log)
         send_delivered(log)
-        db = MailDelivery.state(log.app).db
+        session = MailDelivery.state(log.app).sessions()
         failed.sent_at = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)
-        db.session.commit()
+        session.commit()
         failed_id = failed.id
     client = log.client()
     html = client.get("/maildelivery/").get_data(as_text=True)
@@ -740,15 +741,15 @@ def test_export_reads_in_keyset_batches_without_gaps(log: LogApp) -> None:
     from flask_maildelivery.views import queries
 
     with log.app.app_context():
-        db = MailDelivery.state(log.app).db
+        session = MailDelivery.state(log.app).sessions()
         emails = [send_delivered(log, subject=f"n{i}") for i in range(5)]
         emails[1].sent_at = emails[2].sent_at  # a tie on sent_at across a batch boundary
-        db.session.commit()
+        session.commit()
         expected = [e.id for e in sorted(emails, key=lambda e: (e.sent_at, e.id), reverse=True)]
         exported = [
             email.id
             for email, _ in queries.iter_emails(
-                db.session, queries.LogFilter(show=queries.SHOW_ALL), None, batch_size=2
+                session, queries.LogFilter(show=queries.SHOW_ALL), None, batch_size=2
             )
         ]
     assert exported == expected

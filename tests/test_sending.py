@@ -124,10 +124,13 @@ def test_too_many_recipients_is_refused_and_nothing_is_sent(
     assert smtp_server.messages == []
 
 
-def test_the_recipient_limit_can_be_lifted(app: Flask, mail_delivery: MailDelivery) -> None:
-    app.config["MAILDELIVERY_MAX_RECIPIENTS"] = None
-    sent = mail_delivery.send(subject="All", to=[f"r{i}@c.test" for i in range(1001)], text="x")
-    assert len(sent.recipients) == 1001
+def test_the_recipient_limit_can_be_lifted(make_app: AppFactory) -> None:
+    app = make_app(MAILDELIVERY_MAX_RECIPIENTS=None)
+    with app.app_context():
+        sent = MailDelivery.state(app).extension.send(
+            subject="All", to=[f"r{i}@c.test" for i in range(1001)], text="x"
+        )
+        assert len(sent.recipients) == 1001
 
 
 @pytest.mark.parametrize(
@@ -179,7 +182,7 @@ def test_send_cancelled_is_recorded_and_reaches_the_caller(
         mail_delivery.send(subject="Invoice", to=["ann@customer.test"], text="x")
     assert outbox() == []
     assert info.value.email is not None
-    stored = get_or_fail(MailDelivery.state(app).db.session, Email, info.value.email.id)
+    stored = get_or_fail(MailDelivery.state(app).sessions(), Email, info.value.email.id)
     assert stored.result == "failed"
     assert (
         stored.error == "cancelled by a before_send receiver: customer opted out of email invoices"
@@ -251,7 +254,7 @@ def test_recipients_refused_by_the_server_fail_alone(
         )
         email_id = sent.id
     with app.app_context():
-        stored = MailDelivery.state(app).db.session.get(Email, email_id)
+        stored = MailDelivery.state(app).sessions().get(Email, email_id)
         assert stored is not None
         statuses = {r.address: (r.status, r.smtp_code) for r in stored.recipients}
         assert statuses == {
@@ -332,7 +335,9 @@ def test_a_host_transport_that_raises_anything_keeps_the_record(make_app: AppFac
         assert sent.result == "failed"
         assert sent.error == "RuntimeError: provider SDK crashed"
         assert (
-            MailDelivery.state(app).db.session.scalar(
+            MailDelivery.state(app)
+            .sessions()
+            .scalar(
                 sa.select(sa.func.count())
                 .select_from(Recipient)
                 .where(Recipient.status == "failed")

@@ -99,12 +99,12 @@ def test_a_delayed_bounce_turns_delivered_into_error(
     )
     results = [kw for name, kw in signal_log if name == "email-result-changed"]
     assert [(kw["old"], kw["new"]) for kw in results] == [("delivered", "error")]
-    stored = MailDelivery.state(app).db.session.get(Email, sent.id)
+    stored = MailDelivery.state(app).sessions().get(Email, sent.id)
     assert stored is not None
-    MailDelivery.state(app).db.session.refresh(stored)
+    MailDelivery.state(app).sessions().refresh(stored)
     assert (stored.result, stored.status) == ("error", "bounced")
     recipient = stored.recipients[0]
-    MailDelivery.state(app).db.session.refresh(recipient)
+    MailDelivery.state(app).sessions().refresh(recipient)
     assert (recipient.status, recipient.reason, recipient.smtp_code, recipient.bounce_type) == (
         "bounced",
         "550 5.1.1 no such user",
@@ -122,12 +122,17 @@ def test_transport_failure_signals_each_change(make_app: AppFactory, signal_log:
     )
     with app.app_context():
         MailDelivery.state(app).extension.send(subject="x", to=["a@b.test", "c@d.test"], text="x")
+    # the failure is recorded as a failed event per recipient, through the ingest path
     assert _names(signal_log) == [
+        "event-received",
+        "event-received",
         "recipient-status-changed",
         "recipient-status-changed",
         "email-result-changed",
     ]
     assert signal_log[2][1]["new"] == "failed"
+    assert signal_log[2][1]["event"].raw_type == "send-failed"
+    assert signal_log[4][1]["new"] == "failed"
 
 
 def test_a_receiver_that_raises_is_logged_and_loses_nothing(
@@ -142,7 +147,7 @@ def test_a_receiver_that_raises_is_logged_and_loses_nothing(
     assert "host receiver bug" in caplog.text
     # the other receivers ran, and the change is stored
     assert "email-result-changed" in _names(signal_log)
-    session = MailDelivery.state(app).db.session
+    session = MailDelivery.state(app).sessions()
     session.expire_all()
     assert get_or_fail(session, Email, sent.id).result == "error"
     assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1

@@ -103,7 +103,7 @@ def test_reconcile_applies_what_remains_unmatched(make_app: Any) -> None:
     # the email is recorded by a path that does not look for waiting events (an import, a
     # crash between the send and the id's commit)
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         email = Email(
             sender="billing@acme.test",
             subject="Invoice",

@@ -68,7 +68,7 @@ def stored(app: Flask, email_id: int) -> Stored:
     """Read email ``email_id`` in a fresh session: ``recipients`` maps each address to
     ``(kind, status, reason)``."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         email = session.get(Email, email_id)
         assert email is not None, f"email {email_id} was not kept"
         return Stored(
@@ -85,7 +85,7 @@ def stored(app: Flask, email_id: int) -> Stored:
 def email_count(app: Flask) -> int:
     """How many emails are stored."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         return int(session.scalar(sa.select(sa.func.count()).select_from(Email)) or 0)
 
 
@@ -115,7 +115,7 @@ def deliver_by_message_id(app: Flask, provider: str, message_id: str, recipient:
 def event_email_ids(app: Flask) -> list[int | None]:
     """The email each stored event was matched to."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         return list(session.scalars(sa.select(Event.email_id).order_by(Event.id)))
 
 

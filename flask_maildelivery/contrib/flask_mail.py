@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import flask_mail
 from flask import current_app
 
+from ..context import get_state
 from ..sending import send_email
 from . import DeliveryFailed
 from .headers import split_headers
@@ -46,8 +47,6 @@ def send_flask_mail_message(message: flask_mail.Message) -> Email:
     Recipients (``recipients`` as ``to``, ``cc``, ``bcc``, each with its kind), sender,
     reply-to, subject, text and HTML bodies, attachments and extra headers are recorded.
     """
-    from ..extension import MailDelivery
-
     headers, overrides = split_headers(message.extra_headers or {})
     reply_to = message.reply_to or overrides.get("reply-to")
     if isinstance(reply_to, tuple):
@@ -64,7 +63,7 @@ def send_flask_mail_message(message: flask_mail.Message) -> Email:
         for attachment in message.attachments
     ]
     return send_email(
-        MailDelivery.state(),
+        get_state(),
         subject=str(message.subject or ""),
         to=[_address(a) for a in message.recipients],
         sender=_address(message.sender) if message.sender else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..sending import HOOK_HEADERS
+from ..mime import HOOK_HEADERS
 
 
 def split_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask_mailman.backends.base import BaseEmailBackend
 
+from ..context import get_state
 from ..sending import SendRefused, send_email
 from . import DeliveryFailed
 from .headers import split_headers
@@ -70,15 +71,13 @@ def send_mailman_message(message: Any) -> Email:
     ``to``, ``cc``, ``bcc`` (each kept with its kind), ``reply_to`` (the first address),
     subject, the body and an HTML alternative, attachments and extra headers are recorded.
     """
-    from ..extension import MailDelivery
-
     headers, overrides = split_headers(message.extra_headers or {})
     reply_to: Sequence[str] = message.reply_to or (
         [overrides["reply-to"]] if "reply-to" in overrides else []
     )
     text, html = _bodies(message)
     return send_email(
-        MailDelivery.state(),
+        get_state(),
         subject=str(message.subject or ""),
         to=list(message.to),
         sender=overrides.get("from") or message.from_email,

@@ -87,8 +87,9 @@ class OutgoingMessage:
 
     :param public_id: the correlation id; transports that talk to a provider put it in the
         provider's own custom-argument field under the key ``maildelivery_id``.
-    :param mime: the complete message with ``X-MailDelivery-ID``; no ``Bcc`` header (a
-        :class:`email.message.Message` built with the ``email.mime`` classes).
+    The complete message (:attr:`mime`) is built from these fields by
+    :func:`flask_maildelivery.mime.build_mime` and set before the message reaches a
+    transport.
     """
 
     public_id: str
@@ -102,8 +103,10 @@ class OutgoingMessage:
     reply_to: str | None
     attachments: list[Attachment]
     headers: dict[str, str]
-    mime: Message
     metadata: dict[str, object] = field(default_factory=dict)
+    #: The message as it goes out, with ``X-MailDelivery-ID`` and no ``Bcc`` header (an
+    #: :class:`email.message.Message` built with the ``email.mime`` classes).
+    mime: Message = field(init=False, repr=False)
 
     @property
     def envelope_recipients(self) -> list[str]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ..config import config_value
+from ..context import config_value
 from ..events import normalize_message_id
 from .base import (
     STRUCTURAL_HEADERS,

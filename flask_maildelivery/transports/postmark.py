@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..config import config_value
+from ..context import config_value
 from .base import OutgoingMessage, SendResult
 from .http import (
     HTTPTransport,

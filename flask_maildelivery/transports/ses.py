@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..config import config_value
+from ..context import config_value
 from .base import OutgoingMessage, SendResult
 from .http import HTTPTransport, clip, json_body, result_from_json, unique_recipients
 from .sigv4 import Credentials, sign_request

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..config import config_value
+from ..context import config_value
 from .base import OutgoingMessage, SendResult, Transport, TransportError
 
 if TYPE_CHECKING:

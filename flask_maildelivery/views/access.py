@@ -16,7 +16,7 @@ from typing import Any
 from flask import abort, current_app
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..extension import MailDelivery
+from ..context import get_state
 
 
 def check_viewer() -> BaseResponse | None:
@@ -26,19 +26,19 @@ def check_viewer() -> BaseResponse | None:
         else ``None`` when the user may proceed.
     :raises werkzeug.exceptions.HTTPException: ``401`` (anonymous, no Flask-Login) or ``403``.
     """
-    extension = MailDelivery.state().extension
-    user = extension.current_user()
+    callbacks = get_state().callbacks
+    user = callbacks.current_user()
     if user is None or not getattr(user, "is_authenticated", True):
         login_manager: Any = getattr(current_app, "login_manager", None)
         if login_manager is not None:
             response: BaseResponse = login_manager.unauthorized()
             return response
         abort(401)
-    if not extension.may_view_log(user):
+    if not callbacks.may_view_log(user):
         abort(403)
     return None
 
 
 def viewer_tenant() -> str | None:
     """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
-    return MailDelivery.state().extension.current_tenant()
+    return get_state().callbacks.current_tenant()

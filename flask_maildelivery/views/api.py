@@ -16,8 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..config import config_value
-from ..extension import MailDelivery
+from ..context import config_value, get_state
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
 from .access import check_viewer, viewer_tenant
@@ -45,7 +44,7 @@ def list_emails() -> ResponseReturnValue:
         if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
             raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(limit_arg)
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(get_state().db) as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
     email_url = id_url_builder("maildelivery_api.get_email")
     data: dict[str, Any] = LogEmailPageSchema().dump(

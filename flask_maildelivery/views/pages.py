@@ -35,8 +35,7 @@ from flask import (
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..config import config_value
-from ..extension import MailDelivery
+from ..context import config_value, get_state
 from ..sending import SendRefused, resend_email
 from ..state import FAILURE_STATUSES
 from . import i18n, labels, queries
@@ -234,7 +233,7 @@ def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
 def index() -> str:
     """The delivery log: failed emails by default, all with ``?show=all``."""
     log_filter = _filter_or_400()
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(get_state().db) as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), config_value("PAGE_SIZE"))
     return render_template(
         "maildelivery/index.html",
@@ -249,7 +248,7 @@ def index() -> str:
 def read_email(email_id: int) -> Any | None:
     """Email ``email_id`` of the viewer's tenant as :func:`queries.email_detail` reads it,
     or ``None``; for the detail page and the API."""
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(get_state().db) as connection:
         return queries.email_detail(connection, email_id, viewer_tenant())
 
 
@@ -258,19 +257,19 @@ def status_logs(email: Any) -> dict[str, Any]:
     its columns: ``recipients``, each ``recipient`` with its ``events`` and the
     ``contact_url`` of its contact record; ``other_events``, those that name no recipient
     of it; ``related_url``, the host object it was sent for."""
-    extension = MailDelivery.state().extension
+    callbacks = get_state().callbacks
     events = queries.events_by_recipient(email)
     return {
         "recipients": [
             {
                 "recipient": recipient,
                 "events": events.get(recipient.id, []),
-                "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
+                "contact_url": callbacks.contact_url(recipient.contact_type, recipient.contact_id),
             }
             for recipient in email.recipients
         ],
         "other_events": events.get(None, []),
-        "related_url": extension.related_url(email.related_type, email.related_id),
+        "related_url": callbacks.related_url(email.related_type, email.related_id),
     }
 
 
@@ -293,7 +292,7 @@ def detail(email_id: int) -> str:
 
 def html_body(email_id: int) -> Response:
     """The stored HTML body, for the detail page's sandboxed frame, under :data:`BODY_CSP`."""
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(get_state().db) as connection:
         found, body = queries.get_html_body(connection, email_id, viewer_tenant())
     if not found or body is None:
         abort(404)
@@ -308,17 +307,13 @@ def html_body(email_id: int) -> Response:
 def resend(email_id: int) -> BaseResponse:
     """Send a copy of the email to its failed recipients (``POST``, CSRF-protected)."""
     check_csrf()
-    state = MailDelivery.state()
+    state = get_state()
     tenant = viewer_tenant()
-    email = queries.get_email(state.db.session, email_id, tenant)
+    email = queries.get_email(state.sessions(), email_id, tenant)
     if email is None:
         abort(404)
     try:
-        copy = resend_email(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            email.id,
-            tenant_id=email.tenant_id,
-        )
+        copy = resend_email(state, email.id, tenant_id=email.tenant_id)
     except SendRefused as exc:
         flash(
             i18n.gettext("Not sent again: %(reason)s", reason=str(exc)), f"{FLASH_CATEGORY}-error"
@@ -342,7 +337,7 @@ def _csv_cell(value: Any) -> str:
 def export_csv() -> Response:
     """The emails of the current filter as CSV (every page of it), streamed."""
     log_filter = _filter_or_400()
-    session_ = MailDelivery.state().db.session
+    session_ = get_state().sessions()
     tenant = viewer_tenant()
 
     def lines() -> Iterator[str]:

@@ -25,6 +25,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
+from ..context import session as package_session
 from ..models import BigId, Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
 
@@ -404,7 +405,7 @@ def reading(db: SQLAlchemy) -> Iterator[sa.Connection]:
         with engine.connect() as connection:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
     else:
-        yield db.session.connection(bind_arguments={"mapper": Email})
+        yield package_session().connection()
 
 
 def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> list[EmailRow]:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from flask import Flask
 from marshmallow import Schema
 
-from ..config import config_value
+from ..context import config_value
 from ..events import NormalizedEvent
 from ..schemas import quick_validator
 

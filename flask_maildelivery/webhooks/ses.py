@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
 
-from ..config import config_value
+from ..context import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent
 from ..mime import CORRELATION_HEADER
 from ..schemas import SESEventSchema, SNSEnvelopeSchema

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config import config_value
+from ..context import config_value
 from ..ingest import ingest_events
 from . import ADAPTERS
 from .base import (
@@ -140,12 +140,15 @@ def create_webhook_blueprint(app: Flask) -> Blueprint:
 def exempt_from_csrf(app: Flask, blueprint: Blueprint) -> None:
     """Exempt ``blueprint`` from Flask-WTF's CSRFProtect, whether it is set up before or
     after flask-maildelivery (providers cannot send a CSRF token; they authenticate
-    otherwise)."""
+    otherwise). Uses ``CSRFProtect.exempt``, its public API, once per app."""
+    exempted = False
 
     def exempt() -> None:
+        nonlocal exempted
         csrf = app.extensions.get("csrf")
-        if csrf is not None and blueprint.name not in getattr(csrf, "_exempt_blueprints", ()):
+        if csrf is not None and not exempted:
             csrf.exempt(blueprint)
+            exempted = True
 
     exempt()
     # CSRFProtect set up after us: its check runs after this hook (registration order)

@@ -1,0 +1,20 @@
+"""What a send raises when it does not go out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..models import Email
+
+
+class SendRefused(ValueError):
+    """A send was refused before anything went out; the message says why and how to fix it."""
+
+
+class SendCancelled(Exception):
+    """Raise from a ``before_send`` receiver to stop a send. The email is recorded with result
+    ``failed`` and this exception's text as its error, then the exception reaches the caller
+    (with the record as ``email``)."""
+
+    email: Email | None = None

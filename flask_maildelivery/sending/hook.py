@@ -1,0 +1,249 @@
+"""The outbound hook: check -> record (commit) -> transport -> record the outcome -> signal.
+
+The email and its recipients are committed, in the package's own session, before the
+transport runs, so a crash or a transport failure never loses the record. Every outcome
+the transport reports goes through :mod:`flask_maildelivery.ingest` as delivery events
+(a refused recipient, a failed send), so the state rules decide every result and the
+signals are sent from one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from email.message import Message
+from typing import Any, cast
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from .. import signals
+from ..context import AppState, config_value
+from ..events import NormalizedEvent
+from ..ingest import apply_unmatched_events, ingest_events, record_send_failure
+from ..mime import header_text
+from ..models import Email, Recipient, utcnow
+from ..transports import Address, OutgoingMessage, TransportError
+from .errors import SendCancelled
+from .validate import AddressLike, check_send
+
+#: Provider id of the events the hook records itself (refused recipients, failed sends).
+HOOK_PROVIDER = "maildelivery"
+
+
+def send_email(
+    state: AppState,
+    *,
+    subject: str,
+    to: Sequence[AddressLike],
+    sender: AddressLike | None,
+    cc: Sequence[AddressLike],
+    bcc: Sequence[AddressLike],
+    reply_to: str | None,
+    text: str | None,
+    html: str | None,
+    attachments: Iterable[tuple[str, bytes, str]],
+    headers: Mapping[str, str] | None,
+    metadata: Mapping[str, Any] | None,
+    related: tuple[str, Any] | None,
+    contacts: Mapping[str, tuple[str, Any]] | None,
+    tenant_id: str | None,
+    resent_from_id: int | None = None,
+) -> Email:
+    """Implementation of :meth:`MailDelivery.send`."""
+    checked = check_send(
+        subject=subject,
+        to=to,
+        sender=sender,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+        text=text,
+        html=html,
+        attachments=attachments,
+        headers=headers,
+        metadata=metadata,
+    )
+    return record_and_send(
+        state,
+        checked.message,
+        recipients=checked.recipients,
+        related=related,
+        contacts=contacts,
+        tenant_id=tenant_id,
+        resent_from_id=resent_from_id,
+    )
+
+
+def record_and_send(
+    state: AppState,
+    outgoing: OutgoingMessage,
+    *,
+    recipients: list[tuple[str, Address]],
+    related: tuple[str, Any] | None,
+    contacts: Mapping[str, tuple[str, Any]] | None,
+    tenant_id: str | None,
+    resent_from_id: int | None,
+) -> Email:
+    """Record ``outgoing`` with its ``recipients``, hand it to the transport, record the
+    outcome; return the stored email."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    callbacks = state.callbacks
+    session = state.sessions()
+
+    cancelled: SendCancelled | None = None
+    try:
+        signals.before_send.send(app, message=outgoing.mime)
+    except SendCancelled as exc:
+        cancelled = exc
+    # a before_send receiver may have changed the subject or added headers
+    outgoing.subject = header_text(outgoing.mime, "Subject", outgoing.subject)
+
+    contact_map = {k.lower(): v for k, v in (contacts or {}).items()}
+    store_bodies = config_value("STORE_BODIES")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "public_id": outgoing.public_id,
+        "tenant_id": tenant_id if tenant_id is not None else callbacks.current_tenant(),
+        "created_at": now,
+        "sent_at": now,
+        "updated_at": now,
+        "sent_by": callbacks.sent_by(callbacks.current_user()),
+        "sender": outgoing.sender.formatted(),
+        "reply_to": outgoing.reply_to,
+        "subject": outgoing.subject,
+        "text_body": outgoing.text if store_bodies else None,
+        "html_body": outgoing.html if store_bodies else None,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": len(a.content)}
+            for a in outgoing.attachments
+        ],
+        "headers": _recorded_headers(outgoing.mime),
+        "metadata_": dict(outgoing.metadata),
+        "related_type": related[0] if related else None,
+        "related_id": str(related[1]) if related else None,
+        "transport": state.get_transport().name,
+        "provider_message_id": None,
+        "error": None,
+        "status": "",
+        "result": "queued",
+        "resent_from_id": resent_from_id,
+    }
+    recipient_rows = []
+    for kind, address in recipients:
+        contact = contact_map.get(address.address.lower())
+        recipient_rows.append(
+            {
+                "address": address.address,
+                "address_key": address.address.lower(),
+                "name": address.name or None,
+                "kind": kind,
+                "contact_type": contact[0] if contact else None,
+                "contact_id": str(contact[1]) if contact else None,
+                "status": "queued",
+                "reason": None,
+                "smtp_code": None,
+                "bounce_type": None,
+                "status_at": None,
+                "updated_at": now,
+            }
+        )
+    email = _insert_email(session, values, recipient_rows)
+    session.commit()
+
+    if cancelled is not None:
+        _record_failure(app, email, f"cancelled by a before_send receiver: {cancelled}")
+        cancelled.email = email
+        raise cancelled
+    try:
+        result = state.get_transport().send(outgoing)
+    except TransportError as exc:
+        return _record_failure(app, email, str(exc))
+    except Exception as exc:  # a host transport may raise anything; the record must survive
+        return _record_failure(app, email, f"{type(exc).__name__}: {exc}")
+
+    if result.refused_recipients:
+        _record_refused_recipients(app, email, result.refused_recipients)
+    if result.provider_message_id:
+        email.provider_message_id = result.provider_message_id
+        email.updated_at = utcnow()
+        session.commit()
+        # a webhook may have reported on this message before its id was stored
+        apply_unmatched_events(app, [email.id])
+    signals.send_safely(signals.email_sent, app, email=email)
+    return email
+
+
+_INSERT_EMAIL = sa.insert(cast(sa.Table, Email.__table__))
+_INSERT_RECIPIENTS = sa.insert(cast(sa.Table, Recipient.__table__))
+#: Email attribute names -> column keys (``metadata_`` is stored in column ``metadata``).
+_EMAIL_COLUMN_KEYS = {attr.key: attr.columns[0].key for attr in Email.__mapper__.column_attrs}
+
+
+def _insert_email(
+    session: Session, values: dict[str, Any], recipient_rows: list[dict[str, Any]]
+) -> Email:
+    """Insert an email and its recipients with two Core statements (the ORM's unit of work
+    costs more than the send itself: see benchmarks/send_overhead.py), and return the Email
+    as a persistent ORM object."""
+    row = {_EMAIL_COLUMN_KEYS[k]: v for k, v in values.items()}
+    connection = session.connection()
+    inserted = connection.execute(_INSERT_EMAIL, row).inserted_primary_key
+    assert inserted is not None
+    email_id = inserted[0]
+    for recipient in recipient_rows:
+        recipient["email_id"] = email_id
+    connection.execute(_INSERT_RECIPIENTS, recipient_rows)
+    email = Email(id=email_id, **values)
+    # known to be in the database: attach it without a round trip
+    make_transient_to_detached(email)
+    session.add(email)
+    return email
+
+
+def _hook_event(
+    email: Email, address: str, kind: str, reason: str, **extra: Any
+) -> NormalizedEvent:
+    return NormalizedEvent(
+        provider=HOOK_PROVIDER,
+        provider_event_id=f"{email.public_id}:{kind}:{address.lower()}",
+        type="failed",
+        raw_type=kind,
+        occurred_at=utcnow(),
+        recipient=address,
+        maildelivery_id=email.public_id,
+        reason=reason,
+        payload={"address": address, "reason": reason, **extra},
+        smtp_code=extra.get("code"),
+    )
+
+
+def _record_refused_recipients(
+    app: Flask, email: Email, refused: Mapping[str, tuple[str, str]]
+) -> None:
+    """Recipients the server refused while it accepted the others become ``failed`` (so the
+    email's result becomes ``warning``)."""
+    ingest_events(
+        [
+            _hook_event(email, address, "smtp-refused", f"{code} {text}", code=code, text=text)
+            for address, (code, text) in refused.items()
+        ],
+        app,
+    )
+
+
+def _record_failure(app: Flask, email: Email, error: str) -> Email:
+    """The send failed before any recipient got it: the email keeps ``error`` and result
+    ``failed``, and each recipient becomes ``failed`` with that reason."""
+    record_send_failure(
+        app,
+        email.id,
+        error,
+        [_hook_event(email, r.address, "send-failed", error) for r in email.recipients],
+    )
+    return email
+
+
+def _recorded_headers(mime: Message) -> dict[str, str]:
+    """The message's headers as text, encoded words decoded, for the detail page."""
+    return {name: header_text(mime, name) for name in mime}
