@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from .extension import MailDelivery
-from .sending import SendCancelled, SendRefused
+from .sending import RecordingFailed, SendCancelled, SendRefused
 from .transports import TransportError
 
 __version__ = "0.1.0"
 
-__all__ = ["MailDelivery", "SendCancelled", "SendRefused", "TransportError", "__version__"]
+__all__ = [
+    "MailDelivery",
+    "RecordingFailed",
+    "SendCancelled",
+    "SendRefused",
+    "TransportError",
+    "__version__",
+]

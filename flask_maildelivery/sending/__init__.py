@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .errors import SendCancelled, SendRefused
+from .errors import RecordingFailed, SendCancelled, SendRefused
 from .hook import send_email
 from .resend import resend_email
 from .stdlib import send_email_message
@@ -17,6 +17,7 @@ from .validate import AddressLike, parse_address
 
 __all__ = [
     "AddressLike",
+    "RecordingFailed",
     "SendCancelled",
     "SendRefused",
     "parse_address",

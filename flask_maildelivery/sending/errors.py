@@ -12,6 +12,11 @@ class SendRefused(ValueError):
     """A send was refused before anything went out; the message says why and how to fix it."""
 
 
+class RecordingFailed(RuntimeError):
+    """The database refused to record the email, so nothing was sent; the message says
+    why. The package's own transaction is rolled back; the host's session is untouched."""
+
+
 class SendCancelled(Exception):
     """Raise from a ``before_send`` receiver to stop a send. The email is recorded with result
     ``failed`` and this exception's text as its error, then the exception reaches the caller

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .. import signals
@@ -24,7 +25,7 @@ from ..ingest import apply_unmatched_events, ingest_events, record_send_failure
 from ..mime import header_text
 from ..models import Email, Recipient, utcnow
 from ..transports import Address, OutgoingMessage, TransportError
-from .errors import SendCancelled
+from .errors import RecordingFailed, SendCancelled
 from .validate import AddressLike, check_send
 
 #: Provider id of the events the hook records itself (refused recipients, failed sends).
@@ -148,8 +149,12 @@ def record_and_send(
                 "updated_at": now,
             }
         )
-    email = _insert_email(session, values, recipient_rows)
-    session.commit()
+    try:
+        email = _insert_email(session, values, recipient_rows)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise RecordingFailed(_recording_problem(session, exc)) from exc
 
     if cancelled is not None:
         _record_failure(app, email, f"cancelled by a before_send receiver: {cancelled}")
@@ -199,6 +204,18 @@ def _insert_email(
     make_transient_to_detached(email)
     session.add(email)
     return email
+
+
+def _recording_problem(session: Session, exc: SQLAlchemyError) -> str:
+    problem = f"the email could not be recorded, so it was not sent: {exc.orig or exc}"
+    if session.get_bind().dialect.name == "sqlite" and "locked" in str(exc.orig):
+        # SQLite has one writer at a time: a transaction with uncommitted writes, the
+        # host's own included, holds the lock the package's own session needs
+        problem += (
+            " (on SQLite, another transaction holds the database's write lock, perhaps the "
+            "host's own uncommitted writes: commit them before sending)"
+        )
+    return problem
 
 
 def _hook_event(
