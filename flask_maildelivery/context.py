@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
 from flask.globals import app_ctx
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from .config import full_key
 
@@ -150,7 +150,10 @@ class AppState:
     sessions: scoped_session[Session] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sessions = scoped_session(self._new_session, scopefunc=_app_context_id)
+        # scoped_session takes any callable that makes a session; typeshed wants a
+        # sessionmaker, which cannot bind to the engine of whichever app is current
+        factory = cast("sessionmaker[Session]", self._new_session)
+        self.sessions = scoped_session(factory, scopefunc=_app_context_id)
 
     def _new_session(self) -> Session:
         # the engine of the current app (Flask-SQLAlchemy keeps one per app)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .state import STATUS_ORDER
+from .vocabulary import BounceType, EventType
 
 #: The key under which the correlation id (``Email.public_id``) goes in a provider's custom
 #: arguments (SendGrid ``custom_args``, Mailgun variables, Postmark metadata, SES tags, ...),
@@ -21,10 +21,10 @@ CORRELATION_KEY = "maildelivery_id"
 
 #: Normalized event types: the recipient statuses, plus ``unknown`` for provider events
 #: whose name we do not know (kept and shown, never applied).
-EVENT_TYPES: tuple[str, ...] = (*STATUS_ORDER, "unknown")
+EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 
 #: Bounce types stored on events and recipients.
-BOUNCE_TYPES: tuple[str, ...] = ("hard", "soft", "block", "undetermined")
+BOUNCE_TYPES: tuple[BounceType, ...] = tuple(BounceType)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class NormalizedEvent:
 
     provider: str
     provider_event_id: str
-    type: str
+    type: EventType | str
     raw_type: str
     occurred_at: datetime
     recipient: str | None = None
@@ -59,6 +59,8 @@ class NormalizedEvent:
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"event type {self.type!r} is not one of {', '.join(EVENT_TYPES)}")
+        # adapters may write the plain string: keep the typed value
+        object.__setattr__(self, "type", EventType(self.type))
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must be timezone-aware")
 

@@ -65,17 +65,19 @@ def stats(app: Flask, since: datetime, tenant_id: str | None = None) -> dict[str
     email_filter = [Email.sent_at >= since]
     if tenant_id is not None:
         email_filter.append(Email.tenant_id == tenant_id)
-    results = dict(
-        session.execute(
+    results = {
+        str(result): count
+        for result, count in session.execute(
             sa.select(Email.result, sa.func.count()).where(*email_filter).group_by(Email.result)
-        ).all()
-    )
-    statuses = dict(
-        session.execute(
+        )
+    }
+    statuses = {
+        str(status): count
+        for status, count in session.execute(
             sa.select(Recipient.status, sa.func.count())
             .join(Email, Email.id == Recipient.email_id)
             .where(*email_filter)
             .group_by(Recipient.status)
-        ).all()
-    )
+        )
+    }
     return {"results": results, "statuses": statuses}

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .vocabulary import EmailResult, EmailStatus, EventType, RecipientKind, RecipientStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -47,6 +50,27 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(sa.types.TypeDecorator[E]):
+    """A vocabulary value (a :class:`~enum.StrEnum`) stored as its string: the column is a
+    plain ``VARCHAR``, a write of a value outside the vocabulary fails, reads give members."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum(value).value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 #: JSON on every database: JSONB on PostgreSQL, JSON elsewhere.
@@ -120,11 +144,14 @@ class Email(Base):
     transport: Mapped[str | None] = mapped_column(sa.String(64))
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     error: Mapped[str | None] = mapped_column(sa.Text)
-    #: The most notable recipient condition: ``bounced``, ``dropped``, ``deferred``, ``opened``
-    #: or empty.
-    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="")
-    #: ``failed``, ``queued``, ``processed``, ``delivered``, ``warning`` or ``error``.
-    result: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="queued")
+    #: The most notable recipient condition (:class:`~.vocabulary.EmailStatus`).
+    status: Mapped[EmailStatus] = mapped_column(
+        StrEnumType(EmailStatus, 16), nullable=False, default=EmailStatus.NONE
+    )
+    #: The outcome (:class:`~.vocabulary.EmailResult`).
+    result: Mapped[EmailResult] = mapped_column(
+        StrEnumType(EmailResult, 16), nullable=False, default=EmailResult.QUEUED
+    )
     #: The email this one is a resend of.
     resent_from_id: Mapped[int | None] = mapped_column(
         BigId, sa.ForeignKey("maildelivery_email.id", ondelete="SET NULL"), index=True
@@ -171,10 +198,14 @@ class Recipient(Base):
     #: ``address`` lower-cased: what events and searches match on.
     address_key: Mapped[str] = mapped_column(sa.String(320), nullable=False, index=True)
     name: Mapped[str | None] = mapped_column(sa.String(255))
-    kind: Mapped[str] = mapped_column(sa.String(3), nullable=False, default="to")
+    kind: Mapped[RecipientKind] = mapped_column(
+        StrEnumType(RecipientKind, 3), nullable=False, default=RecipientKind.TO
+    )
     contact_type: Mapped[str | None] = mapped_column(sa.String(64))
     contact_id: Mapped[str | None] = mapped_column(sa.String(64))
-    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="queued")
+    status: Mapped[RecipientStatus] = mapped_column(
+        StrEnumType(RecipientStatus, 16), nullable=False, default=RecipientStatus.QUEUED
+    )
     reason: Mapped[str | None] = mapped_column(sa.Text)
     smtp_code: Mapped[str | None] = mapped_column(sa.String(16))
     bounce_type: Mapped[str | None] = mapped_column(sa.String(16))
@@ -214,7 +245,7 @@ class Event(Base):
     )
     provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     provider_event_id: Mapped[str] = mapped_column(sa.String(255), nullable=False)
-    type: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    type: Mapped[EventType] = mapped_column(StrEnumType(EventType, 16), nullable=False)
     raw_type: Mapped[str] = mapped_column(sa.String(64), nullable=False, default="")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

@@ -71,7 +71,15 @@ event_received = _signals.signal(
 
 
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
-    """Send ``signal``; a receiver that raises is logged, and the other receivers still run."""
+    """Send ``signal`` to each receiver of ``sender``; a receiver that raises is logged with
+    its traceback (logger ``flask_maildelivery``, ``ERROR``) and the other receivers still
+    run.
+
+    Unlike blinker's own ``send()`` (which Flask-Login and Flask-Mail use, letting a
+    receiver's exception reach their caller), an outcome signal is sent after a commit,
+    often in a provider's webhook request: a receiver's bug must not turn stored events
+    into an error answer the provider would retry forever.
+    """
     for receiver in signal.receivers_for(sender):
         try:
             receiver(sender, **kwargs)

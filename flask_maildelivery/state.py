@@ -13,33 +13,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .vocabulary import EmailResult, EmailStatus, RecipientStatus
+
 #: Recipient statuses, lowest first. A failure outranks every success: a bounce that
 #: arrives after ``delivered`` wins (a delayed bounce).
-STATUS_ORDER: tuple[str, ...] = (
-    "queued",
-    "processed",
-    "deferred",
-    "delivered",
-    "opened",
-    "clicked",
-    "unsubscribed",
-    "complained",
-    "bounced",
-    "dropped",
-    "failed",
-)
+STATUS_ORDER: tuple[RecipientStatus, ...] = tuple(RecipientStatus)
 RECIPIENT_STATUSES = STATUS_ORDER
 RANK: dict[str, int] = {name: rank for rank, name in enumerate(STATUS_ORDER)}
 
 #: Email results.
-RESULTS: tuple[str, ...] = ("failed", "queued", "processed", "delivered", "warning", "error")
+RESULTS: tuple[EmailResult, ...] = tuple(EmailResult)
 #: Email statuses (empty string: nothing notable).
-EMAIL_STATUSES: tuple[str, ...] = ("bounced", "dropped", "deferred", "opened", "")
+EMAIL_STATUSES: tuple[EmailStatus, ...] = tuple(EmailStatus)
 
-FAILURE_STATUSES = frozenset({"bounced", "dropped", "failed"})
+FAILURE_STATUSES = frozenset(
+    {RecipientStatus.BOUNCED, RecipientStatus.DROPPED, RecipientStatus.FAILED}
+)
 #: Results and statuses that put an email on the default "failed emails" list.
-ATTENTION_RESULTS = frozenset({"failed", "warning", "error"})
-ATTENTION_STATUSES = frozenset({"bounced", "dropped", "deferred"})
+ATTENTION_RESULTS = frozenset({EmailResult.FAILED, EmailResult.WARNING, EmailResult.ERROR})
+ATTENTION_STATUSES = frozenset({EmailStatus.BOUNCED, EmailStatus.DROPPED, EmailStatus.DEFERRED})
 
 
 @dataclass(frozen=True, order=False)
@@ -102,41 +94,42 @@ def recipient_state(facts: Iterable[StatusFact]) -> StatusFact:
             or (key == best_key and fact._details_key() > best._details_key())
         ):
             best, best_key = fact, key
-    return best or StatusFact("queued")
+    return best or StatusFact(RecipientStatus.QUEUED)
 
 
-def email_result(statuses: Sequence[str], *, send_refused: bool = False) -> str:
+def email_result(statuses: Sequence[str], *, send_refused: bool = False) -> EmailResult:
     """An email's ``result`` from its recipients' statuses.
 
     :param send_refused: the send call itself was refused (result ``failed``).
     """
     if send_refused:
-        return "failed"
+        return EmailResult.FAILED
     n = len(statuses)
     if n == 0:
-        return "queued"
+        return EmailResult.QUEUED
     failures = sum(1 for s in statuses if s in FAILURE_STATUSES)
-    successes = sum(1 for s in statuses if RANK["delivered"] <= RANK[s] < RANK["bounced"])
+    delivered, bounced = RANK[RecipientStatus.DELIVERED], RANK[RecipientStatus.BOUNCED]
+    successes = sum(1 for s in statuses if delivered <= RANK[s] < bounced)
     if failures == n:
-        return "error"
+        return EmailResult.ERROR
     if failures > 0:
-        return "warning"
+        return EmailResult.WARNING
     if successes == n:
-        return "delivered"
-    if any(s in ("processed", "deferred") for s in statuses):
-        return "processed"
-    return "queued"
+        return EmailResult.DELIVERED
+    if any(s in (RecipientStatus.PROCESSED, RecipientStatus.DEFERRED) for s in statuses):
+        return EmailResult.PROCESSED
+    return EmailResult.QUEUED
 
 
-def email_status(statuses: Sequence[str]) -> str:
+def email_status(statuses: Sequence[str]) -> EmailStatus:
     """An email's ``status``: its most notable recipient condition, or empty."""
     present = set(statuses)
-    for status in ("bounced", "dropped", "deferred"):
+    for status in (EmailStatus.BOUNCED, EmailStatus.DROPPED, EmailStatus.DEFERRED):
         if status in present:
             return status
-    if present & {"opened", "clicked"}:
-        return "opened"
-    return ""
+    if present & {RecipientStatus.OPENED, RecipientStatus.CLICKED}:
+        return EmailStatus.OPENED
+    return EmailStatus.NONE
 
 
 def needs_attention(result: str, status: str) -> bool:

@@ -207,8 +207,9 @@ def _insert_email(
 
 
 def _recording_problem(session: Session, exc: SQLAlchemyError) -> str:
-    problem = f"the email could not be recorded, so it was not sent: {exc.orig or exc}"
-    if session.get_bind().dialect.name == "sqlite" and "locked" in str(exc.orig):
+    cause = str(getattr(exc, "orig", None) or exc)
+    problem = f"the email could not be recorded, so it was not sent: {cause}"
+    if session.get_bind().dialect.name == "sqlite" and "locked" in cause:
         # SQLite has one writer at a time: a transaction with uncommitted writes, the
         # host's own included, holds the lock the package's own session needs
         problem += (

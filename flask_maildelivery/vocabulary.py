@@ -1,0 +1,78 @@
+"""The stored vocabularies as types: each value is stored as its lower-case string, so a
+typo in code is a type error instead of a silently unknown status."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RecipientStatus(StrEnum):
+    """A recipient's status, in rank order (see :mod:`flask_maildelivery.state`)."""
+
+    QUEUED = "queued"
+    PROCESSED = "processed"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = "complained"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    FAILED = "failed"
+
+
+class EventType(StrEnum):
+    """A normalized event type: a recipient status, or ``unknown`` for a provider event
+    whose name we do not know (kept and shown, never applied)."""
+
+    QUEUED = "queued"
+    PROCESSED = "processed"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = "complained"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class EmailResult(StrEnum):
+    """An email's result (the seed's "Résultat")."""
+
+    FAILED = "failed"
+    QUEUED = "queued"
+    PROCESSED = "processed"
+    DELIVERED = "delivered"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class EmailStatus(StrEnum):
+    """An email's status: its most notable recipient condition (the seed's "Statut")."""
+
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    DEFERRED = "deferred"
+    OPENED = "opened"
+    NONE = ""
+
+
+class BounceType(StrEnum):
+    """How a bounce is classed."""
+
+    HARD = "hard"
+    SOFT = "soft"
+    BLOCK = "block"
+    UNDETERMINED = "undetermined"
+
+
+class RecipientKind(StrEnum):
+    """Where an address stands on the email."""
+
+    TO = "to"
+    CC = "cc"
+    BCC = "bcc"
