@@ -114,7 +114,7 @@ def main() -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
     MailDelivery(app, db=SQLAlchemy(app))
     messages = [message(n) for n in range(args.n)]
-    transport = get_state(app).get_transport()
+    transport = get_state(app).transport
     assert isinstance(transport, SendGridTransport)
     bodies = [transport.payload(m) for m in messages]
     headers = {"Authorization": "Bearer SG.bench"}

@@ -141,7 +141,8 @@ class AppState:
     db: SQLAlchemy
     settings: Mapping[str, Any]
     callbacks: HostCallbacks
-    transport: Transport | None = None
+    #: The app's transport, created at ``init_app`` once the settings are registered.
+    transport: Transport = field(init=False)
     #: The :class:`~flask_maildelivery.MailDelivery` object that registered the app, for
     #: host code (``current_app.extensions["maildelivery"].extension``); the package itself
     #: never reaches up to it.
@@ -158,12 +159,6 @@ class AppState:
     def _new_session(self) -> Session:
         # the engine of the current app (Flask-SQLAlchemy keeps one per app)
         return Session(bind=self.db.engine)
-
-    def get_transport(self) -> Transport:
-        """The app's transport."""
-        if self.transport is None:
-            raise RuntimeError("flask-maildelivery's transport is not set up yet")
-        return self.transport
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -151,6 +151,12 @@ class _PayloadSchema(Schema):
         unknown = INCLUDE
 
 
+class FlatPayloadSchema(_PayloadSchema):
+    """A payload schema made of field checks only: no nested schema and no schema-level
+    validator. :func:`quick_validator` relies on that (a schema that needs a
+    schema-level rule derives from :class:`_PayloadSchema` instead)."""
+
+
 def _one_of_required(*keys: str) -> Callable[..., None]:
     """A schema-level validator: at least one of ``keys`` has a value; the error is reported
     as a missing ``keys[0]``."""
@@ -163,7 +169,7 @@ def _one_of_required(*keys: str) -> Callable[..., None]:
     return check
 
 
-class SendGridEventSchema(_PayloadSchema):
+class SendGridEventSchema(FlatPayloadSchema):
     """One element of SendGrid's event array."""
 
     event = fields.String(required=True)
@@ -173,7 +179,7 @@ class SendGridEventSchema(_PayloadSchema):
     sg_message_id = fields.String()
 
 
-class MailgunSignatureSchema(_PayloadSchema):
+class MailgunSignatureSchema(FlatPayloadSchema):
     """Mailgun's ``signature`` object."""
 
     timestamp = _Epoch(required=True)
@@ -181,7 +187,7 @@ class MailgunSignatureSchema(_PayloadSchema):
     signature = fields.String(required=True)
 
 
-class MailgunEventDataSchema(_PayloadSchema):
+class MailgunEventDataSchema(FlatPayloadSchema):
     """Mailgun's ``event-data`` object."""
 
     event = fields.String(required=True)
@@ -244,7 +250,7 @@ class SESEventSchema(_PayloadSchema):
     _has_type = _one_of_required("eventType", "notificationType")
 
 
-class SparkPostEventSchema(_PayloadSchema):
+class SparkPostEventSchema(FlatPayloadSchema):
     """The inner event of a SparkPost ``{"msys": {"<class>_event": {...}}}`` element."""
 
     type = fields.String(required=True)
@@ -255,7 +261,7 @@ class SparkPostEventSchema(_PayloadSchema):
     rcpt_meta = fields.Dict()
 
 
-class MailjetEventSchema(_PayloadSchema):
+class MailjetEventSchema(FlatPayloadSchema):
     """A Mailjet event."""
 
     event = fields.String(required=True)
@@ -264,7 +270,7 @@ class MailjetEventSchema(_PayloadSchema):
     MessageID = fields.Raw()
 
 
-class BrevoEventSchema(_PayloadSchema):
+class BrevoEventSchema(FlatPayloadSchema):
     """A Brevo transactional event."""
 
     event = fields.String(required=True)
@@ -273,7 +279,7 @@ class BrevoEventSchema(_PayloadSchema):
     message_id = fields.String(data_key="message-id")
 
 
-class ResendDataSchema(_PayloadSchema):
+class ResendDataSchema(FlatPayloadSchema):
     """The ``data`` object of a Resend event."""
 
     email_id = fields.String()
@@ -307,14 +313,14 @@ def _accepts(field: fields.Field[Any]) -> Callable[[Any], bool] | None:
 
 
 def quick_validator(schema: Schema) -> Callable[[Any], bool] | None:
-    """For a flat schema (no nested schema, no schema-level validator), a fast check of one
+    """For a :class:`FlatPayloadSchema`, a fast check of one
     item that returns ``True`` only when ``schema.validate`` would report no error.
 
     Providers post thousands of events per request; this keeps validation off the hot path
     for well-formed items, while ``schema.validate`` still decides (and words the errors)
     whenever the quick check is not sure. ``None``: the schema is not flat.
     """
-    if schema._hooks.get("validates_schema"):
+    if not isinstance(schema, FlatPayloadSchema):
         return None
     checks: list[tuple[str, bool, Callable[[Any], bool]]] = []
     for name, field in schema.load_fields.items():

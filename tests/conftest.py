@@ -154,7 +154,8 @@ def app(make_app: AppFactory) -> Iterator[Flask]:
 @pytest.fixture
 def mail_delivery(app: Flask) -> MailDelivery:
     """The extension object registered on ``app``."""
-    return MailDelivery.state(app).extension
+    extension: MailDelivery = MailDelivery.state(app).extension
+    return extension
 
 
 @pytest.fixture

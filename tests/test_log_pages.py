@@ -19,6 +19,7 @@ from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Email
 from flask_maildelivery.testing import outbox
 from flask_maildelivery.views.pages import BODY_CSP, CSRF_SESSION_KEY
+from flask_maildelivery.vocabulary import EmailResult, EmailStatus
 
 from .conftest import AppFactory
 from .log_helpers import (
@@ -251,7 +252,7 @@ def test_failed_only_covers_every_result_and_status_that_needs_attention(log: Lo
             ("queued", "queued", ""),
         ):
             email = send_delivered(log, subject=name)
-            email.result, email.status = result, status
+            email.result, email.status = EmailResult(result), EmailStatus(status)
             emails[name] = email.id
         session.commit()
     ids = listed_ids(log.client().get("/maildelivery/").get_data(as_text=True))

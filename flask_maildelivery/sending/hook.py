@@ -123,7 +123,7 @@ def record_and_send(
         "metadata_": dict(outgoing.metadata),
         "related_type": related[0] if related else None,
         "related_id": str(related[1]) if related else None,
-        "transport": state.get_transport().name,
+        "transport": state.transport.name,
         "provider_message_id": None,
         "error": None,
         "status": "",
@@ -161,7 +161,7 @@ def record_and_send(
         cancelled.email = email
         raise cancelled
     try:
-        result = state.get_transport().send(outgoing)
+        result = state.transport.send(outgoing)
     except TransportError as exc:
         return _record_failure(app, email, str(exc))
     except Exception as exc:  # a host transport may raise anything; the record must survive
