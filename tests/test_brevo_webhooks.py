@@ -6,13 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .webhook_kits import (
-    BrevoKit,
-    email_result,
-    send_email,
-    set_message_id,
-    stored_events,
-)
+from .kits import BrevoKit
+from .webhook_helpers import email_result, send_email, set_message_id, stored_events
 
 
 def test_ts_epoch_is_milliseconds(make_app: Any) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .webhook_kits import (
-    MailgunKit,
+from .kits import MailgunKit, post
+from .webhook_helpers import (
     email_result,
-    post,
     recipient_states,
     send_email,
     set_message_id,

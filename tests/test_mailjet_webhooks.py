@@ -7,14 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .webhook_kits import (
-    MailjetKit,
-    email_result,
-    post,
-    recipient_states,
-    send_email,
-    set_message_id,
-)
+from .kits import MailjetKit, post
+from .webhook_helpers import email_result, recipient_states, send_email, set_message_id
 
 
 def test_grouped_events_and_large_message_ids(make_app: Any) -> None:

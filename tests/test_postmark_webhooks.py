@@ -6,18 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from .webhook_kits import (
-    PostmarkKit,
-    post,
-    recipient_states,
-    send_email,
-    stored_events,
-)
+from .kits import PostmarkKit, basic, post
+from .webhook_helpers import recipient_states, send_email, stored_events
 
 
 def test_rotated_credentials_are_accepted(make_app: Any) -> None:
-    from .webhook_kits import basic
-
     kit = PostmarkKit()
     app = kit.start(make_app)
     email_id, public_id = send_email(app)

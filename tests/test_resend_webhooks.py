@@ -6,13 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .webhook_kits import (
-    ResendKit,
-    email_result,
-    post,
-    send_email,
-    stored_events,
-)
+from .kits import ResendKit, post
+from .webhook_helpers import email_result, send_email, stored_events
 
 
 def test_default_tolerance_is_five_minutes(make_app: Any) -> None:

@@ -6,13 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .webhook_kits import (
-    SendGridKit,
-    post,
-    recipient_states,
-    send_email,
-    stored_events,
-)
+from .kits import SendGridKit, post
+from .webhook_helpers import recipient_states, send_email, stored_events
 
 
 def test_blocked_bounce_is_a_block(make_app: Any) -> None:

@@ -9,16 +9,9 @@ from typing import Any
 
 import pytest
 
-from .webhook_kits import (
-    CERT_URL,
-    SESKit,
-    email_result,
-    post,
-    recipient_states,
-    rsa_key,
-    send_email,
-    stored_events,
-)
+from .kits import SESKit, post
+from .kits.ses import CERT_URL, rsa_key
+from .webhook_helpers import email_result, recipient_states, send_email, stored_events
 
 
 def delivered(

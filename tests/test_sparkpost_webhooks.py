@@ -7,12 +7,8 @@ from typing import Any
 
 import pytest
 
-from .webhook_kits import (
-    SparkPostKit,
-    recipient_states,
-    send_email,
-    stored_events,
-)
+from .kits import SparkPostKit
+from .webhook_helpers import recipient_states, send_email, stored_events
 
 
 def test_ping_is_acknowledged(make_app: Any) -> None:
