@@ -3,8 +3,7 @@ changed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -58,9 +57,10 @@ def recipient_states(app: Any, email_id: int) -> dict[str, tuple[str, str | None
         return {a: (s, b) for a, s, b in rows}
 
 
-@dataclass(frozen=True)
-class RecipientFacts:
-    """What a recipient's events made of it."""
+class Outcome(NamedTuple):
+    """What an event says happened, or what a recipient's events made of it: the
+    normalized type (an event) or status (a recipient), the reason, the SMTP code and the
+    bounce type."""
 
     status: str
     reason: str | None
@@ -68,16 +68,21 @@ class RecipientFacts:
     bounce_type: str | None
 
 
-def recipient_facts(app: Any, email_id: int, address: str) -> RecipientFacts:
-    """The status, reason, SMTP code and bounce type of one recipient of an email."""
+def event_outcome(event: Event) -> Outcome:
+    """The :class:`Outcome` a stored event reports."""
+    return Outcome(event.type, event.reason, event.smtp_code, event.bounce_type)
+
+
+def recipient_outcome(app: Any, email_id: int, address: str) -> Outcome:
+    """The :class:`Outcome` of one recipient of an email."""
     with app.app_context():
         session = MailDelivery.state(app).db.session
-        row = session.execute(
+        status, reason, smtp_code, bounce_type = session.execute(
             sa.select(
                 Recipient.status, Recipient.reason, Recipient.smtp_code, Recipient.bounce_type
             ).where(Recipient.email_id == email_id, Recipient.address == address)
         ).one()
-        return RecipientFacts(*row)
+        return Outcome(status, reason, smtp_code, bounce_type)
 
 
 def email_result(app: Any, email_id: int) -> tuple[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from .base import EXPECTED_TYPES, BasicAuthKit, Facts
@@ -15,6 +15,11 @@ BOUNCES = {
     "dropped": ("ManuallyDeactivated", 100002),
     "unsubscribe": ("Unsubscribe", 16),
 }
+
+
+def postmark_time(at: datetime) -> str:
+    """``at`` as Postmark writes times: UTC, seven fractional digits, ``Z``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 class PostmarkKit(BasicAuthKit):
@@ -36,7 +41,7 @@ class PostmarkKit(BasicAuthKit):
             "Tag": "invoice",
             "Metadata": {"maildelivery_id": facts.public_id} if facts.public_id else {},
         }
-        when = facts.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+        when = postmark_time(facts.at)
         if kind in BOUNCES or kind == "complaint":
             name, code = BOUNCES.get(kind, ("SpamComplaint", 100001))
             return {
