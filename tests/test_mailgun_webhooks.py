@@ -1,19 +1,160 @@
-"""What is particular to the Mailgun webhook; the mapping of each documented event, like the
+"""What is particular to the Mailgun webhook, and payloads copied from Mailgun's
+documentation posted as they are written there; the mapping of each kind of event, like the
 rest of what every provider webhook keeps, is in ``test_webhooks_contract.py``."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
-from .webhook_kits import (
-    MailgunKit,
+from .kits import MailgunKit, post
+from .webhook_helpers import (
+    Outcome,
     email_result,
-    post,
+    event_outcome,
+    recipient_outcome,
     recipient_states,
     send_email,
     set_message_id,
     stored_events,
 )
+
+
+def test_documented_failures(make_app: Any) -> None:
+    """The permanent and the temporary failure of Mailgun's Events reference
+    (mailgun/documentation, source/api-events.rst: webhooks post the same event
+    structure as ``event-data``), each signed as a webhook, unchanged but for the
+    signature: both find their email by the message id the send API returned (with angle
+    brackets, the events carry it without)."""
+    kit = MailgunKit()
+    app = kit.start(make_app)
+    failed_id, _ = send_email(app, to=("recipient@example.com",))
+    set_message_id(app, failed_id, "<20130822185902.31528.73196@samples.mailgun.org>")
+    delayed_id, _ = send_email(app, to=("baz@example.com", "bar@example.com"))
+    set_message_id(app, delayed_id, "<20130813230036.10303.40433@samples.mailgun.org>")
+    permanent = {
+        "signature": kit.signature(),
+        "event-data": {
+            "severity": "permanent",
+            "tags": [],
+            "envelope": {
+                "transport": "smtp",
+                "sender": "postmaster@samples.mailgun.org",
+                "sending-ip": "184.173.153.199",
+            },
+            "delivery-status": {"message": "Relay Not Permitted", "code": 550, "description": None},
+            "campaigns": [],
+            "reason": "bounce",
+            "user-variables": {},
+            "flags": {"is-authenticated": True, "is-test-mode": False},
+            "timestamp": 1377198389.769129,
+            "message": {
+                "headers": {
+                    "to": "recipient@example.com",
+                    "message-id": "20130822185902.31528.73196@samples.mailgun.org",
+                    "from": "John Doe <sender@example.com>",
+                    "subject": "Test Subject",
+                },
+                "attachments": [],
+                "recipients": ["recipient@example.com"],
+                "size": 557,
+            },
+            "recipient": "recipient@example.com",
+            "event": "failed",
+        },
+    }
+    temporary = {
+        "signature": kit.signature(),
+        "event-data": {
+            "severity": "temporary",
+            "tags": [],
+            "envelope": {"sender": "me@samples.mailgun.org", "transport": ""},
+            "delivery-status": {
+                "code": 498,
+                "message": "No MX for [example.com]",
+                "retry-seconds": 900,
+                "description": "No MX for [example.com]",
+            },
+            "campaigns": [],
+            "reason": "generic",
+            "user-variables": {},
+            "flags": {"is-authenticated": True, "is-test-mode": False},
+            "timestamp": 1376435471.10744,
+            "message": {
+                "headers": {
+                    "to": "baz@example.com, bar@example.com",
+                    "message-id": "20130813230036.10303.40433@samples.mailgun.org",
+                    "from": "Excited User <me@samples.mailgun.org>",
+                    "subject": "Hello",
+                },
+                "attachments": [],
+                "recipients": ["baz@example.com", "bar@example.com"],
+                "size": 370,
+            },
+            "recipient": "bar@example.com",
+            "event": "failed",
+        },
+    }
+    for body in (permanent, temporary):
+        response = post(app, kit, (json.dumps(body).encode(), {"Content-Type": "application/json"}))
+        assert response.status_code == 200, response.get_json()
+    bounce, delay = stored_events(app)
+    assert event_outcome(bounce) == Outcome("bounced", "Relay Not Permitted", "550", "hard")
+    assert (bounce.email_id, bounce.correlation_id) == (failed_id, None)
+    assert bounce.provider_message_id == "20130822185902.31528.73196@samples.mailgun.org"
+    assert bounce.occurred_at == datetime(2013, 8, 22, 19, 6, 29, 769129, tzinfo=UTC)
+    assert recipient_outcome(app, failed_id, "recipient@example.com") == Outcome(
+        "bounced", "Relay Not Permitted", "550", "hard"
+    )
+    assert email_result(app, failed_id) == ("error", "bounced")
+    # Mailgun will retry: a deferral of the one recipient it names
+    assert event_outcome(delay) == Outcome("deferred", "No MX for [example.com]", "498", "soft")
+    assert delay.email_id == delayed_id
+    assert recipient_outcome(app, delayed_id, "bar@example.com") == Outcome(
+        "deferred", "No MX for [example.com]", "498", "soft"
+    )
+    assert recipient_states(app, delayed_id)["baz@example.com"][0] == "queued"
+    assert email_result(app, delayed_id) == ("processed", "deferred")
+
+
+def test_permanent_failure_found_by_user_variable(make_app: Any) -> None:
+    """A permanent failure with the fields of today's webhook ``event-data`` (``id``,
+    ``tags``, ``enhanced-code``, ``attempt-no``) and the email's correlation id as a user
+    variable."""
+    kit = MailgunKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("rcpt@example.org",))
+    body = {
+        "signature": kit.signature(),
+        "event-data": {
+            "id": "EvT0001",
+            "event": "failed",
+            "severity": "permanent",
+            "reason": "bounce",
+            "timestamp": 1700000000.25,
+            "recipient": "rcpt@example.org",
+            "tags": ["receipt"],
+            "message": {"headers": {"message-id": "20240101000000.abc123@mg.example.com"}},
+            "delivery-status": {
+                "code": 550,
+                "enhanced-code": "5.1.1",
+                "message": "5.1.1 no such user",
+                "attempt-no": 1,
+            },
+            "user-variables": {"maildelivery_id": public_id},
+        },
+    }
+    response = post(app, kit, (json.dumps(body).encode(), {"Content-Type": "application/json"}))
+    assert response.status_code == 200, response.get_json()
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome("bounced", "5.1.1 no such user", "550", "hard")
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    # Mailgun event ids are unique within a day only
+    assert event.provider_event_id == "EvT0001:1700000000.25"
+    assert recipient_outcome(app, email_id, "rcpt@example.org") == Outcome(
+        "bounced", "5.1.1 no such user", "550", "hard"
+    )
 
 
 def test_reused_token_is_refused_with_406(make_app: Any) -> None:

@@ -1,23 +1,124 @@
-"""What is particular to the Postmark webhook; the mapping of each documented event, like the
+"""What is particular to the Postmark webhook, and payloads copied from Postmark's
+documentation posted as they are written there; the mapping of each kind of event, like the
 rest of what every provider webhook keeps, is in ``test_webhooks_contract.py``."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from .webhook_kits import (
-    PostmarkKit,
-    post,
+from .kits import PostmarkKit, basic, post
+from .kits.postmark import postmark_time
+from .webhook_helpers import (
+    Outcome,
+    email_result,
+    event_outcome,
+    recipient_outcome,
     recipient_states,
     send_email,
+    set_message_id,
     stored_events,
 )
 
 
-def test_rotated_credentials_are_accepted(make_app: Any) -> None:
-    from .webhook_kits import basic
+def test_documented_delivery_then_bounce(make_app: Any) -> None:
+    """The examples of Postmark's delivery and bounce webhook pages
+    (postmarkapp.com/developer/webhooks/delivery-webhook and .../bounce-webhook), posted one
+    record per request: a bounce after the delivery wins. Changed: the times, which must be
+    recent (Postmark signs nothing, so an old record is refused as a replay), and the
+    metadata, which also carries the email's correlation id."""
+    kit = PostmarkKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("john@example.com",))
+    set_message_id(app, email_id, "883953f4-6105-42a2-a16a-77a8eac79483")
+    now = datetime.now(UTC)
+    delivery = {
+        "RecordType": "Delivery",
+        "ServerID": 23,
+        "MessageStream": "outbound",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Recipient": "john@example.com",
+        "Tag": "welcome-email",
+        "DeliveredAt": postmark_time(now - timedelta(minutes=5)),
+        "Details": "Test delivery webhook details",
+        "Metadata": {"a_key": "a_value", "b_key": "b_value", "maildelivery_id": public_id},
+    }
+    bounce = {
+        "RecordType": "Bounce",
+        "MessageStream": "outbound",
+        "ID": 4323372036854775807,
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "Name": "Hard bounce",
+        "Tag": "Test",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Metadata": {"a_key": "a_value", "b_key": "b_value", "maildelivery_id": public_id},
+        "ServerID": 23,
+        "Description": (
+            "The server was unable to deliver your message (ex: unknown user, mailbox not found)."
+        ),
+        "Details": "Test bounce details",
+        "Email": "john@example.com",
+        "From": "sender@example.com",
+        "BouncedAt": postmark_time(now),
+        "DumpAvailable": True,
+        "Inactive": True,
+        "CanActivate": True,
+        "Subject": "Test subject",
+        "Content": "<Full dump of bounce>",
+    }
+    for record in (delivery, bounce):
+        response = post(app, kit, (json.dumps(record).encode(), kit.auth_headers()))
+        assert response.status_code == 200, response.get_json()
+    delivered, bounced = stored_events(app)
+    assert event_outcome(delivered) == Outcome(
+        "delivered", "Test delivery webhook details", None, None
+    )
+    assert event_outcome(bounced) == Outcome("bounced", "Test bounce details", None, "hard")
+    assert bounced.raw_type == "Bounce:HardBounce"
+    assert bounced.provider_event_id == "Bounce:4323372036854775807"
+    for event in (delivered, bounced):
+        assert (event.email_id, event.correlation_id) == (email_id, public_id)
+        assert event.provider_message_id == "883953f4-6105-42a2-a16a-77a8eac79483"
+    assert recipient_outcome(app, email_id, "john@example.com") == Outcome(
+        "bounced", "Test bounce details", None, "hard"
+    )
+    assert email_result(app, email_id) == ("error", "bounced")
 
+
+def test_hard_bounce_reason_is_the_smtp_answer_in_details(make_app: Any) -> None:
+    """A hard bounce whose ``Details`` holds the receiving server's answer, with a recent
+    ``BouncedAt`` and the email's correlation id in ``Metadata``."""
+    kit = PostmarkKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("rcpt@example.org",))
+    record = {
+        "RecordType": "Bounce",
+        "ID": 4242,
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "MessageStream": "outbound",
+        "MessageID": "00000000-0000-4000-8000-000000000042",
+        "Email": "rcpt@example.org",
+        "BouncedAt": postmark_time(datetime.now(UTC)),
+        "Details": "550 5.1.1 no such user",
+        "Inactive": True,
+        "CanActivate": True,
+        "Tag": "receipt",
+        "Metadata": {"maildelivery_id": public_id},
+    }
+    response = post(app, kit, (json.dumps(record).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome("bounced", "550 5.1.1 no such user", None, "hard")
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    assert recipient_outcome(app, email_id, "rcpt@example.org") == Outcome(
+        "bounced", "550 5.1.1 no such user", None, "hard"
+    )
+
+
+def test_rotated_credentials_are_accepted(make_app: Any) -> None:
     kit = PostmarkKit()
     app = kit.start(make_app)
     email_id, public_id = send_email(app)

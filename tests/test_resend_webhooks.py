@@ -1,18 +1,116 @@
-"""What is particular to the Resend webhook; the mapping of each documented event, like the
+"""What is particular to the Resend webhook, and payloads copied from Resend's
+documentation posted as they are written there; the mapping of each kind of event, like the
 rest of what every provider webhook keeps, is in ``test_webhooks_contract.py``."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .webhook_kits import (
-    ResendKit,
+from .kits import ResendKit, post
+from .webhook_helpers import (
+    Outcome,
     email_result,
-    post,
+    event_outcome,
+    recipient_outcome,
     send_email,
+    set_message_id,
     stored_events,
 )
+
+
+def test_documented_delay_then_failure(make_app: Any) -> None:
+    """The examples of Resend's ``email.delivery_delayed`` and ``email.failed`` webhook
+    pages (resend.com/docs/webhooks/emails/delivery-delayed and .../failed), each a Svix
+    message of its own. Changed: the tags, which also carry the email's correlation id; the
+    email's id at the send API is the documented ``email_id``."""
+    kit = ResendKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("delivered@resend.dev",))
+    set_message_id(app, email_id, "56761188-7520-42d8-8898-ff6fc54ce618")
+    delayed = {
+        "type": "email.delivery_delayed",
+        "created_at": "2024-02-22T23:41:12.126Z",
+        "data": {
+            "broadcast_id": "8b146471-e88e-4322-86af-016cd36fd216",
+            "created_at": "2024-02-22T23:41:11.894719+00:00",
+            "email_id": "56761188-7520-42d8-8898-ff6fc54ce618",
+            "from": "Acme <onboarding@resend.dev>",
+            "to": ["delivered@resend.dev"],
+            "subject": "Sending this example",
+            "template_id": "43f68331-0622-4e15-8202-246a0388854b",
+            "tags": {"category": "confirm_email", "maildelivery_id": public_id},
+        },
+    }
+    failed = {
+        "type": "email.failed",
+        "created_at": "2024-11-22T23:41:12.126Z",
+        "data": {
+            "broadcast_id": "8b146471-e88e-4322-86af-016cd36fd216",
+            "created_at": "2024-11-22T23:41:11.894719+00:00",
+            "email_id": "56761188-7520-42d8-8898-ff6fc54ce618",
+            "from": "Acme <onboarding@resend.dev>",
+            "to": ["delivered@resend.dev"],
+            "subject": "Sending this example",
+            "template_id": "43f68331-0622-4e15-8202-246a0388854b",
+            "failed": {"reason": "reached_daily_quota"},
+            "tags": {"category": "confirm_email", "maildelivery_id": public_id},
+        },
+    }
+    for svix_id, payload in (("msg_delayed_1", delayed), ("msg_failed_1", failed)):
+        body = json.dumps(payload).encode()
+        response = post(app, kit, (body, kit.signed_headers(body, svix_id)))
+        assert response.status_code == 200, response.get_json()
+    deferred, dropped = stored_events(app)
+    assert event_outcome(deferred) == Outcome("deferred", None, None, None)
+    assert event_outcome(dropped) == Outcome("dropped", "reached_daily_quota", None, None)
+    for event in (deferred, dropped):
+        assert (event.email_id, event.correlation_id) == (email_id, public_id)
+        assert event.provider_message_id == "56761188-7520-42d8-8898-ff6fc54ce618"
+    assert dropped.provider_event_id == "msg_failed_1"
+    assert dropped.occurred_at == datetime(2024, 11, 22, 23, 41, 12, 126000, tzinfo=UTC)
+    assert recipient_outcome(app, email_id, "delivered@resend.dev") == Outcome(
+        "dropped", "reached_daily_quota", None, None
+    )
+    assert email_result(app, email_id) == ("error", "dropped")
+
+
+def test_permanent_bounce_is_hard(make_app: Any) -> None:
+    """A bounce of type ``Permanent``, subtype ``General`` (not a suppression), with the
+    email's correlation id as a tag."""
+    kit = ResendKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("rcpt@example.org",))
+    event = {
+        "type": "email.bounced",
+        "created_at": "2024-01-01T00:00:01.000Z",
+        "data": {
+            "email_id": "00000000-0000-4000-8000-0000000000aa",
+            "to": ["rcpt@example.org"],
+            "from": "App <noreply@example.com>",
+            "subject": "Receipt",
+            "created_at": "2024-01-01T00:00:00.000Z",
+            "bounce": {
+                "type": "Permanent",
+                "subType": "General",
+                "message": "The recipient's mail server permanently rejected the email.",
+            },
+            "tags": {"maildelivery_id": public_id},
+        },
+    }
+    body = json.dumps(event).encode()
+    response = post(app, kit, (body, kit.signed_headers(body, "msg_bounce_1")))
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    reason = "The recipient's mail server permanently rejected the email."
+    assert event_outcome(stored) == Outcome("bounced", reason, None, "hard")
+    assert (stored.email_id, stored.correlation_id) == (email_id, public_id)
+    assert stored.provider_message_id == "00000000-0000-4000-8000-0000000000aa"
+    assert recipient_outcome(app, email_id, "rcpt@example.org") == Outcome(
+        "bounced", reason, None, "hard"
+    )
+    assert email_result(app, email_id) == ("error", "bounced")
 
 
 def test_default_tolerance_is_five_minutes(make_app: Any) -> None:

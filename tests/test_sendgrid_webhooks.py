@@ -1,18 +1,133 @@
-"""What is particular to the SendGrid webhook; the mapping of each documented event, like the
+"""What is particular to the SendGrid webhook, and payloads copied from SendGrid's
+documentation posted as they are written there; the mapping of each kind of event, like the
 rest of what every provider webhook keeps, is in ``test_webhooks_contract.py``."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .webhook_kits import (
-    SendGridKit,
-    post,
+from .kits import SendGridKit, post
+from .webhook_helpers import (
+    Outcome,
+    email_result,
+    event_outcome,
+    recipient_outcome,
     recipient_states,
     send_email,
+    set_message_id,
     stored_events,
 )
+
+
+def test_documented_delivery_events(make_app: Any) -> None:
+    """The deferred, delivered and bounce examples of SendGrid's Event Webhook Reference
+    (sendgrid/docs, content/docs/for-developers/tracking-events/event.md), in one batch.
+    Only ids changed: the custom argument carries the email's correlation id, and
+    ``sg_message_id`` starts with the X-Message-Id the send stored (the documented
+    ``14c5d75ce93.dfd.64b469`` is an older id form, with dots)."""
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("example@test.com",))
+    set_message_id(app, email_id, "Hq4Z2XkVRTyVx0P1AbCdEf")
+    events = [
+        {
+            "email": "example@test.com",
+            "timestamp": 1513299569,
+            "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+            "event": "deferred",
+            "category": "cat facts",
+            "sg_event_id": "t7LEShmowp86DTdUW8M-GQ==",
+            "sg_message_id": "Hq4Z2XkVRTyVx0P1AbCdEf.filter0001.16648.5515E0B88.0",
+            "response": "400 try again later",
+            "attempt": "5",
+            "maildelivery_id": public_id,
+        },
+        {
+            "email": "example@test.com",
+            "timestamp": 1513299569,
+            "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+            "event": "delivered",
+            "category": "cat facts",
+            "sg_event_id": "rWVYmVk90MjZJ9iohOBa3w==",
+            "sg_message_id": "Hq4Z2XkVRTyVx0P1AbCdEf.filter0001.16648.5515E0B88.0",
+            "response": "250 OK",
+            "maildelivery_id": public_id,
+        },
+        {
+            "email": "example@test.com",
+            "timestamp": 1513299569,
+            "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+            "event": "bounce",
+            "category": "cat facts",
+            "sg_event_id": "6g4ZI7SA-xmRDv57GoPIPw==",
+            "sg_message_id": "Hq4Z2XkVRTyVx0P1AbCdEf.filter0001.16648.5515E0B88.0",
+            "reason": "500 unknown recipient",
+            "status": "5.0.0",
+            "type": "bounce",
+            "maildelivery_id": public_id,
+        },
+    ]
+    body = json.dumps(events).encode()
+    response = post(app, kit, (body, kit.signed_headers(body)))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"stored": 3, "duplicates": 0, "unmatched": 0}
+    stored = {event.raw_type: event for event in stored_events(app)}
+    assert event_outcome(stored["deferred"]) == Outcome(
+        "deferred", "400 try again later", None, "soft"
+    )
+    assert event_outcome(stored["delivered"]) == Outcome("delivered", "250 OK", None, None)
+    assert event_outcome(stored["bounce"]) == Outcome(
+        "bounced", "500 unknown recipient", "5.0.0", "hard"
+    )
+    for event in stored.values():
+        assert event.email_id == email_id
+        assert event.correlation_id == public_id
+        assert event.provider_message_id == "Hq4Z2XkVRTyVx0P1AbCdEf"
+        assert event.occurred_at == datetime(2017, 12, 15, 0, 59, 29, tzinfo=UTC)
+    assert stored["bounce"].provider_event_id == "6g4ZI7SA-xmRDv57GoPIPw=="
+    # the same second: the bounce outranks the delivery
+    assert recipient_outcome(app, email_id, "example@test.com") == Outcome(
+        "bounced", "500 unknown recipient", "5.0.0", "hard"
+    )
+    assert email_result(app, email_id) == ("error", "bounced")
+
+
+def test_classified_bounce_found_by_custom_argument(make_app: Any) -> None:
+    """A bounce with the fields the Event Webhook Reference lists today (``type``,
+    ``status``, ``reason``, ``bounce_classification``, a category list) and the email's
+    correlation id as a custom argument; the email has no provider message id, so the
+    custom argument alone finds it."""
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("rcpt@example.org",))
+    events = [
+        {
+            "email": "rcpt@example.org",
+            "timestamp": 1700000000,
+            "event": "bounce",
+            "type": "bounce",
+            "status": "5.1.1",
+            "reason": "550 5.1.1 no such user",
+            "bounce_classification": "Invalid Address",
+            "sg_event_id": "dGVzdC1ldmVudC0wMDAx",
+            "sg_message_id": "AbCdEfGhIjKlMnOpQrStUv.recvd-test-0",
+            "smtp-id": "<AbCdEfGhIjKlMnOpQrStUv@test.sendgrid.net>",
+            "category": ["receipt"],
+            "maildelivery_id": public_id,
+        }
+    ]
+    body = json.dumps(events).encode()
+    assert post(app, kit, (body, kit.signed_headers(body))).status_code == 200
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome("bounced", "550 5.1.1 no such user", "5.1.1", "hard")
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    assert event.provider_message_id == "AbCdEfGhIjKlMnOpQrStUv"
+    assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert recipient_outcome(app, email_id, "rcpt@example.org") == Outcome(
+        "bounced", "550 5.1.1 no such user", "5.1.1", "hard"
+    )
 
 
 def test_blocked_bounce_is_a_block(make_app: Any) -> None:

@@ -1,4 +1,5 @@
-"""What is particular to the Amazon SES webhook; the mapping of each documented event, like the
+"""What is particular to the Amazon SES webhook, and payloads copied from the AWS
+documentation posted as they are written there; the mapping of each kind of event, like the
 rest of what every provider webhook keeps, is in ``test_webhooks_contract.py``."""
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from .webhook_kits import (
-    CERT_URL,
-    SESKit,
+from .kits import SESKit, iso, post
+from .kits.ses import CERT_URL, TOPIC_ARN, rsa_key
+from .webhook_helpers import (
+    Outcome,
     email_result,
-    post,
+    event_outcome,
+    recipient_outcome,
     recipient_states,
-    rsa_key,
     send_email,
+    set_message_id,
     stored_events,
 )
 
@@ -38,6 +41,144 @@ def confirmation(
         kind="SubscriptionConfirmation",
         Token="abc",
         SubscribeURL=subscribe_url,
+    )
+
+
+def test_documented_bounce_record(make_app: Any) -> None:
+    """The Bounce record of "Examples of event data that Amazon SES publishes to Amazon SNS"
+    (docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-examples.html) inside
+    the Notification of "Amazon SNS message and JSON formats"
+    (docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html), signed with
+    SignatureVersion 1 by the certificate at its SigningCertURL. Changed: the SNS
+    ``Timestamp`` (checked against the tolerance) and the message tags, which also carry the
+    email's correlation id; the email's message id is the documented one."""
+    kit = SESKit(signature_version="1")
+    cert_url = (
+        "https://sns.us-west-2.amazonaws.com/"
+        "SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem"
+    )
+    kit.certificates.pems[cert_url] = kit.certificates.pems[CERT_URL]
+    app = kit.start(
+        make_app, MAILDELIVERY_SES_TOPIC_ARNS=["arn:aws:sns:us-west-2:123456789012:MyTopic"]
+    )
+    email_id, public_id = send_email(app, to=("recipient@example.com",))
+    set_message_id(app, email_id, "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000")
+    record = {
+        "eventType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": "recipient@example.com",
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                }
+            ],
+            "timestamp": "2017-08-05T00:41:02.669Z",
+            "feedbackId": "01000157c44f053b-61b59c11-9236-11e6-8f96-7be8aexample-000000",
+            "reportingMTA": "dsn; mta.example.com",
+        },
+        "mail": {
+            "timestamp": "2017-08-05T00:40:02.012Z",
+            "source": "Sender Name <sender@example.com>",
+            "sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/sender@example.com",
+            "sendingAccountId": "123456789012",
+            "messageId": "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000",
+            "destination": ["recipient@example.com"],
+            "headersTruncated": False,
+            "headers": [
+                {"name": "From", "value": "Sender Name <sender@example.com>"},
+                {"name": "To", "value": "recipient@example.com"},
+                {"name": "Subject", "value": "Message sent from Amazon SES"},
+                {"name": "MIME-Version", "value": "1.0"},
+                {
+                    "name": "Content-Type",
+                    "value": 'multipart/alternative; boundary="----=_Part_7307378_1629847660.1516840721503"',
+                },
+            ],
+            "commonHeaders": {
+                "from": ["Sender Name <sender@example.com>"],
+                "to": ["recipient@example.com"],
+                "messageId": "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000",
+                "subject": "Message sent from Amazon SES",
+            },
+            "tags": {
+                "ses:configuration-set": ["ConfigSet"],
+                "ses:source-ip": ["192.0.2.0"],
+                "ses:from-domain": ["example.com"],
+                "ses:caller-identity": ["ses_user"],
+                "maildelivery_id": [public_id],
+            },
+        },
+    }
+    notification = {
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": "arn:aws:sns:us-west-2:123456789012:MyTopic",
+        "Subject": "My First Message",
+        "Message": json.dumps(record),
+        "Timestamp": iso(datetime.now(UTC)),
+        "SignatureVersion": "1",
+        "SigningCertURL": cert_url,
+        "UnsubscribeURL": (
+            "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
+            "arn:aws:sns:us-west-2:123456789012:MyTopic:c9135db0-26c4-47ec-8998-413945fb5a96"
+        ),
+    }
+    response = post(app, kit, kit.post(kit.sign(notification)))
+    assert response.status_code == 200, response.get_json()
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome(
+        "bounced", "smtp; 550 5.1.1 user unknown", "5.1.1", "hard"
+    )
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    assert event.provider_message_id == (
+        "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"
+    )
+    assert event.provider_event_id == "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324:recipient@example.com"
+    assert event.occurred_at == datetime(2017, 8, 5, 0, 41, 2, 669000, tzinfo=UTC)
+    assert recipient_outcome(app, email_id, "recipient@example.com") == Outcome(
+        "bounced", "smtp; 550 5.1.1 user unknown", "5.1.1", "hard"
+    )
+    assert email_result(app, email_id) == ("error", "bounced")
+
+
+def test_bounce_in_a_notification_without_subject(make_app: Any) -> None:
+    """A bounce in an SNS notification with no ``Subject`` (so none in the signed string),
+    SignatureVersion 2, the SES event written as SNS sends it (a JSON string) with the
+    email's correlation id as a message tag."""
+    kit = SESKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("rcpt@example.org",))
+    message = (
+        '{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",'
+        '"feedbackId":"fb-1","timestamp":"2024-01-01T00:00:00.500Z","bouncedRecipients":'
+        '[{"emailAddress":"rcpt@example.org","action":"failed","status":"5.1.1",'
+        '"diagnosticCode":"smtp; 550 5.1.1 no such user"}]},"mail":{"messageId":'
+        '"0100018c-test-000000","timestamp":"2024-01-01T00:00:00.000Z","destination":'
+        '["rcpt@example.org"],"tags":{"maildelivery_id":["' + public_id + '"]}}}'
+    )
+    notification = {
+        "Type": "Notification",
+        "MessageId": "11111111-2222-4333-8444-555555555555",
+        "TopicArn": TOPIC_ARN,
+        "Timestamp": iso(datetime.now(UTC)),
+        "SignatureVersion": "2",
+        "SigningCertURL": CERT_URL,
+        "Message": message,
+    }
+    response = post(app, kit, kit.post(kit.sign(notification)))
+    assert response.status_code == 200, response.get_json()
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome(
+        "bounced", "smtp; 550 5.1.1 no such user", "5.1.1", "hard"
+    )
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    assert event.provider_message_id == "0100018c-test-000000"
+    assert recipient_outcome(app, email_id, "rcpt@example.org") == Outcome(
+        "bounced", "smtp; 550 5.1.1 no such user", "5.1.1", "hard"
     )
 
 

@@ -1,18 +1,127 @@
-"""What is particular to the SparkPost webhook; the mapping of each documented event, like the
+"""What is particular to the SparkPost webhook, and payloads copied from SparkPost's
+documentation posted as they are written there; the mapping of each kind of event, like the
 rest of what every provider webhook keeps, is in ``test_webhooks_contract.py``."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from .webhook_kits import (
-    SparkPostKit,
+from .kits import SparkPostKit, epoch, post
+from .webhook_helpers import (
+    Outcome,
+    email_result,
+    event_outcome,
+    recipient_outcome,
     recipient_states,
     send_email,
+    set_message_id,
     stored_events,
 )
+
+
+def test_documented_injection_sample(make_app: Any) -> None:
+    """The injection event of SparkPost's event samples
+    (``GET /api/v1/webhooks/events/samples?events=injection``, as anymail's SparkPost tests
+    copy it in full), in a batch of one. Changed: the timestamp, which must be recent
+    (SparkPost signs nothing, so an old event is refused as a replay), and ``rcpt_meta``,
+    which also carries the email's correlation id; the email's transmission id is the
+    documented one."""
+    kit = SparkPostKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("recipient@example.com",))
+    set_message_id(app, email_id, "65832150921904138")
+    batch = [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "injection",
+                    "campaign_id": "Example Campaign Name",
+                    "customer_id": "1",
+                    "event_id": "92356927693813856",
+                    "friendly_from": "sender@example.com",
+                    "ip_pool": "Example-Ip-Pool",
+                    "message_id": "000443ee14578172be22",
+                    "msg_from": "sender@example.com",
+                    "msg_size": "1337",
+                    "rcpt_meta": {"customKey": "customValue", "maildelivery_id": public_id},
+                    "rcpt_tags": ["male", "US"],
+                    "rcpt_to": "recipient@example.com",
+                    "raw_rcpt_to": "recipient@example.com",
+                    "rcpt_type": "cc",
+                    "routing_domain": "example.com",
+                    "sending_ip": "127.0.0.1",
+                    "sms_coding": "ASCII",
+                    "sms_dst": "7876712656",
+                    "sms_dst_npi": "E164",
+                    "sms_dst_ton": "International",
+                    "sms_segments": 5,
+                    "sms_src": "1234",
+                    "sms_src_npi": "E164",
+                    "sms_src_ton": "Unknown",
+                    "sms_text": "lol",
+                    "subaccount_id": "101",
+                    "subject": "Summer deals are here!",
+                    "template_id": "templ-1234",
+                    "template_version": "1",
+                    "timestamp": str(epoch(datetime.now(UTC))),
+                    "transmission_id": "65832150921904138",
+                }
+            }
+        }
+    ]
+    response = post(app, kit, (json.dumps(batch).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome("processed", None, None, None)
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    assert event.provider_message_id == "65832150921904138"
+    assert event.provider_event_id == "92356927693813856"
+    assert recipient_outcome(app, email_id, "recipient@example.com") == Outcome(
+        "processed", None, None, None
+    )
+    assert email_result(app, email_id) == ("processed", "")
+
+
+def test_invalid_recipient_bounce_is_hard(make_app: Any) -> None:
+    """A bounce of class 10 (invalid recipient) with the SMTP code and answer, a recent
+    timestamp and the email's correlation id in ``rcpt_meta``."""
+    kit = SparkPostKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("rcpt@example.org",))
+    batch = [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "bounce",
+                    "event_id": "900000000000000001",
+                    "transmission_id": "700000000000000042",
+                    "message_id": "0000aaaa0000bbbb",
+                    "raw_rcpt_to": "rcpt@example.org",
+                    "rcpt_to": "rcpt@example.org",
+                    "timestamp": str(epoch(datetime.now(UTC))),
+                    "bounce_class": "10",
+                    "error_code": "550",
+                    "raw_reason": "550 5.1.1 no such user",
+                    "campaign_id": "receipt",
+                    "rcpt_meta": {"maildelivery_id": public_id},
+                }
+            }
+        }
+    ]
+    response = post(app, kit, (json.dumps(batch).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    [event] = stored_events(app)
+    assert event_outcome(event) == Outcome("bounced", "550 5.1.1 no such user", "550", "hard")
+    assert (event.email_id, event.correlation_id) == (email_id, public_id)
+    assert event.provider_message_id == "700000000000000042"
+    assert recipient_outcome(app, email_id, "rcpt@example.org") == Outcome(
+        "bounced", "550 5.1.1 no such user", "550", "hard"
+    )
+    assert email_result(app, email_id) == ("error", "bounced")
 
 
 def test_ping_is_acknowledged(make_app: Any) -> None:

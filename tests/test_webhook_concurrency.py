@@ -13,17 +13,9 @@ from typing import Any
 
 from flask_maildelivery.state import StatusFact, email_result, email_status, recipient_state
 
-from .webhook_kits import (
-    EXPECTED_TYPES,
-    SendGridKit,
-    recipient_states,
-    send_email,
-    stored_events,
-    webhook_url,
-)
-from .webhook_kits import (
-    email_result as stored_result,
-)
+from .kits import EXPECTED_TYPES, SendGridKit, webhook_url
+from .webhook_helpers import email_result as stored_result
+from .webhook_helpers import recipient_states, send_email, stored_events
 
 THREADS = 8
 BATCHES_PER_THREAD = 4

@@ -13,14 +13,8 @@ import sqlalchemy as sa
 from flask_maildelivery.extension import MailDelivery
 from flask_maildelivery.models import Email, Recipient, utcnow
 
-from .webhook_kits import (
-    SendGridKit,
-    email_result,
-    post,
-    recipient_states,
-    send_email,
-    stored_events,
-)
+from .kits import SendGridKit, post
+from .webhook_helpers import email_result, recipient_states, send_email, stored_events
 
 ADDRESSES = tuple(f"r{i}@customer.test" for i in range(5))
 
@@ -74,7 +68,7 @@ def test_event_before_its_email_is_applied_when_the_email_appears(
     make_app: Any, signal_log: Any
 ) -> None:
     kit = SendGridKit()
-    app = make_app(**kit.config(), MAILDELIVERY_TRANSPORT="tests.webhook_kits:KnownIdTransport")
+    app = make_app(**kit.config(), MAILDELIVERY_TRANSPORT="tests.webhook_helpers:KnownIdTransport")
     message_id = "AbCdEfGhIjKlMnOpQrStUv"
     event = kit.one_event("delivered", None, message_id=message_id, event_id="early-1")
     response = kit.post_events(app, [event])

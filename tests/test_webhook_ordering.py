@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from .webhook_kits import KITS, PROVIDERS, email_result, recipient_states, send_email
+from .kits import KITS, PROVIDERS
+from .webhook_helpers import email_result, recipient_states, send_email
 
 #: (sequence of kinds, final recipient status, final email result)
 SEQUENCES = [

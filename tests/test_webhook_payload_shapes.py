@@ -19,7 +19,7 @@ from flask_maildelivery import MailDelivery
 from flask_maildelivery.webhooks.base import WebhookError, WebhookRequest
 from flask_maildelivery.webhooks.views import build_adapters
 
-from .webhook_kits import KITS, PROVIDERS, Kit, ResendKit, SendGridKit, SESKit
+from .kits import KITS, PROVIDERS, Kit, ResendKit, SendGridKit, SESKit
 
 REPLACEMENTS: list[Any] = [None, 7, True, "text", [], {}, [{}], {"a": {}}]
 

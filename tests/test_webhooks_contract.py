@@ -12,22 +12,25 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from .webhook_kits import (
+from .kits import (
+    ANN,
+    EXPECTED_BOUNCE_TYPES,
+    EXPECTED_TYPES,
     KITS,
     MAPPING_KINDS,
     PROVIDERS,
     STALE_AGE,
     Kit,
-    check_mapping,
-    email_result,
     post,
-    recipient_states,
-    send_email,
-    stored_events,
     webhook_url,
 )
-
-ANN = "ann@customer.test"
+from .webhook_helpers import (
+    email_result,
+    recipient_states,
+    send_email,
+    set_message_id,
+    stored_events,
+)
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -45,6 +48,39 @@ def one_event(
     kit: Kit, kind: str, public_id: str, at: datetime | None = None, address: str = ANN
 ) -> dict[str, Any]:
     return kit.one_event(kind, public_id, message_id=kit.new_message_id(), at=at, address=address)
+
+
+def check_mapping(make_app: Any, kit: Kit, kind: str, *, by_message_id: bool = False) -> Any:
+    """Post one ``kind`` event for a fresh email and check the stored event and the
+    recipient's status; return the stored event.
+
+    :param by_message_id: the event carries no ``maildelivery_id``: it must find its email
+        by the provider's message id.
+    """
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app)
+    message_id = kit.new_message_id()
+    set_message_id(app, email_id, message_id)
+    event = kit.one_event(
+        kind,
+        None if by_message_id else public_id,
+        message_id=message_id,
+        address="Ann@Customer.test",  # addresses match case-insensitively
+    )
+    response = kit.post_events(app, [event])
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    expected = EXPECTED_TYPES[kind]
+    assert stored.type == expected, (kind, stored.raw_type)
+    assert stored.email_id == email_id
+    assert stored.recipient_id is not None
+    if kind in EXPECTED_BOUNCE_TYPES:
+        assert stored.bounce_type == EXPECTED_BOUNCE_TYPES[kind]
+    if kind in ("soft_bounce", "hard_bounce"):
+        assert stored.reason  # the provider's explanation is kept
+    status = recipient_states(app, email_id)[ANN][0]
+    assert status == (expected if expected != "unknown" else "queued")
+    return stored
 
 
 MAPPING_CASES = [

@@ -1,0 +1,71 @@
+"""Per-provider test kits (one module per provider, as ``flask_maildelivery.webhooks``
+has one adapter per provider), the contract they share (:mod:`.base`), and the registry
+the shared tests run over."""
+
+from __future__ import annotations
+
+from .base import (
+    ANN,
+    EXPECTED_BOUNCE_TYPES,
+    EXPECTED_TYPES,
+    MAPPING_KINDS,
+    STALE_AGE,
+    BasicAuthKit,
+    Facts,
+    Kit,
+    basic,
+    epoch,
+    iso,
+    post,
+    webhook_url,
+)
+from .brevo import BrevoKit
+from .mailgun import MailgunKit
+from .mailjet import MailjetKit
+from .postmark import PostmarkKit
+from .resend import ResendKit
+from .sendgrid import SendGridKit
+from .ses import SESKit
+from .sparkpost import SparkPostKit
+
+#: Provider id -> kit class, in the order the shared tests run them.
+KITS: dict[str, type[Kit]] = {
+    kit.provider: kit
+    for kit in (
+        SendGridKit,
+        MailgunKit,
+        PostmarkKit,
+        SESKit,
+        SparkPostKit,
+        MailjetKit,
+        BrevoKit,
+        ResendKit,
+    )
+}
+PROVIDERS = list(KITS)
+
+__all__ = [
+    "ANN",
+    "EXPECTED_BOUNCE_TYPES",
+    "EXPECTED_TYPES",
+    "KITS",
+    "MAPPING_KINDS",
+    "PROVIDERS",
+    "STALE_AGE",
+    "BasicAuthKit",
+    "BrevoKit",
+    "Facts",
+    "Kit",
+    "MailgunKit",
+    "MailjetKit",
+    "PostmarkKit",
+    "ResendKit",
+    "SESKit",
+    "SendGridKit",
+    "SparkPostKit",
+    "basic",
+    "epoch",
+    "iso",
+    "post",
+    "webhook_url",
+]
