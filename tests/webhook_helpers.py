@@ -27,7 +27,7 @@ def send_email(
 def set_message_id(app: Any, email_id: int, message_id: str) -> None:
     """Store the provider message id the send API would have returned."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         session.execute(
             sa.update(Email)
             .where(Email.id == email_id)
@@ -39,7 +39,7 @@ def set_message_id(app: Any, email_id: int, message_id: str) -> None:
 def stored_events(app: Any) -> list[Event]:
     """Every stored event, oldest first (detached from the session)."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         events = list(session.scalars(sa.select(Event).order_by(Event.id)))
         session.expunge_all()
         return events
@@ -48,7 +48,7 @@ def stored_events(app: Any) -> list[Event]:
 def recipient_states(app: Any, email_id: int) -> dict[str, tuple[str, str | None]]:
     """``address -> (status, bounce_type)`` of an email's recipients."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         rows = session.execute(
             sa.select(Recipient.address, Recipient.status, Recipient.bounce_type).where(
                 Recipient.email_id == email_id
@@ -76,7 +76,7 @@ def event_outcome(event: Event) -> Outcome:
 def recipient_outcome(app: Any, email_id: int, address: str) -> Outcome:
     """The :class:`Outcome` of one recipient of an email."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         status, reason, smtp_code, bounce_type = session.execute(
             sa.select(
                 Recipient.status, Recipient.reason, Recipient.smtp_code, Recipient.bounce_type
@@ -88,7 +88,7 @@ def recipient_outcome(app: Any, email_id: int, address: str) -> Outcome:
 def email_result(app: Any, email_id: int) -> tuple[str, str]:
     """``(result, status)`` of an email."""
     with app.app_context():
-        session = MailDelivery.state(app).db.session
+        session = MailDelivery.state(app).sessions()
         session.expire_all()
         email = session.get(Email, email_id)
         assert email is not None
