@@ -15,17 +15,16 @@ import base64
 import binascii
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
-from ..models import BigId, Email, Event, Recipient
+from ..models import Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
 
 #: ``show`` values: failed emails only (the default), or every email.
@@ -207,94 +206,63 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _vocabulary(values: frozenset[str] | set[str]) -> list[sa.ColumnElement[Any]]:
-    # the package's own fixed words, written into the SQL as constants: an IN list of
-    # parameters is rendered again on every execution
-    words = sorted(values)
-    if not all(word.isascii() and word.replace("_", "").isalnum() for word in words):
-        raise ValueError(f"not a plain word: {words!r}")
-    return [sa.literal_column(f"'{word}'") for word in words]
-
-
-_FAILED_CLAUSE = sa.or_(
-    Email.result.in_(_vocabulary(ATTENTION_RESULTS)),
-    Email.status.in_(_vocabulary(ATTENTION_STATUSES)),
+#: The emails the default list shows: a result or a status that needs attention.
+_NEEDS_ATTENTION = sa.or_(
+    Email.result.in_(sorted(ATTENTION_RESULTS)),
+    Email.status.in_(sorted(ATTENTION_STATUSES)),
 )
 
 
-def filter_params(log_filter: LogFilter, tenant_id: str | None) -> dict[str, Any]:
-    """The values of the bound parameters of ``log_filter`` (cursor excepted) for
-    ``tenant_id``, by name: which names are there decides the statement
-    (:func:`filter_clauses`)."""
-    params: dict[str, Any] = {}
-    if tenant_id is not None:
-        params["tenant_id"] = tenant_id
+def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` clauses of ``log_filter`` (its cursor aside) for ``tenant_id``, every
+    value a bound parameter."""
+    clauses = [_tenant_clause(tenant_id)]
+    if log_filter.show == SHOW_FAILED:
+        clauses.append(_NEEDS_ATTENTION)
     if log_filter.status is not None:
-        params["status"] = log_filter.status
+        clauses.append(Email.status == log_filter.status)
     if log_filter.result is not None:
-        params["result"] = log_filter.result
+        clauses.append(Email.result == log_filter.result)
     if log_filter.date_from is not None:
-        params["sent_from"] = _day_start(log_filter.date_from)
+        clauses.append(Email.sent_at >= _day_start(log_filter.date_from))
     if log_filter.date_to is not None:
-        params["sent_until"] = _day_start(log_filter.date_to + timedelta(days=1))
+        clauses.append(Email.sent_at < _day_start(log_filter.date_to + timedelta(days=1)))
     if log_filter.recipient:
-        params["recipient"] = _like_prefix(log_filter.recipient)
-    if log_filter.subject:
-        params["subject"] = f"%{_like_prefix(log_filter.subject.lower())}"
-    return params
-
-
-def _filter_clause(name: str) -> sa.ColumnElement[bool]:
-    """The ``WHERE`` clause that takes parameter ``name`` of :func:`filter_params`."""
-    if name == "tenant_id":
-        return Email.tenant_id == sa.bindparam("tenant_id")
-    if name == "status":
-        return Email.status == sa.bindparam("status")
-    if name == "result":
-        return Email.result == sa.bindparam("result")
-    if name == "sent_from":
-        return Email.sent_at >= sa.bindparam("sent_from")
-    if name == "sent_until":
-        return Email.sent_at < sa.bindparam("sent_until")
-    if name == "recipient":
         # address_key is the lower-cased address, indexed: an exact address or its start
         # is an index range scan on every database
-        return Email.id.in_(
-            sa.select(Recipient.email_id).where(
-                Recipient.address_key.like(sa.bindparam("recipient"), escape="\\")
+        clauses.append(
+            Email.id.in_(
+                sa.select(Recipient.email_id).where(
+                    Recipient.address_key.like(_like_prefix(log_filter.recipient), escape="\\")
+                )
             )
         )
-    if name == "subject":
-        return sa.func.lower(Email.subject).like(sa.bindparam("subject"), escape="\\")
-    raise ValueError(f"no filter takes a parameter {name!r}")
-
-
-def filter_clauses(show: str, param_names: Sequence[str]) -> list[sa.ColumnElement[bool]]:
-    """The ``WHERE`` clauses (cursor excepted) of a filter showing ``show`` whose
-    parameters are ``param_names`` (:func:`filter_params`); no tenant parameter means
-    the emails without a tenant."""
-    clauses: list[sa.ColumnElement[bool]] = (
-        [] if "tenant_id" in param_names else [Email.tenant_id.is_(None)]
-    )
-    if show == SHOW_FAILED:
-        clauses.append(_FAILED_CLAUSE)
-    clauses.extend(_filter_clause(name) for name in param_names)
+    if log_filter.subject:
+        clauses.append(
+            sa.func.lower(Email.subject).like(
+                f"%{_like_prefix(log_filter.subject.lower())}", escape="\\"
+            )
+        )
     return clauses
 
 
-def _keyset(older: bool, row_values: bool) -> sa.ColumnElement[bool]:
-    sent_at = sa.bindparam("cursor_sent_at", type_=Email.sent_at.type)
-    id_ = sa.bindparam("cursor_id", type_=Email.id.type)
+def _keyset(cursor: Cursor, row_values: bool) -> sa.ColumnElement[bool]:
+    """The rows after ``cursor`` in its direction (``after``: older, ``before``: newer)."""
+    older = cursor.direction == "after"
     if not row_values:
         # MySQL/MariaDB do not turn a row-value comparison into an index range
         if older:
             return sa.or_(
-                Email.sent_at < sent_at, sa.and_(Email.sent_at == sent_at, Email.id < id_)
+                Email.sent_at < cursor.sent_at,
+                sa.and_(Email.sent_at == cursor.sent_at, Email.id < cursor.id),
             )
-        return sa.or_(Email.sent_at > sent_at, sa.and_(Email.sent_at == sent_at, Email.id > id_))
+        return sa.or_(
+            Email.sent_at > cursor.sent_at,
+            sa.and_(Email.sent_at == cursor.sent_at, Email.id > cursor.id),
+        )
     pair = sa.tuple_(Email.sent_at, Email.id)
-    value = sa.tuple_(sent_at, id_)
-    return pair < value if older else pair > value
+    position = (cursor.sent_at, cursor.id)
+    return pair < position if older else pair > position
 
 
 _ROW_COLUMNS = (
@@ -307,51 +275,28 @@ _ROW_COLUMNS = (
     Email.sender,
 )
 
-#: The list statements built so far, by the shape of their filter: a page builds no SQL
-#: expression, and SQLAlchemy finds the compiled form in its cache.
-_LIST_STATEMENTS: dict[tuple[Any, ...], AnySelect] = {}
-#: How many list statements are kept (the shapes are few; ``limit`` comes from the API).
-_LIST_STATEMENTS_KEPT = 512
-
 
 def list_statement(
     dialect_name: str, log_filter: LogFilter, tenant_id: str | None, limit: int
-) -> tuple[AnySelect, dict[str, Any]]:
+) -> AnySelect:
     """The ``SELECT`` of one list page (``limit`` rows in reading order) on the database
-    ``dialect_name``, and its parameters."""
+    ``dialect_name``."""
     cursor = log_filter.cursor
-    row_values = dialect_name not in ("mysql", "mariadb")
-    params = filter_params(log_filter, tenant_id)
-    param_names = tuple(params)
-    shape = (
-        row_values,
-        param_names,
-        log_filter.show,
-        cursor.direction if cursor is not None else None,
-        limit,
-    )
-    statement = _LIST_STATEMENTS.get(shape)
-    if statement is None:
-        statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter.show, param_names))
-        if cursor is not None:
-            statement = statement.where(_keyset(cursor.direction == "after", row_values))
-        if cursor is not None and cursor.direction == "before":
-            statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
-        else:
-            statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
-        # the limit written into the SQL, where the planner sees it (the statement is kept
-        # per limit anyway)
-        statement = statement.limit(sa.literal_column(str(int(limit))))
-        if len(_LIST_STATEMENTS) >= _LIST_STATEMENTS_KEPT:
-            _LIST_STATEMENTS.clear()
-        _LIST_STATEMENTS[shape] = statement
+    statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter, tenant_id))
     if cursor is not None:
-        params["cursor_sent_at"] = cursor.sent_at
-        params["cursor_id"] = cursor.id
-    return statement, params
+        statement = statement.where(
+            _keyset(cursor, row_values=dialect_name not in ("mysql", "mariadb"))
+        )
+    if cursor is not None and cursor.direction == "before":
+        statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
+    else:
+        statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
+    return statement.limit(limit)
 
 
-def _first_recipients_statement(ids_clause: sa.ColumnElement[bool]) -> AnySelect:
+def first_recipients_statement(email_ids: Sequence[int]) -> AnySelect:
+    """The first :data:`TO_SHOWN` addresses of each of ``email_ids``, and its recipient
+    count: ``(email_id, address, total)`` rows."""
     numbered = (
         sa.select(
             Recipient.email_id,
@@ -361,27 +306,14 @@ def _first_recipients_statement(ids_clause: sa.ColumnElement[bool]) -> AnySelect
             .label("position"),
             sa.func.count().over(partition_by=Recipient.email_id).label("total"),
         )
-        .where(ids_clause)
+        .where(Recipient.email_id.in_(email_ids))
         .subquery()
     )
     return (
         sa.select(numbered.c.email_id, numbered.c.address, numbered.c.total)
-        .where(numbered.c.position <= sa.literal_column(str(TO_SHOWN)))
+        .where(numbered.c.position <= TO_SHOWN)
         .order_by(numbered.c.email_id, numbered.c.position)
     )
-
-
-#: The first :data:`TO_SHOWN` addresses of each email of ``:email_ids``, and its recipient
-#: count. Built once: the list runs it on every page.
-FIRST_RECIPIENTS = _first_recipients_statement(
-    Recipient.email_id.in_(sa.bindparam("email_ids", expanding=True))
-)
-#: The same on PostgreSQL, the ids sent as one array: ``IN`` with one parameter per row
-#: would be rendered into new SQL text on every page, too long for the driver's statement
-#: cache, and parsed again by the driver each time.
-FIRST_RECIPIENTS_ARRAY = _first_recipients_statement(
-    Recipient.email_id == sa.func.any(sa.bindparam("email_ids", type_=postgresql.ARRAY(BigId)))
-)
 
 
 @contextmanager
@@ -412,10 +344,7 @@ def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> lis
     if not result:
         return result
     by_id = {row.id: row for row in result}
-    statement = (
-        FIRST_RECIPIENTS_ARRAY if connection.dialect.name == "postgresql" else FIRST_RECIPIENTS
-    )
-    for email_id, address, total in connection.execute(statement, {"email_ids": list(by_id)}).all():
+    for email_id, address, total in connection.execute(first_recipients_statement(list(by_id))):
         row = by_id[email_id]
         row.to.append(address)
         row.recipient_count = total
@@ -427,10 +356,8 @@ def log_page(
 ) -> LogPage:
     """One page of the list for ``tenant_id``, read on ``connection`` (see
     :func:`reading`)."""
-    statement, params = list_statement(
-        connection.dialect.name, log_filter, tenant_id, page_size + 1
-    )
-    fetched = list(connection.execute(statement, params).all())
+    statement = list_statement(connection.dialect.name, log_filter, tenant_id, page_size + 1)
+    fetched = list(connection.execute(statement).all())
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
     cursor = log_filter.cursor
@@ -460,9 +387,9 @@ def iter_emails(
     cursor: Cursor | None = None
     dialect_name = session.get_bind(mapper=Email).dialect.name
     while True:
-        batch_filter = LogFilter(**{**log_filter.__dict__, "cursor": cursor})
-        statement, params = list_statement(dialect_name, batch_filter, tenant_id, batch_size)
-        ids = [row.id for row in session.execute(statement, params).all()]
+        batch_filter = replace(log_filter, cursor=cursor)
+        statement = list_statement(dialect_name, batch_filter, tenant_id, batch_size)
+        ids = [row.id for row in session.execute(statement).all()]
         if not ids:
             return
         emails = session.scalars(
