@@ -93,7 +93,7 @@ def check_csrf() -> None:
 
 def _template_globals() -> dict[str, Any]:
     return {
-        "_md": i18n.translator(),
+        "_md": i18n.gettext,
         "md_ngettext": i18n.ngettext,
         "md_datetime": i18n.format_datetime,
         "md_size": i18n.format_size,
@@ -210,7 +210,6 @@ def rows_html(rows: list[ListRow]) -> Markup:
 def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
     """The template's rows of a list page."""
     detail_url = id_url_builder("maildelivery.detail")
-    sent = i18n.datetime_formatter()
     # per page too: the viewer's locale is looked up once per value, not once per row
     status_badge = functools.cache(labels.status_badge)
     result_badge = functools.cache(labels.result_badge)
@@ -222,7 +221,7 @@ def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
             ListRow(
                 row,
                 detail_url(row.id),
-                sent(row.sent_at),
+                i18n.format_datetime(row.sent_at),
                 status_badge(row.status),
                 result_badge(row.result),
                 more,
