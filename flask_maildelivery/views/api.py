@@ -9,9 +9,10 @@ Same permissions and tenant scope as the pages. Errors are JSON: ``{"error": "..
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
@@ -21,7 +22,7 @@ from ..extension import MailDelivery
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
 from .access import check_viewer, viewer_tenant
-from .pages import id_url_builder, read_email, status_logs
+from .pages import read_email, status_logs
 
 #: Largest ``limit`` the list accepts.
 MAX_LIMIT = 500
@@ -47,10 +48,12 @@ def list_emails() -> ResponseReturnValue:
         limit = int(limit_arg)
     with queries.reading(MailDelivery.state().db) as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
-    email_url = id_url_builder("maildelivery_api.get_email")
     data: dict[str, Any] = LogEmailPageSchema().dump(
         {
-            "items": [{**row.__dict__, "url": email_url(row.id)} for row in page.rows],
+            "items": [
+                {**asdict(row), "url": url_for("maildelivery_api.get_email", email_id=row.id)}
+                for row in page.rows
+            ],
             "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
             "previous_cursor": page.previous_cursor.encode() if page.previous_cursor else None,
         }

@@ -9,12 +9,10 @@ are links and ``GET`` forms, the headers fold with ``<details>``.
 from __future__ import annotations
 
 import csv
-import functools
 import hmac
-import html
 import io
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from flask import (
@@ -32,7 +30,6 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..config import config_value
@@ -101,7 +98,6 @@ def _template_globals() -> dict[str, Any]:
         "md_result_label": labels.result_label,
         "md_status_label": labels.status_label,
         "md_kind_label": labels.kind_label,
-        "md_rows_html": rows_html,
         "md_result_badge": labels.result_badge,
         "md_status_badge": labels.status_badge,
         "md_base_template": config_value("BASE_TEMPLATE"),
@@ -123,113 +119,6 @@ def _render_error(message: str) -> str:
     return render_template("maildelivery/error.html", message=message)
 
 
-#: An email id no URL prefix contains, so that it marks where the id goes in a built URL.
-_ID_MARKER = 908172635
-
-
-def id_url_builder(endpoint: str) -> Callable[[int], str]:
-    """A function giving the URL of ``endpoint`` for an ``email_id``, like ``url_for`` but
-    with the URL built once: a list page links every row, and routing a URL per row costs
-    more than the rest of the row."""
-    marker = str(_ID_MARKER)
-    head, found, tail = url_for(endpoint, email_id=_ID_MARKER).partition(marker)
-    if not found or marker in head or marker in tail:
-        return lambda email_id: url_for(endpoint, email_id=email_id)
-    return lambda email_id: f"{head}{email_id}{tail}"
-
-
-class ListRow:
-    """One row of the list as the template shows it: the row's values with its link, date,
-    badges and "and N more" text made once per row in Python, the labels once per page.
-    The default template prints them with :func:`rows_html`; a template of your own can
-    print ``row.id``, ``row.url``, ``row.sent``, ``row.status_badge``, ``row.result_badge``,
-    ``row.subject``, ``row.sender``, ``row.to`` and ``row.more`` (``row.row``: the row as
-    read)."""
-
-    __slots__ = (
-        "id",
-        "more",
-        "result_badge",
-        "row",
-        "sender",
-        "sent",
-        "status_badge",
-        "subject",
-        "to",
-        "url",
-    )
-
-    def __init__(
-        self,
-        row: queries.EmailRow,
-        url: str,
-        sent: str,
-        status_badge: Markup,
-        result_badge: Markup,
-        more: str | None,
-    ) -> None:
-        self.id = row.id
-        self.url = url
-        self.sent = sent
-        self.status_badge = status_badge
-        self.result_badge = result_badge
-        self.subject = row.subject
-        self.sender = row.sender
-        self.to = ", ".join(row.to)
-        self.more = more
-        #: The row as read (``queries.EmailRow``).
-        self.row = row
-
-
-def rows_html(rows: list[ListRow]) -> Markup:
-    """The ``<tr>`` of each of ``rows``, every text escaped: what the default
-    ``index.html`` prints in its table body (``md_rows_html(rows)``).
-
-    Made in Python because it is the bulk of a list page: printing the ten values of 50
-    rows through Jinja, each escaped into a markup object of its own, cost three times
-    the rest of the row's work. A template of your own can print the rows' values
-    instead (see :class:`ListRow`).
-    """
-    no_subject = html.escape(i18n.gettext("(no subject)"))
-    escape_text = html.escape
-    parts = []
-    for row in rows:
-        link = escape_text(row.url)
-        more = f' <span class="md-muted">{escape_text(row.more)}</span>' if row.more else ""
-        parts.append(
-            f'<tr data-email-id="{row.id}"><td><a href="{link}">{row.id}</a></td>'
-            f'<td class="md-nowrap">{escape_text(row.sent)}</td>'
-            f"<td>{row.status_badge}</td><td>{row.result_badge}</td>"
-            f'<td><a href="{link}">{escape_text(row.subject) if row.subject else no_subject}'
-            f"</a></td><td>{escape_text(row.sender)}</td><td>{escape_text(row.to)}{more}</td>"
-            "</tr>\n"
-        )
-    return Markup("".join(parts))
-
-
-def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
-    """The template's rows of a list page."""
-    detail_url = id_url_builder("maildelivery.detail")
-    # per page too: the viewer's locale is looked up once per value, not once per row
-    status_badge = functools.cache(labels.status_badge)
-    result_badge = functools.cache(labels.result_badge)
-    shown: list[ListRow] = []
-    for row in rows:
-        hidden = row.recipient_count - len(row.to)
-        more = i18n.ngettext("and %(num)d more", "and %(num)d more", hidden) if hidden > 0 else None
-        shown.append(
-            ListRow(
-                row,
-                detail_url(row.id),
-                i18n.format_datetime(row.sent_at),
-                status_badge(row.status),
-                result_badge(row.result),
-                more,
-            )
-        )
-    return shown
-
-
 def index() -> str:
     """The delivery log: failed emails by default, all with ``?show=all``."""
     log_filter = _filter_or_400()
@@ -238,7 +127,7 @@ def index() -> str:
     return render_template(
         "maildelivery/index.html",
         page=page,
-        rows=list_rows(page.rows),
+        rows=page.rows,
         log_filter=log_filter,
         status_options=labels.status_options(),
         result_options=labels.result_options(),
