@@ -88,8 +88,12 @@ def check_csrf() -> None:
         abort(400, description=i18n.gettext("The form has expired. Reload the page and try again."))
 
 
+#: The template of the badge macros (``status_badge``, ``result_badge``).
+MACROS_TEMPLATE = "maildelivery/_macros.html"
+
+
 def _template_globals() -> dict[str, Any]:
-    return {
+    values: dict[str, Any] = {
         "_md": i18n.gettext,
         "md_ngettext": i18n.ngettext,
         "md_datetime": i18n.format_datetime,
@@ -98,14 +102,19 @@ def _template_globals() -> dict[str, Any]:
         "md_result_label": labels.result_label,
         "md_status_label": labels.status_label,
         "md_kind_label": labels.kind_label,
-        "md_result_badge": labels.result_badge,
-        "md_status_badge": labels.status_badge,
+        "md_tone": labels.tone,
         "md_base_template": config_value("BASE_TEMPLATE"),
         "md_csrf_token": csrf_token,
         "md_messages": lambda: get_flashed_messages(
             with_categories=True, category_filter=[FLASH_CATEGORY, f"{FLASH_CATEGORY}-error"]
         ),
     }
+    # the badge macros, given the values above, so that every template of the pages (a
+    # host's own too) calls md_status_badge(status) without importing them
+    macros: Any = current_app.jinja_env.get_template(MACROS_TEMPLATE).make_module(values)
+    values["md_status_badge"] = macros.status_badge
+    values["md_result_badge"] = macros.result_badge
+    return values
 
 
 def _filter_or_400() -> queries.LogFilter:
