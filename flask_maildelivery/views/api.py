@@ -67,11 +67,16 @@ def get_email(email_id: int) -> ResponseReturnValue:
     if email is None:
         return jsonify(error=f"no email {email_id}"), 404
     logs = status_logs(email)
-    logs["recipients"] = [
-        {**item["recipient"]._mapping, "contact_url": item["contact_url"], "events": item["events"]}
-        for item in logs["recipients"]
+    recipients = [
+        {**asdict(log.recipient), "contact_url": log.contact_url, "events": log.events}
+        for log in logs.recipients
     ]
-    return dump_log_email(email, **logs)
+    return dump_log_email(
+        email,
+        recipients=recipients,
+        other_events=logs.other_events,
+        related_url=logs.related_url,
+    )
 
 
 def create_api_blueprint(app: Flask) -> Blueprint:

@@ -13,6 +13,7 @@ import hmac
 import io
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import (
@@ -143,32 +144,53 @@ def index() -> str:
     )
 
 
-def read_email(email_id: int) -> Any | None:
-    """Email ``email_id`` of the viewer's tenant as :func:`queries.email_detail` reads it,
-    or ``None``; for the detail page and the API."""
+def read_email(email_id: int) -> queries.EmailDetail | None:
+    """Email ``email_id`` of the viewer's tenant, or ``None``; for the detail page and the
+    API."""
     with queries.reading(MailDelivery.state().db) as connection:
         return queries.email_detail(connection, email_id, viewer_tenant())
 
 
-def status_logs(email: Any) -> dict[str, Any]:
-    """What the detail page and the API show of ``email`` (from :func:`read_email`) beside
-    its columns: ``recipients``, each ``recipient`` with its ``events`` and the
-    ``contact_url`` of its contact record; ``other_events``, those that name no recipient
-    of it; ``related_url``, the host object it was sent for."""
+@dataclass(frozen=True)
+class RecipientLog:
+    """One recipient of an email, its events (oldest first) and the host's URL of the
+    contact record that holds its address."""
+
+    recipient: queries.RecipientDetail
+    events: list[queries.EventDetail]
+    contact_url: str | None
+
+
+@dataclass(frozen=True)
+class StatusLogs:
+    """What the detail page and the API show of an email beside its columns."""
+
+    #: Each recipient with its events, in the email's order.
+    recipients: list[RecipientLog]
+    #: The events of the email that name no recipient.
+    other_events: list[queries.EventDetail]
+    #: The host's URL of the object the email was sent for.
+    related_url: str | None
+
+
+def status_logs(email: queries.EmailDetail) -> StatusLogs:
+    """The status log of each recipient of ``email`` (from :func:`read_email`)."""
     extension = MailDelivery.state().extension
-    events = queries.events_by_recipient(email)
-    return {
-        "recipients": [
-            {
-                "recipient": recipient,
-                "events": events.get(recipient.id, []),
-                "contact_url": extension.contact_url(recipient.contact_type, recipient.contact_id),
-            }
+    events: dict[int | None, list[queries.EventDetail]] = {}
+    for event in email.events:
+        events.setdefault(event.recipient_id, []).append(event)
+    return StatusLogs(
+        recipients=[
+            RecipientLog(
+                recipient=recipient,
+                events=events.get(recipient.id, []),
+                contact_url=extension.contact_url(recipient.contact_type, recipient.contact_id),
+            )
             for recipient in email.recipients
         ],
-        "other_events": events.get(None, []),
-        "related_url": extension.related_url(email.related_type, email.related_id),
-    }
+        other_events=events.get(None, []),
+        related_url=extension.related_url(email.related_type, email.related_id),
+    )
 
 
 def detail(email_id: int) -> str:
@@ -179,10 +201,13 @@ def detail(email_id: int) -> str:
     can_resend = (email.text_body is not None or email.html_body is not None) and any(
         r.status in FAILURE_STATUSES for r in email.recipients
     )
+    logs = status_logs(email)
     return render_template(
         "maildelivery/detail.html",
         email=email,
-        **status_logs(email),
+        recipients=logs.recipients,
+        other_events=logs.other_events,
+        related_url=logs.related_url,
         resends=email.resends,
         can_resend=can_resend,
     )

@@ -17,8 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -417,55 +416,130 @@ def get_email(session: AnySession, email_id: int, tenant_id: str | None) -> Emai
     ).first()
 
 
+@dataclass(frozen=True)
+class RecipientDetail:
+    """One recipient of an email as the detail page and the API show it: every column of
+    :class:`~flask_maildelivery.models.Recipient`."""
+
+    id: int
+    email_id: int
+    address: str
+    address_key: str
+    name: str | None
+    kind: str
+    contact_type: str | None
+    contact_id: str | None
+    status: str
+    reason: str | None
+    smtp_code: str | None
+    bounce_type: str | None
+    status_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    """One event of an email as the detail page and the API show it: every column of
+    :class:`~flask_maildelivery.models.Event`."""
+
+    id: int
+    email_id: int | None
+    recipient_id: int | None
+    provider: str
+    provider_event_id: str
+    type: str
+    raw_type: str
+    occurred_at: datetime
+    received_at: datetime
+    reason: str | None
+    smtp_code: str | None
+    bounce_type: str | None
+    address: str | None
+    correlation_id: str | None
+    provider_message_id: str | None
+    payload: dict[str, Any]
+
+
+class Resend(NamedTuple):
+    """A copy sent of an email: its record no. and when it was sent."""
+
+    id: int
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EmailDetail:
+    """One email as the detail page and the API show it: every column of
+    :class:`~flask_maildelivery.models.Email` under its attribute name (``metadata_``), its
+    ``recipients`` (by id), its ``events`` (oldest first) and its ``resends`` (the copies
+    sent of it, by id)."""
+
+    id: int
+    public_id: str
+    tenant_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    updated_at: datetime
+    sent_by: str | None
+    sender: str
+    reply_to: str | None
+    subject: str
+    text_body: str | None
+    html_body: str | None
+    attachments: list[dict[str, Any]]
+    headers: dict[str, str]
+    metadata_: dict[str, Any]
+    related_type: str | None
+    related_id: str | None
+    transport: str | None
+    provider_message_id: str | None
+    error: str | None
+    status: str
+    result: str
+    resent_from_id: int | None
+    recipients: tuple[RecipientDetail, ...]
+    events: tuple[EventDetail, ...]
+    resends: tuple[Resend, ...]
+
+
 def _attribute_columns(model: Any) -> list[sa.ColumnElement[Any]]:
     # every column of ``model`` under its attribute name (``metadata_``, not ``metadata``)
     return [prop.columns[0].label(prop.key) for prop in sa.inspect(model).column_attrs]
 
 
-def _detail_statements(tenant_clause: sa.ColumnElement[bool]) -> tuple[AnySelect, AnySelect]:
-    email_id = sa.bindparam("email_id", type_=Email.id.type)
-    email = sa.select(*_attribute_columns(Email)).where(Email.id == email_id, tenant_clause)
-    resends = (
+def email_detail(
+    connection: sa.Connection, email_id: int, tenant_id: str | None
+) -> EmailDetail | None:
+    """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
+    when it belongs to another tenant). Read as plain rows, not entities (the page only
+    reads): four statements."""
+    tenant_clause = _tenant_clause(tenant_id)
+    row = connection.execute(
+        sa.select(*_attribute_columns(Email)).where(Email.id == email_id, tenant_clause)
+    ).first()
+    if row is None:
+        return None
+    recipients = connection.execute(
+        sa.select(*_attribute_columns(Recipient))
+        .where(Recipient.email_id == email_id)
+        .order_by(Recipient.id)
+    )
+    events = connection.execute(
+        sa.select(*_attribute_columns(Event))
+        .where(Event.email_id == email_id)
+        .order_by(Event.occurred_at, Event.id)
+    )
+    resends = connection.execute(
         sa.select(Email.id, Email.sent_at)
         .where(Email.resent_from_id == email_id, tenant_clause)
         .order_by(Email.id)
     )
-    return email, resends
-
-
-#: The detail page's statements, built once (``:email_id``; ``:tenant_id`` in the second).
-_DETAIL_NO_TENANT = _detail_statements(Email.tenant_id.is_(None))
-_DETAIL_TENANT = _detail_statements(Email.tenant_id == sa.bindparam("tenant_id"))
-_RECIPIENTS_OF = (
-    sa.select(*_attribute_columns(Recipient))
-    .where(Recipient.email_id == sa.bindparam("email_id", type_=Recipient.email_id.type))
-    .order_by(Recipient.id)
-)
-_EVENTS_OF = sa.select(*_attribute_columns(Event)).where(
-    Event.email_id == sa.bindparam("email_id", type_=Event.email_id.type)
-)
-
-
-def email_detail(connection: sa.Connection, email_id: int, tenant_id: str | None) -> Any | None:
-    """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
-    when it belongs to another tenant).
-
-    Read as plain rows, not entities (the page only reads): a namespace with the email's
-    attributes, ``recipients`` (rows, by id), ``events`` (rows) and ``resends`` (``(id,
-    sent_at)`` of the copies sent of it). Four statements, built once.
-    """
-    email_statement, resends_statement = _DETAIL_NO_TENANT if tenant_id is None else _DETAIL_TENANT
-    params: dict[str, Any] = {"email_id": email_id}
-    if tenant_id is not None:
-        params["tenant_id"] = tenant_id
-    row = connection.execute(email_statement, params).first()
-    if row is None:
-        return None
-    email = SimpleNamespace(**row._mapping)
-    email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
-    email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
-    email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
-    return email
+    return EmailDetail(
+        **row._mapping,
+        recipients=tuple(RecipientDetail(**r._mapping) for r in recipients),
+        events=tuple(EventDetail(**e._mapping) for e in events),
+        resends=tuple(Resend(*r) for r in resends),
+    )
 
 
 def get_html_body(
@@ -476,13 +550,3 @@ def get_html_body(
         sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
     ).first()
     return (False, None) if row is None else (True, row[0])
-
-
-def events_by_recipient(email: Any) -> dict[int | None, list[Any]]:
-    """The loaded events of ``email`` (an :class:`Email` or what :func:`email_detail`
-    returns) grouped by recipient id, oldest first (``None``: the events that name no
-    recipient of it)."""
-    grouped: dict[int | None, list[Any]] = {}
-    for event in sorted(email.events, key=lambda e: (e.occurred_at, e.id)):
-        grouped.setdefault(event.recipient_id, []).append(event)
-    return grouped
