@@ -4,10 +4,12 @@ page, the sandboxed body, resend with CSRF, CSV export, templates and translatio
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 from jinja2 import DictLoader
 
+import flask_maildelivery.views
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Email
 from flask_maildelivery.testing import outbox
@@ -752,3 +755,32 @@ def test_export_reads_in_keyset_batches_without_gaps(log: LogApp) -> None:
             )
         ]
     assert exported == expected
+
+
+# -- module layout ------------------------------------------------------------------------
+
+
+def _imported_modules(module: str) -> set[str]:
+    """What ``flask_maildelivery.views.<module>`` imports from the package, relative names
+    resolved (``..extension`` -> ``extension``, ``.pages`` -> ``views.pages``)."""
+    path = Path(flask_maildelivery.views.__file__).parent / f"{module}.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = ["views"][: 2 - node.level]
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            found.update(".".join([*base, name]) for name in names if name)
+    return found
+
+
+def test_the_api_reads_through_the_shared_module_not_through_the_pages() -> None:
+    assert "views.pages" not in _imported_modules("api")
+    assert "views.reading" in _imported_modules("api")
+
+
+def test_only_the_shared_read_module_looks_up_the_extensions_state() -> None:
+    views = Path(flask_maildelivery.views.__file__).parent
+    looking_up = sorted(
+        path.stem for path in views.glob("*.py") if "extension" in _imported_modules(path.stem)
+    )
+    assert looking_up == ["reading"]

@@ -1,4 +1,4 @@
-"""Who may see the log pages and the API, and which tenant's emails they see.
+"""Who may see the log pages and the API.
 
 Shared by the pages and the API blueprints:
 
@@ -6,7 +6,8 @@ Shared by the pages and the API blueprints:
   is set up, else ``401``;
 * signed in without permission (the host's ``permission_loader``; default ``user.is_admin``):
   ``403``;
-* another tenant's email: ``404``, like an email that does not exist.
+* another tenant's email: ``404``, like an email that does not exist (the reads are scoped
+  to :func:`~flask_maildelivery.views.reading.viewer_tenant`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from flask import abort, current_app
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..extension import MailDelivery
+from .reading import app_state
 
 
 def check_viewer() -> BaseResponse | None:
@@ -26,7 +27,7 @@ def check_viewer() -> BaseResponse | None:
         else ``None`` when the user may proceed.
     :raises werkzeug.exceptions.HTTPException: ``401`` (anonymous, no Flask-Login) or ``403``.
     """
-    extension = MailDelivery.state().extension
+    extension = app_state().extension
     user = extension.current_user()
     if user is None or not getattr(user, "is_authenticated", True):
         login_manager: Any = getattr(current_app, "login_manager", None)
@@ -37,8 +38,3 @@ def check_viewer() -> BaseResponse | None:
     if not extension.may_view_log(user):
         abort(403)
     return None
-
-
-def viewer_tenant() -> str | None:
-    """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
-    return MailDelivery.state().extension.current_tenant()

@@ -18,11 +18,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..config import config_value
-from ..extension import MailDelivery
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
-from .access import check_viewer, viewer_tenant
-from .pages import read_email, status_logs
+from .access import check_viewer
+from .reading import app_state, read_email, status_logs, viewer_tenant
 
 #: Largest ``limit`` the list accepts.
 MAX_LIMIT = 500
@@ -46,7 +45,7 @@ def list_emails() -> ResponseReturnValue:
         if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
             raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(limit_arg)
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(app_state().db) as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
     data: dict[str, Any] = LogEmailPageSchema().dump(
         {

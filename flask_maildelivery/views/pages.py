@@ -13,7 +13,6 @@ import hmac
 import io
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from flask import (
@@ -34,11 +33,11 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..config import config_value
-from ..extension import MailDelivery
 from ..sending import SendRefused, resend_email
 from ..state import FAILURE_STATUSES
 from . import i18n, labels, queries
-from .access import check_viewer, viewer_tenant
+from .access import check_viewer
+from .reading import app_state, read_email, status_logs, viewer_tenant
 
 #: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
 #: fires when someone looks), no script runs, no form posts, no plugin; inline styles and
@@ -132,7 +131,7 @@ def _render_error(message: str) -> str:
 def index() -> str:
     """The delivery log: failed emails by default, all with ``?show=all``."""
     log_filter = _filter_or_400()
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(app_state().db) as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), config_value("PAGE_SIZE"))
     return render_template(
         "maildelivery/index.html",
@@ -141,55 +140,6 @@ def index() -> str:
         log_filter=log_filter,
         status_options=labels.status_options(),
         result_options=labels.result_options(),
-    )
-
-
-def read_email(email_id: int) -> queries.EmailDetail | None:
-    """Email ``email_id`` of the viewer's tenant, or ``None``; for the detail page and the
-    API."""
-    with queries.reading(MailDelivery.state().db) as connection:
-        return queries.email_detail(connection, email_id, viewer_tenant())
-
-
-@dataclass(frozen=True)
-class RecipientLog:
-    """One recipient of an email, its events (oldest first) and the host's URL of the
-    contact record that holds its address."""
-
-    recipient: queries.RecipientDetail
-    events: list[queries.EventDetail]
-    contact_url: str | None
-
-
-@dataclass(frozen=True)
-class StatusLogs:
-    """What the detail page and the API show of an email beside its columns."""
-
-    #: Each recipient with its events, in the email's order.
-    recipients: list[RecipientLog]
-    #: The events of the email that name no recipient.
-    other_events: list[queries.EventDetail]
-    #: The host's URL of the object the email was sent for.
-    related_url: str | None
-
-
-def status_logs(email: queries.EmailDetail) -> StatusLogs:
-    """The status log of each recipient of ``email`` (from :func:`read_email`)."""
-    extension = MailDelivery.state().extension
-    events: dict[int | None, list[queries.EventDetail]] = {}
-    for event in email.events:
-        events.setdefault(event.recipient_id, []).append(event)
-    return StatusLogs(
-        recipients=[
-            RecipientLog(
-                recipient=recipient,
-                events=events.get(recipient.id, []),
-                contact_url=extension.contact_url(recipient.contact_type, recipient.contact_id),
-            )
-            for recipient in email.recipients
-        ],
-        other_events=events.get(None, []),
-        related_url=extension.related_url(email.related_type, email.related_id),
     )
 
 
@@ -215,7 +165,7 @@ def detail(email_id: int) -> str:
 
 def html_body(email_id: int) -> Response:
     """The stored HTML body, for the detail page's sandboxed frame, under :data:`BODY_CSP`."""
-    with queries.reading(MailDelivery.state().db) as connection:
+    with queries.reading(app_state().db) as connection:
         found, body = queries.get_html_body(connection, email_id, viewer_tenant())
     if not found or body is None:
         abort(404)
@@ -230,9 +180,8 @@ def html_body(email_id: int) -> Response:
 def resend(email_id: int) -> BaseResponse:
     """Send a copy of the email to its failed recipients (``POST``, CSRF-protected)."""
     check_csrf()
-    state = MailDelivery.state()
     tenant = viewer_tenant()
-    email = queries.get_email(state.db.session, email_id, tenant)
+    email = queries.get_email(app_state().db.session, email_id, tenant)
     if email is None:
         abort(404)
     try:
@@ -264,7 +213,7 @@ def _csv_cell(value: Any) -> str:
 def export_csv() -> Response:
     """The emails of the current filter as CSV (every page of it), streamed."""
     log_filter = _filter_or_400()
-    session_ = MailDelivery.state().db.session
+    session_ = app_state().db.session
     tenant = viewer_tenant()
 
     def lines() -> Iterator[str]:

@@ -1,0 +1,76 @@
+"""What the pages and the API read alike: the extension's per-app state, the viewer's
+tenant, and one email with the status log of each of its recipients.
+
+Every view reaches the per-app state through :func:`app_state`: it is the one place in
+``views/`` that imports the extension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..extension import MailDelivery
+from . import queries
+
+if TYPE_CHECKING:
+    from ..extension import _AppState
+
+
+def app_state() -> _AppState:
+    """The extension's state for the current app (database, callbacks, transport)."""
+    return MailDelivery.state()
+
+
+def viewer_tenant() -> str | None:
+    """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
+    return app_state().extension.current_tenant()
+
+
+def read_email(email_id: int) -> queries.EmailDetail | None:
+    """Email ``email_id`` of the viewer's tenant, or ``None``; for the detail page and the
+    API."""
+    with queries.reading(app_state().db) as connection:
+        return queries.email_detail(connection, email_id, viewer_tenant())
+
+
+@dataclass(frozen=True)
+class RecipientLog:
+    """One recipient of an email, its events (oldest first) and the host's URL of the
+    contact record that holds its address."""
+
+    recipient: queries.RecipientDetail
+    events: list[queries.EventDetail]
+    contact_url: str | None
+
+
+@dataclass(frozen=True)
+class StatusLogs:
+    """What the detail page and the API show of an email beside its columns."""
+
+    #: Each recipient with its events, in the email's order.
+    recipients: list[RecipientLog]
+    #: The events of the email that name no recipient.
+    other_events: list[queries.EventDetail]
+    #: The host's URL of the object the email was sent for.
+    related_url: str | None
+
+
+def status_logs(email: queries.EmailDetail) -> StatusLogs:
+    """The status log of each recipient of ``email`` (from :func:`read_email`)."""
+    extension = app_state().extension
+    events: dict[int | None, list[queries.EventDetail]] = {}
+    for event in email.events:
+        events.setdefault(event.recipient_id, []).append(event)
+    return StatusLogs(
+        recipients=[
+            RecipientLog(
+                recipient=recipient,
+                events=events.get(recipient.id, []),
+                contact_url=extension.contact_url(recipient.contact_type, recipient.contact_id),
+            )
+            for recipient in email.recipients
+        ],
+        other_events=events.get(None, []),
+        related_url=extension.related_url(email.related_type, email.related_id),
+    )
