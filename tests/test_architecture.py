@@ -92,3 +92,9 @@ def test_core_modules_import_only_core() -> None:
     graph = import_graph()
     for module in core & graph.keys():
         assert graph[module] <= core, f"{module} imports {sorted(graph[module] - core)}"
+
+
+def test_the_api_reads_through_the_shared_module_not_through_the_pages() -> None:
+    api = import_graph()[f"{PACKAGE}.views.api"]
+    assert f"{PACKAGE}.views.pages" not in api
+    assert f"{PACKAGE}.views.reading" in api

@@ -1,4 +1,4 @@
-"""Who may see the log pages and the API, and which tenant's emails they see.
+"""Who may see the log pages and the API.
 
 Shared by the pages and the API blueprints:
 
@@ -6,7 +6,8 @@ Shared by the pages and the API blueprints:
   is set up, else ``401``;
 * signed in without permission (the host's ``permission_loader``; default ``user.is_admin``):
   ``403``;
-* another tenant's email: ``404``, like an email that does not exist.
+* another tenant's email: ``404``, like an email that does not exist (the reads are scoped
+  to :func:`~flask_maildelivery.views.reading.viewer_tenant`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,3 @@ def check_viewer() -> BaseResponse | None:
     if not callbacks.may_view_log(user):
         abort(403)
     return None
-
-
-def viewer_tenant() -> str | None:
-    """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
-    return get_state().callbacks.current_tenant()

@@ -9,18 +9,19 @@ Same permissions and tenant scope as the pages. Errors are JSON: ``{"error": "..
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..context import config_value, get_state
+from ..context import config_value
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
-from .access import check_viewer, viewer_tenant
-from .pages import id_url_builder, read_email, status_logs
+from .access import check_viewer
+from .reading import read_email, status_logs, viewer_tenant
 
 #: Largest ``limit`` the list accepts.
 MAX_LIMIT = 500
@@ -44,12 +45,14 @@ def list_emails() -> ResponseReturnValue:
         if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
             raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(limit_arg)
-    with queries.reading(get_state().db) as connection:
+    with queries.reading() as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
-    email_url = id_url_builder("maildelivery_api.get_email")
     data: dict[str, Any] = LogEmailPageSchema().dump(
         {
-            "items": [{**row.__dict__, "url": email_url(row.id)} for row in page.rows],
+            "items": [
+                {**asdict(row), "url": url_for("maildelivery_api.get_email", email_id=row.id)}
+                for row in page.rows
+            ],
             "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
             "previous_cursor": page.previous_cursor.encode() if page.previous_cursor else None,
         }
@@ -63,11 +66,16 @@ def get_email(email_id: int) -> ResponseReturnValue:
     if email is None:
         return jsonify(error=f"no email {email_id}"), 404
     logs = status_logs(email)
-    logs["recipients"] = [
-        {**item["recipient"]._mapping, "contact_url": item["contact_url"], "events": item["events"]}
-        for item in logs["recipients"]
+    recipients = [
+        {**asdict(log.recipient), "contact_url": log.contact_url, "events": log.events}
+        for log in logs.recipients
     ]
-    return dump_log_email(email, **logs)
+    return dump_log_email(
+        email,
+        recipients=recipients,
+        other_events=logs.other_events,
+        related_url=logs.related_url,
+    )
 
 
 def create_api_blueprint(app: Flask) -> Blueprint:

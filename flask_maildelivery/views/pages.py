@@ -9,12 +9,10 @@ are links and ``GET`` forms, the headers fold with ``<details>``.
 from __future__ import annotations
 
 import csv
-import functools
 import hmac
-import html
 import io
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from flask import (
@@ -32,14 +30,14 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..context import config_value, get_state
 from ..sending import SendRefused, resend_email
 from ..state import FAILURE_STATUSES
 from . import i18n, labels, queries
-from .access import check_viewer, viewer_tenant
+from .access import check_viewer
+from .reading import read_email, status_logs, viewer_tenant
 
 #: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
 #: fires when someone looks), no script runs, no form posts, no plugin; inline styles and
@@ -90,9 +88,13 @@ def check_csrf() -> None:
         abort(400, description=i18n.gettext("The form has expired. Reload the page and try again."))
 
 
+#: The template of the badge macros (``status_badge``, ``result_badge``).
+MACROS_TEMPLATE = "maildelivery/_macros.html"
+
+
 def _template_globals() -> dict[str, Any]:
-    return {
-        "_md": i18n.translator(),
+    values: dict[str, Any] = {
+        "_md": i18n.gettext,
         "md_ngettext": i18n.ngettext,
         "md_datetime": i18n.format_datetime,
         "md_size": i18n.format_size,
@@ -100,15 +102,19 @@ def _template_globals() -> dict[str, Any]:
         "md_result_label": labels.result_label,
         "md_status_label": labels.status_label,
         "md_kind_label": labels.kind_label,
-        "md_rows_html": rows_html,
-        "md_result_badge": labels.result_badge,
-        "md_status_badge": labels.status_badge,
+        "md_tone": labels.tone,
         "md_base_template": config_value("BASE_TEMPLATE"),
         "md_csrf_token": csrf_token,
         "md_messages": lambda: get_flashed_messages(
             with_categories=True, category_filter=[FLASH_CATEGORY, f"{FLASH_CATEGORY}-error"]
         ),
     }
+    # the badge macros, given the values above, so that every template of the pages (a
+    # host's own too) calls md_status_badge(status) without importing them
+    macros: Any = current_app.jinja_env.get_template(MACROS_TEMPLATE).make_module(values)
+    values["md_status_badge"] = macros.status_badge
+    values["md_result_badge"] = macros.result_badge
+    return values
 
 
 def _filter_or_400() -> queries.LogFilter:
@@ -122,155 +128,19 @@ def _render_error(message: str) -> str:
     return render_template("maildelivery/error.html", message=message)
 
 
-#: An email id no URL prefix contains, so that it marks where the id goes in a built URL.
-_ID_MARKER = 908172635
-
-
-def id_url_builder(endpoint: str) -> Callable[[int], str]:
-    """A function giving the URL of ``endpoint`` for an ``email_id``, like ``url_for`` but
-    with the URL built once: a list page links every row, and routing a URL per row costs
-    more than the rest of the row."""
-    marker = str(_ID_MARKER)
-    head, found, tail = url_for(endpoint, email_id=_ID_MARKER).partition(marker)
-    if not found or marker in head or marker in tail:
-        return lambda email_id: url_for(endpoint, email_id=email_id)
-    return lambda email_id: f"{head}{email_id}{tail}"
-
-
-class ListRow:
-    """One row of the list as the template shows it: the row's values with its link, date,
-    badges and "and N more" text made once per row in Python, the labels once per page.
-    The default template prints them with :func:`rows_html`; a template of your own can
-    print ``row.id``, ``row.url``, ``row.sent``, ``row.status_badge``, ``row.result_badge``,
-    ``row.subject``, ``row.sender``, ``row.to`` and ``row.more`` (``row.row``: the row as
-    read)."""
-
-    __slots__ = (
-        "id",
-        "more",
-        "result_badge",
-        "row",
-        "sender",
-        "sent",
-        "status_badge",
-        "subject",
-        "to",
-        "url",
-    )
-
-    def __init__(
-        self,
-        row: queries.EmailRow,
-        url: str,
-        sent: str,
-        status_badge: Markup,
-        result_badge: Markup,
-        more: str | None,
-    ) -> None:
-        self.id = row.id
-        self.url = url
-        self.sent = sent
-        self.status_badge = status_badge
-        self.result_badge = result_badge
-        self.subject = row.subject
-        self.sender = row.sender
-        self.to = ", ".join(row.to)
-        self.more = more
-        #: The row as read (``queries.EmailRow``).
-        self.row = row
-
-
-def rows_html(rows: list[ListRow]) -> Markup:
-    """The ``<tr>`` of each of ``rows``, every text escaped: what the default
-    ``index.html`` prints in its table body (``md_rows_html(rows)``).
-
-    Made in Python because it is the bulk of a list page: printing the ten values of 50
-    rows through Jinja, each escaped into a markup object of its own, cost three times
-    the rest of the row's work. A template of your own can print the rows' values
-    instead (see :class:`ListRow`).
-    """
-    no_subject = html.escape(i18n.gettext("(no subject)"))
-    escape_text = html.escape
-    parts = []
-    for row in rows:
-        link = escape_text(row.url)
-        more = f' <span class="md-muted">{escape_text(row.more)}</span>' if row.more else ""
-        parts.append(
-            f'<tr data-email-id="{row.id}"><td><a href="{link}">{row.id}</a></td>'
-            f'<td class="md-nowrap">{escape_text(row.sent)}</td>'
-            f"<td>{row.status_badge}</td><td>{row.result_badge}</td>"
-            f'<td><a href="{link}">{escape_text(row.subject) if row.subject else no_subject}'
-            f"</a></td><td>{escape_text(row.sender)}</td><td>{escape_text(row.to)}{more}</td>"
-            "</tr>\n"
-        )
-    return Markup("".join(parts))
-
-
-def list_rows(rows: list[queries.EmailRow]) -> list[ListRow]:
-    """The template's rows of a list page."""
-    detail_url = id_url_builder("maildelivery.detail")
-    sent = i18n.datetime_formatter()
-    # per page too: the viewer's locale is looked up once per value, not once per row
-    status_badge = functools.cache(labels.status_badge)
-    result_badge = functools.cache(labels.result_badge)
-    shown: list[ListRow] = []
-    for row in rows:
-        hidden = row.recipient_count - len(row.to)
-        more = i18n.ngettext("and %(num)d more", "and %(num)d more", hidden) if hidden > 0 else None
-        shown.append(
-            ListRow(
-                row,
-                detail_url(row.id),
-                sent(row.sent_at),
-                status_badge(row.status),
-                result_badge(row.result),
-                more,
-            )
-        )
-    return shown
-
-
 def index() -> str:
     """The delivery log: failed emails by default, all with ``?show=all``."""
     log_filter = _filter_or_400()
-    with queries.reading(get_state().db) as connection:
+    with queries.reading() as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), config_value("PAGE_SIZE"))
     return render_template(
         "maildelivery/index.html",
         page=page,
-        rows=list_rows(page.rows),
+        rows=page.rows,
         log_filter=log_filter,
         status_options=labels.status_options(),
         result_options=labels.result_options(),
     )
-
-
-def read_email(email_id: int) -> Any | None:
-    """Email ``email_id`` of the viewer's tenant as :func:`queries.email_detail` reads it,
-    or ``None``; for the detail page and the API."""
-    with queries.reading(get_state().db) as connection:
-        return queries.email_detail(connection, email_id, viewer_tenant())
-
-
-def status_logs(email: Any) -> dict[str, Any]:
-    """What the detail page and the API show of ``email`` (from :func:`read_email`) beside
-    its columns: ``recipients``, each ``recipient`` with its ``events`` and the
-    ``contact_url`` of its contact record; ``other_events``, those that name no recipient
-    of it; ``related_url``, the host object it was sent for."""
-    callbacks = get_state().callbacks
-    events = queries.events_by_recipient(email)
-    return {
-        "recipients": [
-            {
-                "recipient": recipient,
-                "events": events.get(recipient.id, []),
-                "contact_url": callbacks.contact_url(recipient.contact_type, recipient.contact_id),
-            }
-            for recipient in email.recipients
-        ],
-        "other_events": events.get(None, []),
-        "related_url": callbacks.related_url(email.related_type, email.related_id),
-    }
 
 
 def detail(email_id: int) -> str:
@@ -281,10 +151,13 @@ def detail(email_id: int) -> str:
     can_resend = (email.text_body is not None or email.html_body is not None) and any(
         r.status in FAILURE_STATUSES for r in email.recipients
     )
+    logs = status_logs(email)
     return render_template(
         "maildelivery/detail.html",
         email=email,
-        **status_logs(email),
+        recipients=logs.recipients,
+        other_events=logs.other_events,
+        related_url=logs.related_url,
         resends=email.resends,
         can_resend=can_resend,
     )
@@ -292,7 +165,7 @@ def detail(email_id: int) -> str:
 
 def html_body(email_id: int) -> Response:
     """The stored HTML body, for the detail page's sandboxed frame, under :data:`BODY_CSP`."""
-    with queries.reading(get_state().db) as connection:
+    with queries.reading() as connection:
         found, body = queries.get_html_body(connection, email_id, viewer_tenant())
     if not found or body is None:
         abort(404)
@@ -307,13 +180,12 @@ def html_body(email_id: int) -> Response:
 def resend(email_id: int) -> BaseResponse:
     """Send a copy of the email to its failed recipients (``POST``, CSRF-protected)."""
     check_csrf()
-    state = get_state()
     tenant = viewer_tenant()
-    email = queries.get_email(state.sessions(), email_id, tenant)
+    email = queries.get_email(get_state().sessions(), email_id, tenant)
     if email is None:
         abort(404)
     try:
-        copy = resend_email(state, email.id, tenant_id=email.tenant_id)
+        copy = resend_email(get_state(), email.id, tenant_id=email.tenant_id)
     except SendRefused as exc:
         flash(
             i18n.gettext("Not sent again: %(reason)s", reason=str(exc)), f"{FLASH_CATEGORY}-error"

@@ -15,18 +15,15 @@ import base64
 import binascii
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from ..context import session as package_session
-from ..models import BigId, Email, Event, Recipient
+from ..models import Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
 
 #: ``show`` values: failed emails only (the default), or every email.
@@ -208,94 +205,63 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _vocabulary(values: frozenset[str] | set[str]) -> list[sa.ColumnElement[Any]]:
-    # the package's own fixed words, written into the SQL as constants: an IN list of
-    # parameters is rendered again on every execution
-    words = sorted(values)
-    if not all(word.isascii() and word.replace("_", "").isalnum() for word in words):
-        raise ValueError(f"not a plain word: {words!r}")
-    return [sa.literal_column(f"'{word}'") for word in words]
-
-
-_FAILED_CLAUSE = sa.or_(
-    Email.result.in_(_vocabulary(ATTENTION_RESULTS)),
-    Email.status.in_(_vocabulary(ATTENTION_STATUSES)),
+#: The emails the default list shows: a result or a status that needs attention.
+_NEEDS_ATTENTION = sa.or_(
+    Email.result.in_(sorted(ATTENTION_RESULTS)),
+    Email.status.in_(sorted(ATTENTION_STATUSES)),
 )
 
 
-def filter_params(log_filter: LogFilter, tenant_id: str | None) -> dict[str, Any]:
-    """The values of the bound parameters of ``log_filter`` (cursor excepted) for
-    ``tenant_id``, by name: which names are there decides the statement
-    (:func:`filter_clauses`)."""
-    params: dict[str, Any] = {}
-    if tenant_id is not None:
-        params["tenant_id"] = tenant_id
+def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` clauses of ``log_filter`` (its cursor aside) for ``tenant_id``, every
+    value a bound parameter."""
+    clauses = [_tenant_clause(tenant_id)]
+    if log_filter.show == SHOW_FAILED:
+        clauses.append(_NEEDS_ATTENTION)
     if log_filter.status is not None:
-        params["status"] = log_filter.status
+        clauses.append(Email.status == log_filter.status)
     if log_filter.result is not None:
-        params["result"] = log_filter.result
+        clauses.append(Email.result == log_filter.result)
     if log_filter.date_from is not None:
-        params["sent_from"] = _day_start(log_filter.date_from)
+        clauses.append(Email.sent_at >= _day_start(log_filter.date_from))
     if log_filter.date_to is not None:
-        params["sent_until"] = _day_start(log_filter.date_to + timedelta(days=1))
+        clauses.append(Email.sent_at < _day_start(log_filter.date_to + timedelta(days=1)))
     if log_filter.recipient:
-        params["recipient"] = _like_prefix(log_filter.recipient)
-    if log_filter.subject:
-        params["subject"] = f"%{_like_prefix(log_filter.subject.lower())}"
-    return params
-
-
-def _filter_clause(name: str) -> sa.ColumnElement[bool]:
-    """The ``WHERE`` clause that takes parameter ``name`` of :func:`filter_params`."""
-    if name == "tenant_id":
-        return Email.tenant_id == sa.bindparam("tenant_id")
-    if name == "status":
-        return Email.status == sa.bindparam("status")
-    if name == "result":
-        return Email.result == sa.bindparam("result")
-    if name == "sent_from":
-        return Email.sent_at >= sa.bindparam("sent_from")
-    if name == "sent_until":
-        return Email.sent_at < sa.bindparam("sent_until")
-    if name == "recipient":
         # address_key is the lower-cased address, indexed: an exact address or its start
         # is an index range scan on every database
-        return Email.id.in_(
-            sa.select(Recipient.email_id).where(
-                Recipient.address_key.like(sa.bindparam("recipient"), escape="\\")
+        clauses.append(
+            Email.id.in_(
+                sa.select(Recipient.email_id).where(
+                    Recipient.address_key.like(_like_prefix(log_filter.recipient), escape="\\")
+                )
             )
         )
-    if name == "subject":
-        return sa.func.lower(Email.subject).like(sa.bindparam("subject"), escape="\\")
-    raise ValueError(f"no filter takes a parameter {name!r}")
-
-
-def filter_clauses(show: str, param_names: Sequence[str]) -> list[sa.ColumnElement[bool]]:
-    """The ``WHERE`` clauses (cursor excepted) of a filter showing ``show`` whose
-    parameters are ``param_names`` (:func:`filter_params`); no tenant parameter means
-    the emails without a tenant."""
-    clauses: list[sa.ColumnElement[bool]] = (
-        [] if "tenant_id" in param_names else [Email.tenant_id.is_(None)]
-    )
-    if show == SHOW_FAILED:
-        clauses.append(_FAILED_CLAUSE)
-    clauses.extend(_filter_clause(name) for name in param_names)
+    if log_filter.subject:
+        clauses.append(
+            sa.func.lower(Email.subject).like(
+                f"%{_like_prefix(log_filter.subject.lower())}", escape="\\"
+            )
+        )
     return clauses
 
 
-def _keyset(older: bool, row_values: bool) -> sa.ColumnElement[bool]:
-    sent_at = sa.bindparam("cursor_sent_at", type_=Email.sent_at.type)
-    id_ = sa.bindparam("cursor_id", type_=Email.id.type)
+def _keyset(cursor: Cursor, row_values: bool) -> sa.ColumnElement[bool]:
+    """The rows after ``cursor`` in its direction (``after``: older, ``before``: newer)."""
+    older = cursor.direction == "after"
     if not row_values:
         # MySQL/MariaDB do not turn a row-value comparison into an index range
         if older:
             return sa.or_(
-                Email.sent_at < sent_at, sa.and_(Email.sent_at == sent_at, Email.id < id_)
+                Email.sent_at < cursor.sent_at,
+                sa.and_(Email.sent_at == cursor.sent_at, Email.id < cursor.id),
             )
-        return sa.or_(Email.sent_at > sent_at, sa.and_(Email.sent_at == sent_at, Email.id > id_))
+        return sa.or_(
+            Email.sent_at > cursor.sent_at,
+            sa.and_(Email.sent_at == cursor.sent_at, Email.id > cursor.id),
+        )
     pair = sa.tuple_(Email.sent_at, Email.id)
-    value = sa.tuple_(sent_at, id_)
-    return pair < value if older else pair > value
+    position = (cursor.sent_at, cursor.id)
+    return pair < position if older else pair > position
 
 
 _ROW_COLUMNS = (
@@ -308,51 +274,28 @@ _ROW_COLUMNS = (
     Email.sender,
 )
 
-#: The list statements built so far, by the shape of their filter: a page builds no SQL
-#: expression, and SQLAlchemy finds the compiled form in its cache.
-_LIST_STATEMENTS: dict[tuple[Any, ...], AnySelect] = {}
-#: How many list statements are kept (the shapes are few; ``limit`` comes from the API).
-_LIST_STATEMENTS_KEPT = 512
-
 
 def list_statement(
     dialect_name: str, log_filter: LogFilter, tenant_id: str | None, limit: int
-) -> tuple[AnySelect, dict[str, Any]]:
+) -> AnySelect:
     """The ``SELECT`` of one list page (``limit`` rows in reading order) on the database
-    ``dialect_name``, and its parameters."""
+    ``dialect_name``."""
     cursor = log_filter.cursor
-    row_values = dialect_name not in ("mysql", "mariadb")
-    params = filter_params(log_filter, tenant_id)
-    param_names = tuple(params)
-    shape = (
-        row_values,
-        param_names,
-        log_filter.show,
-        cursor.direction if cursor is not None else None,
-        limit,
-    )
-    statement = _LIST_STATEMENTS.get(shape)
-    if statement is None:
-        statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter.show, param_names))
-        if cursor is not None:
-            statement = statement.where(_keyset(cursor.direction == "after", row_values))
-        if cursor is not None and cursor.direction == "before":
-            statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
-        else:
-            statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
-        # the limit written into the SQL, where the planner sees it (the statement is kept
-        # per limit anyway)
-        statement = statement.limit(sa.literal_column(str(int(limit))))
-        if len(_LIST_STATEMENTS) >= _LIST_STATEMENTS_KEPT:
-            _LIST_STATEMENTS.clear()
-        _LIST_STATEMENTS[shape] = statement
+    statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter, tenant_id))
     if cursor is not None:
-        params["cursor_sent_at"] = cursor.sent_at
-        params["cursor_id"] = cursor.id
-    return statement, params
+        statement = statement.where(
+            _keyset(cursor, row_values=dialect_name not in ("mysql", "mariadb"))
+        )
+    if cursor is not None and cursor.direction == "before":
+        statement = statement.order_by(Email.sent_at.asc(), Email.id.asc())
+    else:
+        statement = statement.order_by(Email.sent_at.desc(), Email.id.desc())
+    return statement.limit(limit)
 
 
-def _first_recipients_statement(ids_clause: sa.ColumnElement[bool]) -> AnySelect:
+def first_recipients_statement(email_ids: Sequence[int]) -> AnySelect:
+    """The first :data:`TO_SHOWN` addresses of each of ``email_ids``, and its recipient
+    count: ``(email_id, address, total)`` rows."""
     numbered = (
         sa.select(
             Recipient.email_id,
@@ -362,50 +305,21 @@ def _first_recipients_statement(ids_clause: sa.ColumnElement[bool]) -> AnySelect
             .label("position"),
             sa.func.count().over(partition_by=Recipient.email_id).label("total"),
         )
-        .where(ids_clause)
+        .where(Recipient.email_id.in_(email_ids))
         .subquery()
     )
     return (
         sa.select(numbered.c.email_id, numbered.c.address, numbered.c.total)
-        .where(numbered.c.position <= sa.literal_column(str(TO_SHOWN)))
+        .where(numbered.c.position <= TO_SHOWN)
         .order_by(numbered.c.email_id, numbered.c.position)
     )
 
 
-#: The first :data:`TO_SHOWN` addresses of each email of ``:email_ids``, and its recipient
-#: count. Built once: the list runs it on every page.
-FIRST_RECIPIENTS = _first_recipients_statement(
-    Recipient.email_id.in_(sa.bindparam("email_ids", expanding=True))
-)
-#: The same on PostgreSQL, the ids sent as one array: ``IN`` with one parameter per row
-#: would be rendered into new SQL text on every page, too long for the driver's statement
-#: cache, and parsed again by the driver each time.
-FIRST_RECIPIENTS_ARRAY = _first_recipients_statement(
-    Recipient.email_id == sa.func.any(sa.bindparam("email_ids", type_=postgresql.ARRAY(BigId)))
-)
-
-
 @contextmanager
-def reading(db: SQLAlchemy) -> Iterator[sa.Connection]:
-    """The connection the pages' reads run on (``db``: the host's Flask-SQLAlchemy object).
-
-    On PostgreSQL, a pooled connection of the app's engine in autocommit mode: each read
-    is a statement of its own, without the ``BEGIN`` and ``ROLLBACK`` round trips a
-    transaction costs (psycopg sends ``BEGIN`` as a statement of its own), and without
-    setting up the host's session for the request. Elsewhere, the connection of the
-    host's session: the MySQL drivers begin a transaction without a round trip of its
-    own, and switching a pysqlite connection to autocommit would commit what the session
-    holds.
-
-    The statements run on it return plain rows: they load no entities, so they skip the
-    ORM's per-statement work.
-    """
-    engine = db.engine
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            yield connection.execution_options(isolation_level="AUTOCOMMIT")
-    else:
-        yield package_session().connection()
+def reading() -> Iterator[sa.Connection]:
+    """The connection the pages' reads run on: the package's own session's, never the
+    host's. The statements run on it return plain rows: they load no entities."""
+    yield package_session().connection()
 
 
 def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> list[EmailRow]:
@@ -413,10 +327,7 @@ def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> lis
     if not result:
         return result
     by_id = {row.id: row for row in result}
-    statement = (
-        FIRST_RECIPIENTS_ARRAY if connection.dialect.name == "postgresql" else FIRST_RECIPIENTS
-    )
-    for email_id, address, total in connection.execute(statement, {"email_ids": list(by_id)}).all():
+    for email_id, address, total in connection.execute(first_recipients_statement(list(by_id))):
         row = by_id[email_id]
         row.to.append(address)
         row.recipient_count = total
@@ -428,10 +339,8 @@ def log_page(
 ) -> LogPage:
     """One page of the list for ``tenant_id``, read on ``connection`` (see
     :func:`reading`)."""
-    statement, params = list_statement(
-        connection.dialect.name, log_filter, tenant_id, page_size + 1
-    )
-    fetched = list(connection.execute(statement, params).all())
+    statement = list_statement(connection.dialect.name, log_filter, tenant_id, page_size + 1)
+    fetched = list(connection.execute(statement).all())
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
     cursor = log_filter.cursor
@@ -461,9 +370,9 @@ def iter_emails(
     cursor: Cursor | None = None
     dialect_name = session.get_bind(mapper=Email).dialect.name
     while True:
-        batch_filter = LogFilter(**{**log_filter.__dict__, "cursor": cursor})
-        statement, params = list_statement(dialect_name, batch_filter, tenant_id, batch_size)
-        ids = [row.id for row in session.execute(statement, params).all()]
+        batch_filter = replace(log_filter, cursor=cursor)
+        statement = list_statement(dialect_name, batch_filter, tenant_id, batch_size)
+        ids = [row.id for row in session.execute(statement).all()]
         if not ids:
             return
         emails = session.scalars(
@@ -491,55 +400,130 @@ def get_email(session: AnySession, email_id: int, tenant_id: str | None) -> Emai
     ).first()
 
 
+@dataclass(frozen=True)
+class RecipientDetail:
+    """One recipient of an email as the detail page and the API show it: every column of
+    :class:`~flask_maildelivery.models.Recipient`."""
+
+    id: int
+    email_id: int
+    address: str
+    address_key: str
+    name: str | None
+    kind: str
+    contact_type: str | None
+    contact_id: str | None
+    status: str
+    reason: str | None
+    smtp_code: str | None
+    bounce_type: str | None
+    status_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    """One event of an email as the detail page and the API show it: every column of
+    :class:`~flask_maildelivery.models.Event`."""
+
+    id: int
+    email_id: int | None
+    recipient_id: int | None
+    provider: str
+    provider_event_id: str
+    type: str
+    raw_type: str
+    occurred_at: datetime
+    received_at: datetime
+    reason: str | None
+    smtp_code: str | None
+    bounce_type: str | None
+    address: str | None
+    correlation_id: str | None
+    provider_message_id: str | None
+    payload: dict[str, Any]
+
+
+class Resend(NamedTuple):
+    """A copy sent of an email: its record no. and when it was sent."""
+
+    id: int
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EmailDetail:
+    """One email as the detail page and the API show it: every column of
+    :class:`~flask_maildelivery.models.Email` under its attribute name (``metadata_``), its
+    ``recipients`` (by id), its ``events`` (oldest first) and its ``resends`` (the copies
+    sent of it, by id)."""
+
+    id: int
+    public_id: str
+    tenant_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    updated_at: datetime
+    sent_by: str | None
+    sender: str
+    reply_to: str | None
+    subject: str
+    text_body: str | None
+    html_body: str | None
+    attachments: list[dict[str, Any]]
+    headers: dict[str, str]
+    metadata_: dict[str, Any]
+    related_type: str | None
+    related_id: str | None
+    transport: str | None
+    provider_message_id: str | None
+    error: str | None
+    status: str
+    result: str
+    resent_from_id: int | None
+    recipients: tuple[RecipientDetail, ...]
+    events: tuple[EventDetail, ...]
+    resends: tuple[Resend, ...]
+
+
 def _attribute_columns(model: Any) -> list[sa.ColumnElement[Any]]:
     # every column of ``model`` under its attribute name (``metadata_``, not ``metadata``)
     return [prop.columns[0].label(prop.key) for prop in sa.inspect(model).column_attrs]
 
 
-def _detail_statements(tenant_clause: sa.ColumnElement[bool]) -> tuple[AnySelect, AnySelect]:
-    email_id = sa.bindparam("email_id", type_=Email.id.type)
-    email = sa.select(*_attribute_columns(Email)).where(Email.id == email_id, tenant_clause)
-    resends = (
+def email_detail(
+    connection: sa.Connection, email_id: int, tenant_id: str | None
+) -> EmailDetail | None:
+    """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
+    when it belongs to another tenant). Read as plain rows, not entities (the page only
+    reads): four statements."""
+    tenant_clause = _tenant_clause(tenant_id)
+    row = connection.execute(
+        sa.select(*_attribute_columns(Email)).where(Email.id == email_id, tenant_clause)
+    ).first()
+    if row is None:
+        return None
+    recipients = connection.execute(
+        sa.select(*_attribute_columns(Recipient))
+        .where(Recipient.email_id == email_id)
+        .order_by(Recipient.id)
+    )
+    events = connection.execute(
+        sa.select(*_attribute_columns(Event))
+        .where(Event.email_id == email_id)
+        .order_by(Event.occurred_at, Event.id)
+    )
+    resends = connection.execute(
         sa.select(Email.id, Email.sent_at)
         .where(Email.resent_from_id == email_id, tenant_clause)
         .order_by(Email.id)
     )
-    return email, resends
-
-
-#: The detail page's statements, built once (``:email_id``; ``:tenant_id`` in the second).
-_DETAIL_NO_TENANT = _detail_statements(Email.tenant_id.is_(None))
-_DETAIL_TENANT = _detail_statements(Email.tenant_id == sa.bindparam("tenant_id"))
-_RECIPIENTS_OF = (
-    sa.select(*_attribute_columns(Recipient))
-    .where(Recipient.email_id == sa.bindparam("email_id", type_=Recipient.email_id.type))
-    .order_by(Recipient.id)
-)
-_EVENTS_OF = sa.select(*_attribute_columns(Event)).where(
-    Event.email_id == sa.bindparam("email_id", type_=Event.email_id.type)
-)
-
-
-def email_detail(connection: sa.Connection, email_id: int, tenant_id: str | None) -> Any | None:
-    """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
-    when it belongs to another tenant).
-
-    Read as plain rows, not entities (the page only reads): a namespace with the email's
-    attributes, ``recipients`` (rows, by id), ``events`` (rows) and ``resends`` (``(id,
-    sent_at)`` of the copies sent of it). Four statements, built once.
-    """
-    email_statement, resends_statement = _DETAIL_NO_TENANT if tenant_id is None else _DETAIL_TENANT
-    params: dict[str, Any] = {"email_id": email_id}
-    if tenant_id is not None:
-        params["tenant_id"] = tenant_id
-    row = connection.execute(email_statement, params).first()
-    if row is None:
-        return None
-    email = SimpleNamespace(**row._mapping)
-    email.recipients = connection.execute(_RECIPIENTS_OF, {"email_id": email_id}).all()
-    email.events = connection.execute(_EVENTS_OF, {"email_id": email_id}).all()
-    email.resends = [tuple(r) for r in connection.execute(resends_statement, params).all()]
-    return email
+    return EmailDetail(
+        **row._mapping,
+        recipients=tuple(RecipientDetail(**r._mapping) for r in recipients),
+        events=tuple(EventDetail(**e._mapping) for e in events),
+        resends=tuple(Resend(*r) for r in resends),
+    )
 
 
 def get_html_body(
@@ -550,13 +534,3 @@ def get_html_body(
         sa.select(Email.html_body).where(Email.id == email_id, _tenant_clause(tenant_id))
     ).first()
     return (False, None) if row is None else (True, row[0])
-
-
-def events_by_recipient(email: Any) -> dict[int | None, list[Any]]:
-    """The loaded events of ``email`` (an :class:`Email` or what :func:`email_detail`
-    returns) grouped by recipient id, oldest first (``None``: the events that name no
-    recipient of it)."""
-    grouped: dict[int | None, list[Any]] = {}
-    for event in sorted(email.events, key=lambda e: (e.occurred_at, e.id)):
-        grouped.setdefault(event.recipient_id, []).append(event)
-    return grouped

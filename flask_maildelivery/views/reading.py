@@ -1,0 +1,63 @@
+"""What the pages and the API read alike: the viewer's tenant, and one email with the
+status log of each of its recipients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..context import get_state
+from . import queries
+
+
+def viewer_tenant() -> str | None:
+    """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
+    return get_state().callbacks.current_tenant()
+
+
+def read_email(email_id: int) -> queries.EmailDetail | None:
+    """Email ``email_id`` of the viewer's tenant, or ``None``; for the detail page and the
+    API."""
+    with queries.reading() as connection:
+        return queries.email_detail(connection, email_id, viewer_tenant())
+
+
+@dataclass(frozen=True)
+class RecipientLog:
+    """One recipient of an email, its events (oldest first) and the host's URL of the
+    contact record that holds its address."""
+
+    recipient: queries.RecipientDetail
+    events: list[queries.EventDetail]
+    contact_url: str | None
+
+
+@dataclass(frozen=True)
+class StatusLogs:
+    """What the detail page and the API show of an email beside its columns."""
+
+    #: Each recipient with its events, in the email's order.
+    recipients: list[RecipientLog]
+    #: The events of the email that name no recipient.
+    other_events: list[queries.EventDetail]
+    #: The host's URL of the object the email was sent for.
+    related_url: str | None
+
+
+def status_logs(email: queries.EmailDetail) -> StatusLogs:
+    """The status log of each recipient of ``email`` (from :func:`read_email`)."""
+    callbacks = get_state().callbacks
+    events: dict[int | None, list[queries.EventDetail]] = {}
+    for event in email.events:
+        events.setdefault(event.recipient_id, []).append(event)
+    return StatusLogs(
+        recipients=[
+            RecipientLog(
+                recipient=recipient,
+                events=events.get(recipient.id, []),
+                contact_url=callbacks.contact_url(recipient.contact_type, recipient.contact_id),
+            )
+            for recipient in email.recipients
+        ],
+        other_events=events.get(None, []),
+        related_url=callbacks.related_url(email.related_type, email.related_id),
+    )
