@@ -3,9 +3,9 @@
 A batch of :class:`~flask_maildelivery.events.NormalizedEvent` is applied in one
 transaction with a handful of statements, whatever its size:
 
-1. match events to emails (by ``maildelivery_id``, else by provider message id): two
-   ``SELECT ... IN`` (on SQLite the batch first takes the database's write lock, which
-   stands in for row locks);
+1. match events to emails by ``maildelivery_id``, then the rest by provider message id:
+   a ``SELECT ... IN`` each (on SQLite the batch first takes the database's write lock,
+   which stands in for row locks);
 2. lock the touched emails (``SELECT ... FOR UPDATE`` in id order, so concurrent batches
    neither deadlock nor lose an update), then read all their recipients and their current
    state once (a locking read on MySQL/MariaDB, whose plain reads see an older snapshot);
@@ -212,19 +212,21 @@ _EMAIL_STATES = (
 )
 
 
-def _find_emails(
-    session: Session, public_ids: set[str], message_ids: set[str]
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Email ids by ``public_id`` and by ``provider_message_id``."""
+def _match_emails(
+    session: Session, keys: Sequence[tuple[str | None, str | None]]
+) -> list[int | None]:
+    """The email id for each ``(maildelivery_id, provider_message_id)``: the email whose
+    ``public_id`` is the first, else the one whose ``provider_message_id`` is the second,
+    else ``None``. Message ids are looked up only where the correlation id matched nothing."""
     by_public: dict[str, int] = {}
-    by_message: dict[str, int] = {}
-    for chunk in _chunks(sorted(public_ids)):
+    for chunk in _chunks(sorted({p for p, _ in keys if p})):
         rows = session.execute(_EMAILS_BY_PUBLIC_ID, {"ids": list(chunk)}).all()
         by_public.update({public_id: id_ for id_, public_id in rows})
-    for chunk in _chunks(sorted(message_ids)):
+    by_message: dict[str, int] = {}
+    for chunk in _chunks(sorted({m for p, m in keys if m and p not in by_public})):
         rows = session.execute(_EMAILS_BY_MESSAGE_ID, {"ids": list(chunk)}).all()
         by_message.update({message_id: id_ for id_, message_id in rows})
-    return by_public, by_message
+    return [by_public.get(p or "") or by_message.get(m or "") for p, m in keys]
 
 
 @dataclass
@@ -266,35 +268,23 @@ def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[
     return found
 
 
-@dataclass(frozen=True)
-class _Applicable:
-    event_id: int
-    email_id: int
-    recipient_id: int
-    fact: StatusFact
-
-
 def _apply(
     session: Session,
-    applicable: list[_Applicable],
+    new_facts: dict[int, list[StatusFact]],
     locked: dict[int, tuple[str, str]],
     recipients: _Recipients,
     report: IngestReport,
 ) -> None:
-    """Fold new events into their recipients' state; update what changed, then the emails'
-    results. The emails of ``applicable`` are locked by the caller and ``recipients`` holds
-    all their recipients, read under those locks (no other writer changes them before the
-    commit, so no second read is needed)."""
-    if not applicable:
+    """Fold new events (their facts by recipient id) into their recipients' state; update
+    what changed, then the emails' results. The emails of those recipients are locked by the
+    caller and ``recipients`` holds all their recipients, read under those locks (no other
+    writer changes them before the commit, so no second read is needed)."""
+    if not new_facts:
         return
-    by_recipient: dict[int, list[StatusFact]] = defaultdict(list)
-    for item in applicable:
-        by_recipient[item.recipient_id].append(item.fact)
-
     current = recipients.states
     now = utcnow()
     updates: list[dict[str, Any]] = []
-    for recipient_id, facts in by_recipient.items():
+    for recipient_id, facts in new_facts.items():
         email_id, before = current[recipient_id]
         after = recipient_state([before, *facts])
         if after == before:
@@ -410,15 +400,7 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
         return
     _begin_write(session)
 
-    by_public, by_message = _find_emails(
-        session,
-        {e.maildelivery_id for e in batch if e.maildelivery_id},
-        {e.provider_message_id for e in batch if e.provider_message_id},
-    )
-    email_ids: list[int | None] = [
-        by_public.get(e.maildelivery_id or "") or by_message.get(e.provider_message_id or "")
-        for e in batch
-    ]
+    email_ids = _match_emails(session, [(e.maildelivery_id, e.provider_message_id) for e in batch])
     matched = {i for i in email_ids if i is not None}
     locked = _lock_emails(session, matched)
     recipients = _load_recipients(session, matched)
@@ -454,7 +436,7 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
     report.duplicates += len(batch) - len(inserted)
     report.stored = len(inserted)
 
-    applicable: list[_Applicable] = []
+    new_facts: dict[int, list[StatusFact]] = defaultdict(list)
     for row in rows:
         event_id = inserted.get((row["provider"], row["provider_event_id"]))
         if event_id is None:
@@ -463,24 +445,19 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
         if row["email_id"] is None:
             report.unmatched += 1
         elif row["recipient_id"] is not None and is_status(row["type"]):
-            applicable.append(_fact(event_id, row))
-    _apply(session, applicable, locked, recipients, report)
+            new_facts[row["recipient_id"]].append(_fact(row))
+    _apply(session, new_facts, locked, recipients, report)
 
 
-def _fact(event_id: int, row: dict[str, Any]) -> _Applicable:
-    occurred = row["occurred_at"]
-    return _Applicable(
-        event_id=event_id,
-        email_id=row["email_id"],
-        recipient_id=row["recipient_id"],
-        fact=StatusFact(
-            status=row["type"],
-            at=occurred,
-            reason=row["reason"],
-            smtp_code=row["smtp_code"],
-            bounce_type=row["bounce_type"],
-            tiebreak=f"{row['provider']}:{row['provider_event_id']}",
-        ),
+def _fact(row: dict[str, Any]) -> StatusFact:
+    """What a stored event row says about its recipient."""
+    return StatusFact(
+        status=row["type"],
+        at=row["occurred_at"],
+        reason=row["reason"],
+        smtp_code=row["smtp_code"],
+        bounce_type=row["bounce_type"],
+        tiebreak=f"{row['provider']}:{row['provider_event_id']}",
     )
 
 
@@ -534,30 +511,26 @@ def _apply_unmatched(
     )
     if not pending:
         return
-    by_public, by_message = _find_emails(
-        session,
-        {p["correlation_id"] for p in pending if p["correlation_id"]},
-        {p["provider_message_id"] for p in pending if p["provider_message_id"]},
+    found = _match_emails(
+        session, [(p["correlation_id"], p["provider_message_id"]) for p in pending]
     )
-    matches: list[tuple[dict[str, Any], int]] = []
-    for p in pending:
-        email_id = by_public.get(p["correlation_id"] or "") or by_message.get(
-            p["provider_message_id"] or ""
-        )
-        if email_id is not None:
-            matches.append((dict(p), email_id))
+    matches: list[tuple[dict[str, Any], int]] = [
+        (dict(p), email_id)
+        for p, email_id in zip(pending, found, strict=True)
+        if email_id is not None
+    ]
     if not matches:
         return
     locked = _lock_emails(session, {email_id for _, email_id in matches})
     recipients = _load_recipients(session, locked)
     updates = []
-    applicable = []
+    new_facts: dict[int, list[StatusFact]] = defaultdict(list)
     for row, email_id in matches:
         recipient_id = recipients.ids.get((email_id, (row["address"] or "").strip().lower()))
         updates.append({"b_id": row["id"], "email_id": email_id, "recipient_id": recipient_id})
         row.update(email_id=email_id, recipient_id=recipient_id)
         if recipient_id is not None and is_status(row["type"]):
-            applicable.append(_fact(row["id"], row))
+            new_facts[recipient_id].append(_fact(row))
     # only events still unmatched are claimed: a concurrent reconcile cannot apply one twice
     stmt = (
         event_t.update()
@@ -565,7 +538,7 @@ def _apply_unmatched(
         .values(email_id=sa.bindparam("email_id"), recipient_id=sa.bindparam("recipient_id"))
     )
     session.execute(stmt, updates)
-    _apply(session, applicable, locked, recipients, report)
+    _apply(session, new_facts, locked, recipients, report)
 
 
 def send_change_signals(app: Flask, report: IngestReport) -> None:
