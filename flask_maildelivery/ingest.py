@@ -69,20 +69,235 @@ class IngestReport:
     event_ids: list[int] = field(default_factory=list)
 
 
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def ingest_events(events: Sequence[NormalizedEvent], app: Flask | None = None) -> IngestReport:
+    """Store and apply a batch of events in one transaction, then send the signals.
+
+    A repeated event (same provider and provider event id) is acknowledged and changes
+    nothing. If the database fails, the transaction is rolled back (nothing of the batch is
+    stored) and the error propagates.
+    """
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return _in_one_transaction(app, lambda session, report: _ingest(session, events, report))
 
 
-def _clip(value: str | None, length: int) -> str | None:
-    return None if value is None else value[:length]
+def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -> IngestReport:
+    """Match stored unmatched events to emails that now exist, and apply them.
+
+    :param email_ids: look only for events of these emails (a send that just stored its
+        provider message id); ``None``: every unmatched event (``flask maildelivery
+        reconcile``).
+    """
+    return _in_one_transaction(
+        app, lambda session, report: _apply_unmatched(session, email_ids, report)
+    )
+
+
+def _in_one_transaction(app: Flask, work: Callable[[Session, IngestReport], None]) -> IngestReport:
+    """Run ``work`` in one transaction of the app's session, committed when it returns and
+    rolled back (nothing of it stored) when it raises; then send the change signals."""
+    session = _session(app)
+    report = IngestReport()
+    try:
+        work(session, report)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    send_change_signals(app, report)
+    return report
 
 
 def _session(app: Flask) -> Session:
+    """The session every read and write of this module goes through."""
     from .extension import MailDelivery
 
     session: Session = MailDelivery.state(app).db.session  # type: ignore[assignment]
     return session
+
+
+def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestReport) -> None:
+    """The steps of the module docstring, for one batch inside its transaction."""
+    unique: dict[tuple[str, str], NormalizedEvent] = {}
+    for event in events:
+        key = (event.provider, event.provider_event_id)
+        if key in unique:
+            report.duplicates += 1
+        else:
+            unique[key] = event
+    batch = list(unique.values())
+    if not batch:
+        return
+    _begin_write(session)
+
+    email_ids = _match_emails(session, [(e.maildelivery_id, e.provider_message_id) for e in batch])
+    matched = {i for i in email_ids if i is not None}
+    locked = _lock_emails(session, matched)
+    recipients = _load_recipients(session, matched)
+
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for event, email_id in zip(batch, email_ids, strict=True):
+        recipient_id = (
+            recipients.ids.get((email_id, event.recipient.strip().lower()))
+            if email_id is not None and event.recipient
+            else None
+        )
+        rows.append(
+            {
+                "email_id": email_id,
+                "recipient_id": recipient_id,
+                "provider": event.provider,
+                "provider_event_id": event.provider_event_id[:255],
+                "type": event.type,
+                "raw_type": event.raw_type[:64],
+                "occurred_at": event.occurred_at,
+                "received_at": now,
+                "reason": event.reason,
+                "smtp_code": _clip(event.smtp_code, 16),
+                "bounce_type": _clip(event.bounce_type, 16),
+                "address": _clip(event.recipient, 320),
+                "correlation_id": _clip(event.maildelivery_id, 64),
+                "provider_message_id": _clip(event.provider_message_id, 255),
+                "payload": event.payload,
+            }
+        )
+    inserted = _insert_events(session, rows)
+    report.duplicates += len(batch) - len(inserted)
+    report.stored = len(inserted)
+
+    new_facts: dict[int, list[StatusFact]] = defaultdict(list)
+    for row in rows:
+        event_id = inserted.get((row["provider"], row["provider_event_id"]))
+        if event_id is None:
+            continue
+        report.event_ids.append(event_id)
+        if row["email_id"] is None:
+            report.unmatched += 1
+        elif row["recipient_id"] is not None and is_status(row["type"]):
+            new_facts[row["recipient_id"]].append(_fact(row))
+    _apply(session, new_facts, locked, recipients, report)
+
+
+def _begin_write(session: Session) -> None:
+    """On SQLite, take the database's write lock now.
+
+    SQLite has no row locks, and its driver begins a transaction only at the first write:
+    a write that changes nothing starts it, so the state a batch reads cannot change
+    before its commit (other writers wait for the lock).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(sa.update(email_t).where(sa.false()).values(id=email_t.c.id))
+
+
+# prebuilt selects with one expanding parameter: building an IN list of a thousand bound
+# values per statement costs more than the query
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+_EMAILS_BY_PUBLIC_ID = sa.select(email_t.c.id, email_t.c.public_id).where(
+    email_t.c.public_id.in_(_IDS)
+)
+_EMAILS_BY_MESSAGE_ID = sa.select(email_t.c.id, email_t.c.provider_message_id).where(
+    email_t.c.provider_message_id.in_(_IDS)
+)
+
+
+def _match_emails(
+    session: Session, keys: Sequence[tuple[str | None, str | None]]
+) -> list[int | None]:
+    """The email id for each ``(maildelivery_id, provider_message_id)``: the email whose
+    ``public_id`` is the first, else the one whose ``provider_message_id`` is the second,
+    else ``None``. Message ids are looked up only where the correlation id matched nothing."""
+    by_public: dict[str, int] = {}
+    for chunk in _chunks(sorted({p for p, _ in keys if p})):
+        rows = session.execute(_EMAILS_BY_PUBLIC_ID, {"ids": list(chunk)}).all()
+        by_public.update({public_id: id_ for id_, public_id in rows})
+    by_message: dict[str, int] = {}
+    for chunk in _chunks(sorted({m for p, m in keys if m and p not in by_public})):
+        rows = session.execute(_EMAILS_BY_MESSAGE_ID, {"ids": list(chunk)}).all()
+        by_message.update({message_id: id_ for id_, message_id in rows})
+    return [by_public.get(p or "") or by_message.get(m or "") for p, m in keys]
+
+
+# SQLite renders no FOR UPDATE: its writers wait for the lock taken by _begin_write
+_EMAIL_STATES = (
+    sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
+    .where(email_t.c.id.in_(_IDS))
+    .order_by(email_t.c.id)
+    .with_for_update()
+)
+
+
+def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Lock the emails (id order) and return their ``(result, status)``."""
+    found: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(sorted(set(email_ids))):
+        for id_, result, status in session.execute(_EMAIL_STATES, {"ids": list(chunk)}).all():
+            found[id_] = (result, status)
+    return found
+
+
+# a locking read: MySQL/MariaDB run REPEATABLE READ, where a plain read would return the
+# snapshot taken at the transaction's first read, before the email locks were granted, and
+# lose the update of the batch that held them. PostgreSQL would read the latest rows anyway
+# (the lock costs it 18 ms of a 1.5 s benchmark batch); SQLite renders no FOR UPDATE.
+_RECIPIENTS_OF_EMAILS = (
+    sa.select(
+        recipient_t.c.id,
+        recipient_t.c.email_id,
+        recipient_t.c.address_key,
+        recipient_t.c.status,
+        recipient_t.c.status_at,
+        recipient_t.c.reason,
+        recipient_t.c.smtp_code,
+        recipient_t.c.bounce_type,
+    )
+    .where(recipient_t.c.email_id.in_(_IDS))
+    .with_for_update()
+)
+
+
+@dataclass
+class _Recipients:
+    """Every recipient of the locked emails: ids by (email id, lower-cased address), and
+    each one's email and current state (read once, under the emails' locks)."""
+
+    ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    states: dict[int, tuple[int, StatusFact]] = field(default_factory=dict)
+
+
+def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
+    """The recipients of ``email_ids`` (locked by the caller) with their state."""
+    found = _Recipients()
+    for chunk in _chunks(sorted(set(email_ids))):
+        rows = session.execute(_RECIPIENTS_OF_EMAILS, {"ids": list(chunk)}).all()
+        for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
+            found.ids[(email_id, key)] = id_
+            found.states[id_] = (
+                email_id,
+                StatusFact(status, status_at, reason, smtp_code, bounce_type, tiebreak=""),
+            )
+    return found
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Insert event rows, skipping those already stored; return the ids of the rows really
+    inserted by (provider, provider_event_id).
+
+    An executemany, which SQLAlchemy sends as multi-row ``INSERT ... VALUES ... RETURNING``
+    statements ("insertmanyvalues"); PostgreSQL binds the batch as arrays instead
+    (:func:`_from_arrays`). The returned rows are matched to the batch by their key, not by
+    position: a skipped row returns nothing.
+    """
+    stmt = _insert_skipping_duplicates(session)
+    if session.get_bind().dialect.name == "postgresql":
+        result = session.execute(*_from_arrays(stmt, rows))
+        return {(provider, event_id): id_ for id_, provider, event_id in result}
+    inserted = {}
+    # in chunks: SQLAlchemy's per-row copies of the parameters then die young instead of
+    # piling up for the cyclic garbage collector (about 100 ms less on a 10,000-event batch)
+    for chunk in _chunks(rows):
+        for id_, provider, event_id in session.execute(stmt, chunk):
+            inserted[(provider, event_id)] = id_
+    return inserted
 
 
 def _insert_skipping_duplicates(session: Session) -> Any:
@@ -110,28 +325,6 @@ def _insert_skipping_duplicates(session: Session) -> Any:
     else:
         raise RuntimeError(f"flask-maildelivery does not support the {dialect} database")
     return stmt.returning(event_t.c.id, event_t.c.provider, event_t.c.provider_event_id)
-
-
-def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """Insert event rows, skipping those already stored; return the ids of the rows really
-    inserted by (provider, provider_event_id).
-
-    One executemany, which SQLAlchemy sends as multi-row ``INSERT ... VALUES ... RETURNING``
-    statements ("insertmanyvalues"); PostgreSQL binds the batch as arrays instead
-    (:func:`_from_arrays`). The returned rows are matched to the batch by their key, not by
-    position: a skipped row returns nothing.
-    """
-    stmt = _insert_skipping_duplicates(session)
-    if session.get_bind().dialect.name == "postgresql":
-        result = session.execute(*_from_arrays(stmt, rows))
-        return {(provider, event_id): id_ for id_, provider, event_id in result}
-    inserted = {}
-    # in chunks: SQLAlchemy's per-row copies of the parameters then die young instead of
-    # piling up for the cyclic garbage collector (about 100 ms less on a 10,000-event batch)
-    for chunk in _chunks(rows):
-        for id_, provider, event_id in session.execute(stmt, chunk):
-            inserted[(provider, event_id)] = id_
-    return inserted
 
 
 #: The columns a batch writes besides ``payload``.
@@ -175,100 +368,16 @@ def _from_arrays(stmt: Any, rows: list[dict[str, Any]]) -> tuple[Any, dict[str, 
     return stmt.from_select([*_EVENT_COLUMNS, "payload"], select), params
 
 
-def _begin_write(session: Session) -> None:
-    """On SQLite, take the database's write lock now.
-
-    SQLite has no row locks, and its driver begins a transaction only at the first write:
-    a write that changes nothing starts it, so the state a batch reads cannot change
-    before its commit (other writers wait for the lock).
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(sa.update(email_t).where(sa.false()).values(id=email_t.c.id))
-
-
-# prebuilt selects with one expanding parameter: building an IN list of a thousand bound
-# values per statement costs more than the query
-_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
-_EMAILS_BY_PUBLIC_ID = sa.select(email_t.c.id, email_t.c.public_id).where(
-    email_t.c.public_id.in_(_IDS)
-)
-_EMAILS_BY_MESSAGE_ID = sa.select(email_t.c.id, email_t.c.provider_message_id).where(
-    email_t.c.provider_message_id.in_(_IDS)
-)
-# a locking read: MySQL/MariaDB run REPEATABLE READ, where a plain read would return the
-# snapshot taken at the transaction's first read, before the email locks were granted, and
-# lose the update of the batch that held them. PostgreSQL would read the latest rows anyway
-# (the lock costs it 18 ms of a 1.5 s benchmark batch); SQLite renders no FOR UPDATE.
-_RECIPIENTS_OF_EMAILS = (
-    sa.select(
-        recipient_t.c.id,
-        recipient_t.c.email_id,
-        recipient_t.c.address_key,
-        recipient_t.c.status,
-        recipient_t.c.status_at,
-        recipient_t.c.reason,
-        recipient_t.c.smtp_code,
-        recipient_t.c.bounce_type,
+def _fact(row: dict[str, Any]) -> StatusFact:
+    """What a stored event row says about its recipient."""
+    return StatusFact(
+        status=row["type"],
+        at=row["occurred_at"],
+        reason=row["reason"],
+        smtp_code=row["smtp_code"],
+        bounce_type=row["bounce_type"],
+        tiebreak=f"{row['provider']}:{row['provider_event_id']}",
     )
-    .where(recipient_t.c.email_id.in_(_IDS))
-    .with_for_update()
-)
-_EMAIL_STATES = (
-    sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
-    .where(email_t.c.id.in_(_IDS))
-    .order_by(email_t.c.id)
-)
-
-
-def _match_emails(
-    session: Session, keys: Sequence[tuple[str | None, str | None]]
-) -> list[int | None]:
-    """The email id for each ``(maildelivery_id, provider_message_id)``: the email whose
-    ``public_id`` is the first, else the one whose ``provider_message_id`` is the second,
-    else ``None``. Message ids are looked up only where the correlation id matched nothing."""
-    by_public: dict[str, int] = {}
-    for chunk in _chunks(sorted({p for p, _ in keys if p})):
-        rows = session.execute(_EMAILS_BY_PUBLIC_ID, {"ids": list(chunk)}).all()
-        by_public.update({public_id: id_ for id_, public_id in rows})
-    by_message: dict[str, int] = {}
-    for chunk in _chunks(sorted({m for p, m in keys if m and p not in by_public})):
-        rows = session.execute(_EMAILS_BY_MESSAGE_ID, {"ids": list(chunk)}).all()
-        by_message.update({message_id: id_ for id_, message_id in rows})
-    return [by_public.get(p or "") or by_message.get(m or "") for p, m in keys]
-
-
-@dataclass
-class _Recipients:
-    """Every recipient of the locked emails: ids by (email id, lower-cased address), and
-    each one's email and current state (read once, under the emails' locks)."""
-
-    ids: dict[tuple[int, str], int] = field(default_factory=dict)
-    states: dict[int, tuple[int, StatusFact]] = field(default_factory=dict)
-
-
-def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
-    """The recipients of ``email_ids`` (locked by the caller) with their state."""
-    found = _Recipients()
-    for chunk in _chunks(sorted(set(email_ids))):
-        rows = session.execute(_RECIPIENTS_OF_EMAILS, {"ids": list(chunk)}).all()
-        for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
-            found.ids[(email_id, key)] = id_
-            found.states[id_] = (
-                email_id,
-                StatusFact(status, status_at, reason, smtp_code, bounce_type, tiebreak=""),
-            )
-    return found
-
-
-def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-    """Lock the emails (id order) and return their ``(result, status)``."""
-    found: dict[int, tuple[str, str]] = {}
-    # SQLite renders no FOR UPDATE: its writers wait for the lock taken by _begin_write
-    stmt = _EMAIL_STATES.with_for_update()
-    for chunk in _chunks(sorted(set(email_ids))):
-        for id_, result, status in session.execute(stmt, {"ids": list(chunk)}).all():
-            found[id_] = (result, status)
-    return found
 
 
 def _apply(
@@ -364,121 +473,11 @@ def _recompute_emails(
         _update_by_id(session, email_t, updates, ["result", "status", "updated_at"])
 
 
-def ingest_events(events: Sequence[NormalizedEvent], app: Flask | None = None) -> IngestReport:
-    """Store and apply a batch of events in one transaction, then send the signals.
-
-    A repeated event (same provider and provider event id) is acknowledged and changes
-    nothing. If the database fails, the transaction is rolled back (nothing of the batch is
-    stored) and the error propagates.
-    """
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    return _in_one_transaction(app, lambda session, report: _ingest(session, events, report))
-
-
-def _in_one_transaction(app: Flask, work: Callable[[Session, IngestReport], None]) -> IngestReport:
-    """Run ``work`` in one transaction of the app's session, committed when it returns and
-    rolled back (nothing of it stored) when it raises; then send the change signals."""
-    session = _session(app)
-    report = IngestReport()
-    try:
-        work(session, report)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    send_change_signals(app, report)
-    return report
-
-
-def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestReport) -> None:
-    unique: dict[tuple[str, str], NormalizedEvent] = {}
-    for event in events:
-        key = (event.provider, event.provider_event_id)
-        if key in unique:
-            report.duplicates += 1
-        else:
-            unique[key] = event
-    batch = list(unique.values())
-    if not batch:
-        return
-    _begin_write(session)
-
-    email_ids = _match_emails(session, [(e.maildelivery_id, e.provider_message_id) for e in batch])
-    matched = {i for i in email_ids if i is not None}
-    locked = _lock_emails(session, matched)
-    recipients = _load_recipients(session, matched)
-
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
-    for event, email_id in zip(batch, email_ids, strict=True):
-        recipient_id = (
-            recipients.ids.get((email_id, event.recipient.strip().lower()))
-            if email_id is not None and event.recipient
-            else None
-        )
-        rows.append(
-            {
-                "email_id": email_id,
-                "recipient_id": recipient_id,
-                "provider": event.provider,
-                "provider_event_id": event.provider_event_id[:255],
-                "type": event.type,
-                "raw_type": event.raw_type[:64],
-                "occurred_at": event.occurred_at,
-                "received_at": now,
-                "reason": event.reason,
-                "smtp_code": _clip(event.smtp_code, 16),
-                "bounce_type": _clip(event.bounce_type, 16),
-                "address": _clip(event.recipient, 320),
-                "correlation_id": _clip(event.maildelivery_id, 64),
-                "provider_message_id": _clip(event.provider_message_id, 255),
-                "payload": event.payload,
-            }
-        )
-    inserted = _insert_events(session, rows)
-    report.duplicates += len(batch) - len(inserted)
-    report.stored = len(inserted)
-
-    new_facts: dict[int, list[StatusFact]] = defaultdict(list)
-    for row in rows:
-        event_id = inserted.get((row["provider"], row["provider_event_id"]))
-        if event_id is None:
-            continue
-        report.event_ids.append(event_id)
-        if row["email_id"] is None:
-            report.unmatched += 1
-        elif row["recipient_id"] is not None and is_status(row["type"]):
-            new_facts[row["recipient_id"]].append(_fact(row))
-    _apply(session, new_facts, locked, recipients, report)
-
-
-def _fact(row: dict[str, Any]) -> StatusFact:
-    """What a stored event row says about its recipient."""
-    return StatusFact(
-        status=row["type"],
-        at=row["occurred_at"],
-        reason=row["reason"],
-        smtp_code=row["smtp_code"],
-        bounce_type=row["bounce_type"],
-        tiebreak=f"{row['provider']}:{row['provider_event_id']}",
-    )
-
-
-def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -> IngestReport:
-    """Match stored unmatched events to emails that now exist, and apply them.
-
-    :param email_ids: look only for events of these emails (a send that just stored its
-        provider message id); ``None``: every unmatched event (``flask maildelivery
-        reconcile``).
-    """
-    return _in_one_transaction(
-        app, lambda session, report: _apply_unmatched(session, email_ids, report)
-    )
-
-
 def _apply_unmatched(
     session: Session, email_ids: Sequence[int] | None, report: IngestReport
 ) -> None:
+    """Claim the unmatched events whose email now exists (of ``email_ids``, or all), then
+    apply them like a new batch's events."""
     _begin_write(session)
     cond: list[sa.ColumnElement[bool]] = [event_t.c.email_id.is_(None)]
     if email_ids is not None:
@@ -599,3 +598,12 @@ def _latest_events(session: Session, recipient_ids: list[int]) -> dict[int, Even
             assert event.recipient_id is not None
             result[event.recipient_id] = event
     return result
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return None if value is None else value[:length]
