@@ -209,7 +209,9 @@ def _csv_cell(value: Any) -> str:
 def export_csv() -> Response:
     """The emails of the current filter as CSV (every page of it), streamed."""
     log_filter = _filter_or_400()
-    session_ = get_state().sessions()
+    # the scoped session itself: the stream runs after the view returned, in an app
+    # context of its own, whose teardown closes the session it used
+    session_ = get_state().sessions
     tenant = viewer_tenant()
 
     def lines() -> Iterator[str]:
