@@ -1,7 +1,8 @@
 """The example ERP end to end in Chromium: the real stack (local SMTP server, SendGrid
 simulator posting signed webhooks, the app on a loopback port) and a user's whole fix loop.
 
-Screenshots of the ERP go to ``docs/_static/`` for the documentation's overview page.
+Screenshots of the ERP go to the ``screenshots`` folder (``scripts/screenshots`` refreshes
+the documentation's copies in ``docs/_static/``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from example_app.stack import ExampleStack, start_stack
 
 pytestmark = pytest.mark.browser
 
-STATIC = Path(__file__).resolve().parent.parent / "docs" / "_static"
 # short delays so the whole story (bounce, deferral, delivery) plays in seconds
 FAST = SimulatorTiming(delivery=0.2, open=0.3, deferral=1.0, late_bounce=2.0, retry=0.3)
 WAIT_MS = 20_000
@@ -75,7 +75,7 @@ def reload_until(page: Page, selector: str) -> None:
 
 
 def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
-    stack: ExampleStack, browser: Browser
+    stack: ExampleStack, browser: Browser, screenshots: Path
 ) -> None:
     base = stack.url
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -97,10 +97,10 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     # the demo emails of the first start have played out too, the delayed bounce included
     reload_until(page, 'tr[data-invoice="INV-1005"] .email-outcome :text-is("bounced")')
     reload_until(page, 'tr[data-invoice="INV-1004"] .email-outcome :text-is("delivered")')
-    page.screenshot(path=str(STATIC / "example-invoices.png"))
+    page.screenshot(path=str(screenshots / "example-invoices.png"))
     page.goto(base + "contacts?kind=customer")
     expect(page.locator('tr[data-contact="Initech"]')).to_contain_text("Address bounced")
-    page.screenshot(path=str(STATIC / "example-contacts-bounced.png"))
+    page.screenshot(path=str(screenshots / "example-contacts-bounced.png"))
 
     # the clerk has no access to the log
     assert visit(page, base + "maildelivery/").status == 403
@@ -114,7 +114,7 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     first = page.locator("#md-log tbody tr").first
     expect(first).to_contain_text("Invoice INV-1008 from Acme Supplies")
     expect(first.locator('[data-status="bounced"]')).to_be_visible()
-    page.screenshot(path=str(STATIC / "example-log.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "example-log.png"), full_page=True)
     # the demo data shows every kind of outcome
     page.get_by_role("link", name="Show all emails").click()
     for result in ("failed", "warning", "delivered"):

@@ -27,8 +27,6 @@ from .log_helpers import ADMIN
 
 pytestmark = pytest.mark.browser
 
-DOCS_STATIC = Path(__file__).resolve().parent.parent / "docs" / "_static"
-
 
 @dataclass
 class LiveLog:
@@ -173,7 +171,7 @@ def open_page(browser: Browser) -> Iterator[Any]:
 
 
 def test_admin_finds_the_failed_email_and_the_contact_to_fix(
-    live_log: LiveLog, open_page: Any
+    live_log: LiveLog, open_page: Any, screenshots: Path
 ) -> None:
     recorded = open_page()
     page = recorded.page
@@ -184,8 +182,7 @@ def test_admin_finds_the_failed_email_and_the_contact_to_fix(
     assert "Invoice INV-0042" in rows.first.inner_text()
     assert "Warning" in rows.first.inner_text()
     assert "Purchase order PO-7" not in page.content()
-    DOCS_STATIC.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_STATIC / "log-list.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "log-list.png"), full_page=True)
 
     page.get_by_role("link", name="Show all emails").click()
     page.wait_for_url("**/maildelivery/?show=all")
@@ -205,7 +202,7 @@ def test_admin_finds_the_failed_email_and_the_contact_to_fix(
     frame = page.frame_locator("#md-html-body")
     assert "please find your invoice attached" in frame.locator("body").inner_text()
     assert frame.locator("body").get_attribute("data-ran") is None
-    page.screenshot(path=str(DOCS_STATIC / "log-detail.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "log-detail.png"), full_page=True)
 
     contact.click()
     page.wait_for_url("**/contacts/customer/7/edit")
