@@ -44,7 +44,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("flask-maildelivery stores aware datetimes only")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        # a batch of events binds tens of thousands of UTC times: convert only the others
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -65,12 +68,22 @@ class StrEnumType(sa.types.TypeDecorator[E]):
     def __init__(self, enum: type[E], length: int) -> None:
         super().__init__(length)
         self.enum = enum
+        # a plain dict lookup per value: a batch binds and reads tens of thousands of them,
+        # and calling the enum class costs several times as much
+        self._members: dict[str, E] = {member.value: member for member in enum}
+
+    def _member(self, value: Any) -> E:
+        try:
+            return self._members[value]
+        except KeyError:
+            raise ValueError(f"{value!r} is not a {self.enum.__name__}") from None
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else str(self.enum(value).value)
+        # the drivers get the plain string, never a str subclass
+        return None if value is None else str.__str__(self._member(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
-        return None if value is None else self.enum(value)
+        return None if value is None else self._member(value)
 
 
 #: JSON on every database: JSONB on PostgreSQL, JSON elsewhere.
