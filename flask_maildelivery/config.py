@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_SMTP_USE_SSL": False,
     "MAILDELIVERY_SMTP_TIMEOUT": 30,
     "MAILDELIVERY_SMTP_PROVIDER": None,
+    # seconds after which an email with no final word from its provider is overdue
+    "MAILDELIVERY_OUTCOME_TIMEOUT": 86400,
     # provider API transports (sendgrid, mailgun, postmark, ses)
     "MAILDELIVERY_HTTP_TIMEOUT": 30,
     "MAILDELIVERY_SENDGRID_API_KEY": None,

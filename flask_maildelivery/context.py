@@ -143,6 +143,9 @@ class AppState:
     callbacks: HostCallbacks
     #: The app's transport, created at ``init_app`` once the settings are registered.
     transport: Transport = field(init=False)
+    #: The providers whose webhook credentials are configured: their events report
+    #: outcomes (see :mod:`flask_maildelivery.tracking`).
+    reporting_providers: frozenset[str] = frozenset()
     #: The :class:`~flask_maildelivery.MailDelivery` object that registered the app, for
     #: host code (``current_app.extensions["maildelivery"].extension``); the package itself
     #: never reaches up to it.

@@ -22,7 +22,7 @@ from .sending import AddressLike, resend_email, send_email, send_email_message
 from .transports import create_transport
 from .views.api import create_api_blueprint
 from .views.pages import create_pages_blueprint
-from .webhooks.views import create_webhook_blueprint, exempt_from_csrf
+from .webhooks.views import build_adapters, create_webhook_blueprint, exempt_from_csrf
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -104,7 +104,11 @@ class MailDelivery:
         app.cli.add_command(maildelivery_cli)
         app.register_blueprint(create_pages_blueprint(app))
         app.register_blueprint(create_api_blueprint(app))
-        webhooks = create_webhook_blueprint(app)
+        adapters = build_adapters(app)
+        state.reporting_providers = frozenset(
+            provider for provider, adapter in adapters.items() if adapter.configured
+        )
+        webhooks = create_webhook_blueprint(app, adapters)
         app.register_blueprint(webhooks)
         exempt_from_csrf(app, webhooks)
 

@@ -246,6 +246,8 @@ class Event(Base):
     __tablename__ = "maildelivery_event"
     __table_args__ = (
         sa.UniqueConstraint("provider", "provider_event_id"),
+        # each provider's last event (is it still reporting?) without a scan
+        sa.Index("ix_maildelivery_event_provider_received", "provider", "received_at"),
         sa.Index("ix_maildelivery_event_unmatched", "email_id", "correlation_id"),
     )
 

@@ -68,6 +68,8 @@ class LogEmailSummarySchema(Schema):
     #: The first addresses, in order.
     to = fields.List(fields.String())
     recipient_count = fields.Integer()
+    #: No final word from a tracked provider after ``MAILDELIVERY_OUTCOME_TIMEOUT``.
+    overdue = fields.Boolean()
     url = fields.String()
 
 

@@ -21,7 +21,7 @@ from ..context import config_value
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
 from .access import check_viewer
-from .reading import read_email, status_logs, viewer_tenant
+from .reading import read_email, read_filter, status_logs, viewer_tenant
 
 #: Largest ``limit`` the list accepts.
 MAX_LIMIT = 500
@@ -36,7 +36,7 @@ class _BadRequest(Exception):
 def list_emails() -> ResponseReturnValue:
     """A page of the log as JSON."""
     try:
-        log_filter = queries.LogFilter.from_args(request.args)
+        log_filter = read_filter(request.args)
     except queries.FilterError as exc:
         raise _BadRequest(str(exc)) from None
     limit_arg = request.args.get("limit", "")

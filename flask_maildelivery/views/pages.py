@@ -35,9 +35,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..context import config_value, get_state
 from ..sending import SendRefused, resend_email
 from ..state import FAILURE_STATUSES
+from ..tracking import tracking, tracking_health
 from . import i18n, labels, queries
 from .access import check_viewer
-from .reading import read_email, status_logs, viewer_tenant
+from .reading import read_email, read_filter, status_logs, viewer_tenant
 
 #: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
 #: fires when someone looks), no script runs, no form posts, no plugin; inline styles and
@@ -119,7 +120,7 @@ def _template_globals() -> dict[str, Any]:
 
 def _filter_or_400() -> queries.LogFilter:
     try:
-        return queries.LogFilter.from_args(request.args)
+        return read_filter(request.args)
     except queries.FilterError as exc:
         abort(Response(_render_error(str(exc)), status=400))
 
@@ -131,6 +132,7 @@ def _render_error(message: str) -> str:
 def index() -> str:
     """The delivery log: failed emails by default, all with ``?show=all``."""
     log_filter = _filter_or_400()
+    state = get_state()
     with queries.reading() as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), config_value("PAGE_SIZE"))
     return render_template(
@@ -138,6 +140,7 @@ def index() -> str:
         page=page,
         rows=page.rows,
         log_filter=log_filter,
+        tracking=tracking_health(state.sessions(), tracking(state)),
         status_options=labels.status_options(),
         result_options=labels.result_options(),
     )

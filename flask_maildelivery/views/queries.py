@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, scoped_session, selectinload
 from ..context import session as package_session
 from ..models import Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
+from ..tracking import OverdueRule
 
 #: ``show`` values: failed emails only (the default), or every email.
 SHOW_FAILED = "failed"
@@ -92,7 +93,12 @@ class LogFilter:
     recipient: str | None = None
     #: Subject search: text the subject contains, any case.
     subject: str | None = None
+    #: Only the overdue emails (``overdue=1``).
+    overdue_only: bool = False
     cursor: Cursor | None = None
+    #: Which emails are overdue now: part of the attention list (not a query argument;
+    #: ``None`` when outcomes are not tracked).
+    overdue_rule: OverdueRule | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> LogFilter:
@@ -131,6 +137,9 @@ class LogFilter:
         if date_from and date_to and date_from > date_to:
             raise FilterError("the date range ends before it starts")
         token = text("cursor")
+        overdue = text("overdue")
+        if overdue not in (None, "1"):
+            raise FilterError(f"overdue must be 1 or left out, not {overdue!r}")
         return cls(
             show=show,
             status=status,
@@ -139,6 +148,7 @@ class LogFilter:
             date_to=date_to,
             recipient=(text("recipient") or "").lower() or None,
             subject=text("subject"),
+            overdue_only=overdue == "1",
             cursor=Cursor.decode(token) if token else None,
         )
 
@@ -153,6 +163,7 @@ class LogFilter:
             "to": self.date_to.isoformat() if self.date_to else None,
             "recipient": self.recipient,
             "subject": self.subject,
+            "overdue": "1" if self.overdue_only else None,
             "cursor": self.cursor.encode() if self.cursor else None,
         }
         values.update(changes)
@@ -162,7 +173,15 @@ class LogFilter:
     def narrowed(self) -> bool:
         """Whether a filter or search beyond the ``show`` toggle applies."""
         return any(
-            (self.status, self.result, self.date_from, self.date_to, self.recipient, self.subject)
+            (
+                self.status,
+                self.result,
+                self.date_from,
+                self.date_to,
+                self.recipient,
+                self.subject,
+                self.overdue_only,
+            )
         )
 
 
@@ -177,10 +196,13 @@ class EmailRow:
     result: str
     subject: str
     sender: str
+    transport: str | None = None
     #: The first :data:`TO_SHOWN` recipient addresses.
     to: list[str] = field(default_factory=list)
     #: How many recipients the email has.
     recipient_count: int = 0
+    #: Sent through a tracked transport and still without a final word after the timeout.
+    overdue: bool = False
 
 
 @dataclass
@@ -216,8 +238,12 @@ def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.Colu
     """The ``WHERE`` clauses of ``log_filter`` (its cursor aside) for ``tenant_id``, every
     value a bound parameter."""
     clauses = [_tenant_clause(tenant_id)]
+    rule = log_filter.overdue_rule
     if log_filter.show == SHOW_FAILED:
-        clauses.append(_NEEDS_ATTENTION)
+        clauses.append(sa.or_(_NEEDS_ATTENTION, rule.clause()) if rule else _NEEDS_ATTENTION)
+    if log_filter.overdue_only:
+        # nothing is overdue when outcomes are not tracked
+        clauses.append(rule.clause() if rule else sa.false())
     if log_filter.status is not None:
         clauses.append(Email.status == log_filter.status)
     if log_filter.result is not None:
@@ -272,6 +298,7 @@ _ROW_COLUMNS = (
     Email.result,
     Email.subject,
     Email.sender,
+    Email.transport,
 )
 
 
@@ -348,6 +375,10 @@ def log_page(
     if backwards:
         fetched.reverse()
     rows = _rows_with_recipients(connection, fetched)
+    rule = log_filter.overdue_rule
+    if rule is not None:
+        for row in rows:
+            row.overdue = rule.applies(row.result, row.sent_at, row.transport)
     next_cursor = previous_cursor = None
     if rows:
         first, last = rows[0], rows[-1]

@@ -1,17 +1,28 @@
-"""What the pages and the API read alike: the viewer's tenant, and one email with the
-status log of each of its recipients."""
+"""What the pages and the API read alike: the viewer's tenant, the list's filter, and one
+email with the status log of each of its recipients."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ..context import get_state
+from ..tracking import tracking
 from . import queries
 
 
 def viewer_tenant() -> str | None:
     """The tenant whose emails the acting user sees (``None``: the emails without tenant)."""
     return get_state().callbacks.current_tenant()
+
+
+def read_filter(args: Any) -> queries.LogFilter:
+    """The list's filter from query arguments, with the app's overdue rule now.
+
+    :raises queries.FilterError: an argument is not valid.
+    """
+    rule = tracking(get_state()).overdue_rule()
+    return replace(queries.LogFilter.from_args(args), overdue_rule=rule)
 
 
 def read_email(email_id: int) -> queries.EmailDetail | None:

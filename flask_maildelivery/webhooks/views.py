@@ -81,14 +81,12 @@ def _read_body(max_bytes: int) -> bytes | None:
             return None
 
 
-def create_webhook_blueprint(app: Flask) -> Blueprint:
-    """The webhook blueprint for ``app``, mounted at ``{MAILDELIVERY_URL_PREFIX}/webhooks``.
-
-    Its adapters are built from ``app``'s configuration now (read once).
-    """
+def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) -> Blueprint:
+    """The webhook blueprint for ``app``, mounted at ``{MAILDELIVERY_URL_PREFIX}/webhooks``,
+    answering with ``adapters`` (:func:`build_adapters`, built from the configuration read
+    at ``init_app``)."""
     prefix = str(config_value("URL_PREFIX", app) or "").rstrip("/")
     max_bytes = int(config_value("WEBHOOK_MAX_BYTES", app))
-    adapters = build_adapters(app)
     blueprint = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=f"{prefix}/webhooks")
 
     @blueprint.route("/<provider>", methods=["POST", "HEAD"])
