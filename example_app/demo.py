@@ -16,6 +16,8 @@ from flask import Flask
 from flask_login import login_user
 from werkzeug.security import generate_password_hash
 
+from flask_maildelivery.models import Email, utcnow
+
 from . import mail_delivery
 from .mailing import email_invoice
 from .models import Company, Contact, Invoice, User, db
@@ -63,6 +65,7 @@ CONTACTS = (
     ("Acme Supplies", "customer", "Vandelay Industries", "vandelay@refused.example"),
     ("Acme Supplies", "customer", "Stark Logistics", "payables@full.example"),
     ("Acme Supplies", "customer", "Wayne Freight", "accounts@waynefreight.example"),
+    ("Acme Supplies", "customer", "Pied Piper", "ap@stuck.example"),
     ("Acme Supplies", "vendor", "Paper & Co", "orders@paperco.example"),
     ("Acme Supplies", "vendor", "Office Coffee", "sales@coffee.example"),
     ("Acme Supplies", "employee", "Emma Employee", "emma@acme.example"),
@@ -85,6 +88,7 @@ INVOICES = (
     ("Acme Supplies", "INV-1008", "Initech", "199.00", "Red staplers x20"),
     ("Acme Supplies", "INV-1009", "Northwind Traders", "640.00", "Filing cabinets x4"),
     ("Acme Supplies", "INV-1010", "Wayne Freight", "1320.00", "Conference table"),
+    ("Acme Supplies", "INV-1011", "Pied Piper", "2750.00", "Server racks x2"),
     ("Globex Corporation", "GX-2001", "Duff Brewing", "2500.00", "Bottling line service"),
     ("Globex Corporation", "GX-2002", "Krusty Foods", "430.00", "Freezer maintenance"),
 )
@@ -98,8 +102,12 @@ DEMO_EMAILED = (
     "INV-1005",
     "INV-1006",
     "INV-1007",
+    "INV-1011",
     "GX-2001",
 )
+#: A demo invoice emailed two days before the others, about which the provider never
+#: reported: the log shows it overdue.
+DEMO_OVERDUE = "INV-1011"
 
 
 @functools.cache
@@ -163,6 +171,15 @@ def send_demo_emails(app: Flask) -> None:
         with app.test_request_context():
             login_user(clerk)
             email_invoice(invoice)
+    # the stuck invoice went out two days ago: with no word since, it is overdue
+    overdue = next(i for i in invoices if i.number == DEMO_OVERDUE)
+    session = mail_delivery.session
+    session.execute(
+        sa.update(Email)
+        .where(Email.related_type == "invoice", Email.related_id == str(overdue.id))
+        .values(sent_at=utcnow() - timedelta(days=2), created_at=utcnow() - timedelta(days=2))
+    )
+    session.commit()
     # a payslip to an address the mail server refuses outright: the send itself fails
     former = db.session.scalars(sa.select(Contact).where(Contact.name == "Former Employee")).one()
     company = db.session.get_one(Company, former.company_id)

@@ -47,6 +47,7 @@ OUTCOMES: dict[str, str] = {
     "full.example": "full",  # deferred again and again (mailbox full)
     "late.example": "late",  # delivered, then a bounce report arrives later
     "quiet.example": "quiet",  # delivered, never opened
+    "stuck.example": "stuck",  # accepted, then no word (the log shows it overdue a day later)
 }
 #: What each outcome looks like, for the console.
 DESCRIPTIONS = {
@@ -56,6 +57,7 @@ DESCRIPTIONS = {
     "full": "deferred again and again",
     "late": "delivered, then bounced later",
     "quiet": "delivered",
+    "stuck": "accepted, then never reported on",
     "open": "delivered, then opened",
 }
 #: Recipient domains the SMTP server itself refuses at RCPT time (the send records them
@@ -236,6 +238,8 @@ class ProviderSimulator:
 
         delivered = event("delivered", response="250 2.0.0 OK accepted for delivery", tls=1)
         self._later(0, [event("processed")])
+        if outcome == "stuck":
+            return
         if outcome == "bounce":
             self._later(
                 t.delivery,

@@ -10,6 +10,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from example_app.simulator import (
 )
 from example_app.stack import free_port, uses_local_delivery
 from flask_maildelivery.context import get_state
-from flask_maildelivery.models import Email
+from flask_maildelivery.models import Email, utcnow
 from flask_maildelivery.sending import resend_email
 from flask_maildelivery.testing import outbox, simulate_event
 
@@ -500,6 +501,14 @@ def test_demo_seed_runs_once_and_sends_one_email_per_outcome(
                 "bounce"
             }
             assert "former.employee@refused.example" in to
+            assert outcome_for("ap@stuck.example") == "stuck"
+            assert "ap@stuck.example" in to
+            # the invoice the provider never reported on went out two days ago: overdue
+            stuck = first_or_fail(
+                mail_delivery.session, Email, Email.subject.contains(demo.DEMO_OVERDUE)
+            )
+            assert stuck.sent_at is not None
+            assert utcnow() - stuck.sent_at > timedelta(days=1)
             assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == len(
                 demo.DEMO_USERS
             )
