@@ -26,12 +26,30 @@ RESULTS: tuple[EmailResult, ...] = tuple(EmailResult)
 #: Email statuses (empty string: nothing notable).
 EMAIL_STATUSES: tuple[EmailStatus, ...] = tuple(EmailStatus)
 
+#: Recipient statuses that mean the recipient did not get the email (``failures`` of
+#: :func:`email_result`).
 FAILURE_STATUSES = frozenset(
-    {RecipientStatus.BOUNCED, RecipientStatus.DROPPED, RecipientStatus.FAILED}
+    {
+        RecipientStatus.BOUNCED,
+        RecipientStatus.DROPPED,
+        RecipientStatus.SUPPRESSED,
+        RecipientStatus.FAILED,
+    }
 )
-#: Results and statuses that put an email on the default "failed emails" list.
+#: The recipient conditions an email's status names, most notable first: the first one that
+#: any recipient has is the email's status (:func:`email_status`).
+NOTABLE_STATUSES: tuple[EmailStatus, ...] = (
+    EmailStatus.BOUNCED,
+    EmailStatus.DROPPED,
+    EmailStatus.FAILED,
+    EmailStatus.SUPPRESSED,
+    EmailStatus.COMPLAINED,
+    EmailStatus.DEFERRED,
+)
+#: Results and statuses that put an email on the default "failed emails" list: every
+#: notable status but ``opened``.
 ATTENTION_RESULTS = frozenset({EmailResult.FAILED, EmailResult.WARNING, EmailResult.ERROR})
-ATTENTION_STATUSES = frozenset({EmailStatus.BOUNCED, EmailStatus.DROPPED, EmailStatus.DEFERRED})
+ATTENTION_STATUSES = frozenset(NOTABLE_STATUSES)
 
 
 @dataclass(frozen=True, order=False)
@@ -108,6 +126,10 @@ def email_result(statuses: Sequence[str], *, send_refused: bool = False) -> Emai
     if n == 0:
         return EmailResult.QUEUED
     failures = sum(1 for s in statuses if s in FAILURE_STATUSES)
+    # "delivered or above but below bounced" in STATUS_ORDER: delivered, opened, clicked,
+    # unsubscribed and complained. An unsubscribe or a spam complaint comes from a
+    # recipient who received the email, so it counts as received here; the complaint shows
+    # in the email's status (``complained``), which puts it on the attention list.
     delivered, bounced = RANK[RecipientStatus.DELIVERED], RANK[RecipientStatus.BOUNCED]
     successes = sum(1 for s in statuses if delivered <= RANK[s] < bounced)
     if failures == n:
@@ -122,9 +144,14 @@ def email_result(statuses: Sequence[str], *, send_refused: bool = False) -> Emai
 
 
 def email_status(statuses: Sequence[str]) -> EmailStatus:
-    """An email's ``status``: its most notable recipient condition, or empty."""
+    """An email's ``status``: its most notable recipient condition, or empty.
+
+    The first of :data:`NOTABLE_STATUSES` that any recipient has; else ``opened`` when a
+    recipient opened or clicked; else empty. So one failed or complaining recipient is never
+    hidden behind another recipient's open.
+    """
     present = set(statuses)
-    for status in (EmailStatus.BOUNCED, EmailStatus.DROPPED, EmailStatus.DEFERRED):
+    for status in NOTABLE_STATUSES:
         if status in present:
             return status
     if present & {RecipientStatus.OPENED, RecipientStatus.CLICKED}:

@@ -19,6 +19,9 @@ class RecipientStatus(StrEnum):
     COMPLAINED = "complained"
     BOUNCED = "bounced"
     DROPPED = "dropped"
+    #: Not sent: the address is suppressed (an earlier hard bounce or complaint).
+    SUPPRESSED = "suppressed"
+    #: Refused at send time.
     FAILED = "failed"
 
 
@@ -36,6 +39,7 @@ class EventType(StrEnum):
     COMPLAINED = "complained"
     BOUNCED = "bounced"
     DROPPED = "dropped"
+    SUPPRESSED = "suppressed"
     FAILED = "failed"
     UNKNOWN = "unknown"
 
@@ -52,10 +56,14 @@ class EmailResult(StrEnum):
 
 
 class EmailStatus(StrEnum):
-    """An email's status: its most notable recipient condition (the seed's "Statut")."""
+    """An email's status: its most notable recipient condition (the seed's "Statut"), in
+    the order :func:`~flask_maildelivery.state.email_status` looks for them."""
 
     BOUNCED = "bounced"
     DROPPED = "dropped"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    COMPLAINED = "complained"
     DEFERRED = "deferred"
     OPENED = "opened"
     NONE = ""

@@ -410,6 +410,48 @@ def test_a_hard_bounce_flags_the_contact_until_its_address_changes(erp: Flask) -
     assert "Address bounced" not in client.get("/contacts?kind=customer").text
 
 
+def invoice_row(client: FlaskClient, number: str) -> str:
+    """The row of invoice ``number`` on the invoices page."""
+    row = re.search(rf'data-invoice="{number}".*?</tr>', client.get("/invoices").text, re.S)
+    assert row is not None, number
+    return row.group(0)
+
+
+def test_an_invoice_refused_for_its_customer_shows_failed_though_its_cc_opened_it(
+    erp: Flask,
+) -> None:
+    client = sign_in(erp, "acme.clerk")
+    [invoice_id] = invoice_ids(erp, "INV-1006")
+    client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
+    with erp.app_context():
+        email = first_or_fail(db.session, Email)
+        simulate_event(
+            email, "failed", recipient="vandelay@refused.example", reason="550 5.1.1 user unknown"
+        )
+        simulate_event(email, "delivered", recipient="accounting@acme.example")
+        simulate_event(email, "opened", recipient="accounting@acme.example")
+        invoice = get_or_fail(db.session, Invoice, invoice_id)
+        assert (invoice.email_result, invoice.email_status) == ("warning", "failed")
+    row = invoice_row(client, "INV-1006")
+    assert '<span class="badge failed">failed</span>' in row
+    assert "opened" not in row
+
+
+def test_a_spam_complaint_shows_on_the_invoice(erp: Flask) -> None:
+    client = sign_in(erp, "acme.clerk")
+    [invoice_id] = invoice_ids(erp, "INV-1009")
+    client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
+    with erp.app_context():
+        email = first_or_fail(db.session, Email)
+        for address in ("ap@northwind.example", "accounting@acme.example"):
+            simulate_event(email, "delivered", recipient=address)
+        simulate_event(email, "opened", recipient="accounting@acme.example")
+        simulate_event(email, "complained", recipient="ap@northwind.example")
+        invoice = get_or_fail(db.session, Invoice, invoice_id)
+        assert (invoice.email_result, invoice.email_status) == ("delivered", "complained")
+    assert '<span class="badge complained">complained</span>' in invoice_row(client, "INV-1009")
+
+
 def test_a_bounce_for_an_address_the_contact_no_longer_holds_does_not_flag_it(erp: Flask) -> None:
     client = sign_in(erp, "acme.clerk")
     [invoice_id] = invoice_ids(erp, "INV-1008")

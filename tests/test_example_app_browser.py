@@ -119,7 +119,7 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     page.get_by_role("link", name="Show all emails").click()
     for result in ("failed", "warning", "delivered"):
         expect(page.locator(f'#md-log [data-result="{result}"]').first).to_be_visible()
-    for status in ("bounced", "dropped", "deferred", "opened"):
+    for status in ("bounced", "dropped", "failed", "deferred", "opened"):
         expect(page.locator(f'#md-log [data-status="{status}"]').first).to_be_visible()
     page.goto(base + "maildelivery/")
     first = page.locator("#md-log tbody tr").first

@@ -17,7 +17,7 @@ from jinja2 import DictLoader
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Email
-from flask_maildelivery.testing import outbox
+from flask_maildelivery.testing import outbox, simulate_event
 from flask_maildelivery.views.pages import BODY_CSP, CSRF_SESSION_KEY
 from flask_maildelivery.vocabulary import EmailResult, EmailStatus
 
@@ -247,6 +247,9 @@ def test_failed_only_covers_every_result_and_status_that_needs_attention(log: Lo
             ("warning", "warning", "bounced"),
             ("error", "error", "dropped"),
             ("deferred", "processed", "deferred"),
+            ("recipient refused", "warning", "failed"),
+            ("suppressed", "error", "suppressed"),
+            ("complained", "delivered", "complained"),
             ("delivered", "delivered", ""),
             ("opened", "delivered", "opened"),
             ("queued", "queued", ""),
@@ -256,7 +259,94 @@ def test_failed_only_covers_every_result_and_status_that_needs_attention(log: Lo
             emails[name] = email.id
         session.commit()
     ids = listed_ids(log.client().get("/maildelivery/").get_data(as_text=True))
-    assert set(ids) == {emails[n] for n in ("refused", "warning", "error", "deferred")}
+    assert set(ids) == {
+        emails[n]
+        for n in (
+            "refused",
+            "warning",
+            "error",
+            "deferred",
+            "recipient refused",
+            "suppressed",
+            "complained",
+        )
+    }
+
+
+def test_a_complaint_and_a_refused_recipient_behind_an_open_need_attention(
+    log: LogApp,
+) -> None:
+    log.viewer.user = ADMIN
+    with log.app.app_context():
+        # the To refused at send time, the Cc opened it: the email is not "opened"
+        refused = log.extension.send(
+            subject="Refused",
+            to=["ann@customer.test"],
+            cc=["bob@customer.test"],
+            text="Please find the invoice attached.",
+        )
+        simulate_event(refused, "failed", recipient="ann@customer.test", reason="550 5.1.1")
+        simulate_event(refused, "delivered", recipient="bob@customer.test")
+        simulate_event(refused, "opened", recipient="bob@customer.test")
+        complained = send_delivered(log, subject="Complained")
+        simulate_event(complained, "opened", recipient="carl@customer.test")
+        simulate_event(complained, "complained", recipient="carl@customer.test")
+        opened = send_delivered(log, subject="Opened")
+        simulate_event(opened, "opened", recipient="carl@customer.test")
+        ids = {"refused": refused.id, "complained": complained.id, "opened": opened.id}
+    html = log.client().get("/maildelivery/").get_data(as_text=True)
+    assert listed_ids(html) == [ids["complained"], ids["refused"]]
+    assert re.search(r'data-status="failed">.*?Failed</span>', html)
+    assert re.search(r'data-result="warning">.*?Warning</span>', html)
+    assert re.search(r'data-status="complained">.*?Complained</span>', html)
+    assert re.search(r'data-result="delivered">.*?Delivered</span>', html)
+    assert 'data-status="opened"' not in html
+    html = log.client().get("/maildelivery/?show=all").get_data(as_text=True)
+    assert listed_ids(html) == [ids["opened"], ids["complained"], ids["refused"]]
+
+
+#: The status filter's options, in each language of the pages.
+STATUS_OPTIONS = {
+    "en": [
+        ("", "Any"),
+        ("bounced", "Bounced"),
+        ("dropped", "Dropped"),
+        ("failed", "Failed"),
+        ("suppressed", "Suppressed"),
+        ("complained", "Complained"),
+        ("deferred", "Deferred"),
+        ("opened", "Opened"),
+    ],
+    "fr": [
+        ("", "Tous"),
+        ("bounced", "Rebondi"),
+        ("dropped", "Tombé"),
+        ("failed", "Raté"),
+        ("suppressed", "Adresse bloquée"),
+        ("complained", "Signalé comme spam"),
+        ("deferred", "Différé"),
+        ("opened", "Ouvert"),
+    ],
+}
+
+
+@pytest.mark.parametrize("language", sorted(STATUS_OPTIONS))
+def test_the_status_filter_offers_every_email_status(make_app: AppFactory, language: str) -> None:
+    from flask_babel import Babel
+
+    log = make_log_app(make_app)
+    Babel(log.app, locale_selector=lambda: language)
+    log.viewer.user = ADMIN
+    client = log.client()
+    html = client.get("/maildelivery/").get_data(as_text=True)
+    select = re.search(r'<select name="status">(.*?)</select>', html, re.S)
+    assert select is not None
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
+    assert options == STATUS_OPTIONS[language]
+    assert {value for value, _ in options} == set(EmailStatus)
+    for value, _ in options[1:]:
+        html = client.get(f"/maildelivery/?show=all&status={value}").get_data(as_text=True)
+        assert f'<option value="{value}" selected>' in html, value
 
 
 def test_list_empty_states_say_what_the_filter_shows(log: LogApp) -> None:
@@ -328,7 +418,11 @@ def test_list_refuses_bad_filters_with_a_clear_400(log: LogApp) -> None:
     log.viewer.user = ADMIN
     client = log.client()
     for query, message in (
-        ("status=lost", "status must be one of bounced, dropped, deferred, opened"),
+        (
+            "status=lost",
+            "status must be one of bounced, dropped, failed, suppressed, complained, deferred, "
+            "opened, not",
+        ),
         ("result=great", "result must be one of"),
         ("show=some", "show must be"),
         ("from=yesterday", "from must be a date written YYYY-MM-DD"),

@@ -11,6 +11,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_maildelivery import MailDelivery, migrations
 from flask_maildelivery.models import Base
+from flask_maildelivery.state import email_result, email_status
 
 from .conftest import AppFactory
 
@@ -92,3 +93,121 @@ def test_cli_upgrade_and_downgrade_leave_host_tables_alone(
         Base.metadata.drop_all(schema)
         Base.metadata.create_all(schema)
     assert MailDelivery.state(app).db is db
+
+
+#: Emails as a version before 0.2.0 stored them: (id, stored status, stored result, the
+#: recipients' statuses), and the (status, result) the 0.2.0 rules make of them.
+OLD_ROWS = [
+    # the To refused at send time, the Cc opened it: stored as "opened"
+    (1, "opened", "warning", ("failed", "opened"), ("failed", "warning")),
+    # a spam complaint was shown as nothing
+    (2, "", "delivered", ("complained", "delivered"), ("complained", "delivered")),
+    (3, "opened", "delivered", ("clicked", "complained"), ("complained", "delivered")),
+    (4, "deferred", "processed", ("deferred", "complained"), ("complained", "processed")),
+    # unchanged by the new rules
+    (5, "bounced", "warning", ("bounced", "failed", "opened"), ("bounced", "warning")),
+    (6, "dropped", "error", ("dropped", "failed"), ("dropped", "error")),
+    (7, "opened", "delivered", ("opened", "unsubscribed"), ("opened", "delivered")),
+    (8, "", "queued", ("queued", "queued"), ("", "queued")),
+    # the send itself was refused: the result stays "failed"
+    (9, "", "failed", ("failed", "failed"), ("failed", "failed")),
+    (10, "", "failed", (), ("", "failed")),
+    (11, "", "queued", (), ("", "queued")),
+    # a result that does not match its recipients is recomputed too
+    (12, "", "queued", ("delivered", "delivered"), ("", "delivered")),
+]
+
+
+def _insert_old_rows(connection: sa.Connection) -> None:
+    """Write :data:`OLD_ROWS` with plain SQL, as the 0002 schema holds them."""
+    recipient_id = 0
+    for email_id, status, result, recipients, _ in OLD_ROWS:
+        connection.execute(
+            sa.text(
+                "INSERT INTO maildelivery_email (id, public_id, created_at, updated_at, sender,"
+                " subject, attachments, headers, metadata, status, result) VALUES (:id, :public_id,"
+                " '2026-11-30 10:00:00', '2026-11-30 10:00:00', 'billing@acme.test', 'Invoice',"
+                " '[]', '{}', '{}', :status, :result)"
+            ),
+            {"id": email_id, "public_id": f"old{email_id}", "status": status, "result": result},
+        )
+        for position, recipient_status in enumerate(recipients):
+            recipient_id += 1
+            address = f"r{position}@customer.test"
+            connection.execute(
+                sa.text(
+                    "INSERT INTO maildelivery_recipient (id, email_id, address, address_key, kind,"
+                    " status, updated_at) VALUES (:id, :email_id, :address, :address, :kind,"
+                    " :status, '2026-11-30 10:00:00')"
+                ),
+                {
+                    "id": recipient_id,
+                    "email_id": email_id,
+                    "address": address,
+                    "kind": "to" if position == 0 else "cc",
+                    "status": recipient_status,
+                },
+            )
+
+
+def _stored(engine: sa.Engine) -> dict[int, tuple[str, str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT id, status, result FROM maildelivery_email ORDER BY id")
+        )
+        return {id_: (status, result) for id_, status, result in rows}
+
+
+def test_0003_recomputes_the_status_and_result_of_emails_stored_before(
+    schema: sa.Engine,
+) -> None:
+    Base.metadata.drop_all(schema)
+    try:
+        migrations.upgrade(schema, "0002")
+        with schema.begin() as connection:
+            _insert_old_rows(connection)
+        migrations.upgrade(schema, "0003_email_status_rules")
+        recomputed = _stored(schema)
+        assert recomputed == {row[0]: row[4] for row in OLD_ROWS}
+        # the same as the rules the package applies to new events
+        for email_id, _, old_result, recipients, _ in OLD_ROWS:
+            expected_result = email_result(list(recipients), send_refused=old_result == "failed")
+            assert recomputed[email_id] == (email_status(list(recipients)), expected_result)
+
+        # back to 0002: the status as versions before 0.2.0 computed it
+        with schema.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE maildelivery_recipient SET status = 'suppressed'"
+                    " WHERE email_id = 6 AND status = 'dropped'"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO maildelivery_event (email_id, provider, provider_event_id, type,"
+                    " raw_type, occurred_at, received_at, payload) VALUES (6, 'simulated', 'ev-1',"
+                    " 'suppressed', 'suppressed', '2026-11-30 10:00:00', '2026-11-30 10:00:00',"
+                    " '{}')"
+                )
+            )
+        migrations.downgrade(schema, "0002")
+        old = _stored(schema)
+        assert old[1] == ("opened", "warning")
+        assert old[2] == ("", "delivered")
+        assert old[3] == ("opened", "delivered")
+        assert old[4] == ("deferred", "processed")
+        assert old[6] == ("dropped", "error")  # "suppressed" is not known before 0.2.0
+        assert old[9] == ("", "failed")
+        with schema.connect() as connection:
+            statuses = connection.execute(sa.text("SELECT status FROM maildelivery_recipient"))
+            assert "suppressed" not in {status for (status,) in statuses}
+            types = connection.execute(sa.text("SELECT type FROM maildelivery_event"))
+            assert [type_ for (type_,) in types] == ["dropped"]
+        assert {i: old[i] for i in (5, 7, 8, 10, 11, 12)} == {
+            i: recomputed[i] for i in (5, 7, 8, 10, 11, 12)
+        }
+    finally:
+        with schema.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        Base.metadata.drop_all(schema)
+        Base.metadata.create_all(schema)

@@ -8,12 +8,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from .kits import ResendKit, post
 from .webhook_helpers import (
     Outcome,
     email_result,
     event_outcome,
     recipient_outcome,
+    recipient_states,
     send_email,
     set_message_id,
     stored_events,
@@ -137,6 +140,25 @@ def test_tags_as_a_list_and_several_addresses(make_app: Any) -> None:
         "msg_2:ann@customer.test",
         "msg_2:bob@customer.test",
     }
+
+
+@pytest.mark.parametrize(("kind", "type_"), [("open", "opened"), ("click", "clicked")])
+def test_open_and_click_name_no_recipient(make_app: Any, kind: str, type_: str) -> None:
+    # the event's "to" lists the message's addresses, not the reader's: no recipient opened
+    kit = ResendKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("ann@customer.test", "bob@customer.test"))
+    for address in ("ann@customer.test", "bob@customer.test"):
+        event = kit.one_event("delivered", public_id, address=address)
+        assert kit.post_events(app, [event]).status_code == 200
+    event = kit.one_event(kind, public_id, event_id="msg_open")
+    event["data"]["to"] = ["ann@customer.test", "bob@customer.test"]
+    assert kit.post_events(app, [event]).status_code == 200
+    [stored] = [e for e in stored_events(app) if e.type == type_]
+    assert (stored.email_id, stored.recipient_id, stored.address) == (email_id, None, None)
+    assert stored.provider_event_id == "msg_open"
+    assert {s for s, _ in recipient_states(app, email_id).values()} == {"delivered"}
+    assert email_result(app, email_id) == ("delivered", "")
 
 
 def test_only_v1_signatures_count(make_app: Any) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from .conftest import AppFactory
 from .kits import SESKit, iso, post
 from .kits.ses import CERT_URL, TOPIC_ARN, rsa_key
+from .log_helpers import ADMIN, make_log_app
 from .webhook_helpers import (
     Outcome,
     email_result,
@@ -318,6 +320,43 @@ def test_bounce_naming_several_recipients(make_app: Any) -> None:
     assert states["cy@customer.test"][0] == "queued"
     assert email_result(app, email_id) == ("warning", "bounced")
     assert len(stored_events(app)) == 2
+
+
+def test_open_and_click_are_the_emails_events_not_a_recipients(make_app: AppFactory) -> None:
+    """SES reports an open or a click per message (the tracking pixel and links are the same
+    in every copy): one event with no recipient, shown in the email's log, changing no
+    recipient; the email stays delivered with no status, not "opened"."""
+    kit = SESKit()
+    log = make_log_app(make_app, **kit.config())
+    log.viewer.user = ADMIN
+    email_id, public_id = send_email(log.app, to=("ann@customer.test",), cc=["bob@customer.test"])
+    for address in ("ann@customer.test", "bob@customer.test"):
+        assert kit.post_events(log.app, [delivered(kit, public_id, address)]).status_code == 200
+    per_message = []
+    for kind in ("open", "click"):
+        event = kit.one_event(kind, public_id, message_id="0100018c-test")
+        event["event"]["mail"]["destination"] = ["ann@customer.test", "bob@customer.test"]
+        per_message.append(event)
+    assert kit.post_events(log.app, per_message[:1]).status_code == 200
+    assert kit.post_events(log.app, per_message[1:]).status_code == 200
+
+    events = stored_events(log.app)
+    opens = [e for e in events if e.type in ("opened", "clicked")]
+    assert [(e.type, e.raw_type) for e in opens] == [("opened", "Open"), ("clicked", "Click")]
+    for stored in opens:
+        assert (stored.email_id, stored.recipient_id, stored.address) == (email_id, None, None)
+    assert {a: s for a, (s, _) in recipient_states(log.app, email_id).items()} == {
+        "ann@customer.test": "delivered",
+        "bob@customer.test": "delivered",
+    }
+    assert email_result(log.app, email_id) == ("delivered", "")
+
+    body = log.client().get(f"/maildelivery/api/emails/{email_id}").get_json()
+    assert [e["type"] for e in body["other_events"]] == ["opened", "clicked"]
+    html = log.client().get(f"/maildelivery/{email_id}").get_data(as_text=True)
+    other = html.split("Other events", 1)[1]
+    assert 'data-status="opened"' in other
+    assert 'data-status="clicked"' in other
 
 
 def test_suppressed_bounce_is_dropped(make_app: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_maildelivery.state import (
+    ATTENTION_RESULTS,
+    ATTENTION_STATUSES,
+    EMAIL_STATUSES,
+    FAILURE_STATUSES,
     RANK,
     STATUS_ORDER,
     StatusFact,
@@ -54,6 +59,27 @@ def test_state_is_the_highest_ranked_known_status(events: list[StatusFact]) -> N
     known = [e.status for e in events if e.status != "unknown"]
     expected = max(known, key=RANK.__getitem__) if known else "queued"
     assert recipient_state(events).status == expected
+
+
+#: The SPEC's order, written out as it reads ("State rules").
+SPEC_ORDER = [
+    "queued",
+    "processed",
+    "deferred",
+    "delivered",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "complained",
+    "bounced",
+    "dropped",
+    "suppressed",
+    "failed",
+]
+
+
+def test_the_status_order_is_the_specs() -> None:
+    assert list(STATUS_ORDER) == SPEC_ORDER
 
 
 @pytest.mark.parametrize(
@@ -106,6 +132,9 @@ def test_no_events_means_queued() -> None:
         (["queued", "dropped"], "warning"),
         (["bounced"], "error"),
         (["bounced", "dropped", "failed"], "error"),
+        (["suppressed", "suppressed"], "error"),
+        (["suppressed", "opened"], "warning"),
+        (["complained", "complained"], "delivered"),
         ([], "queued"),
     ],
 )
@@ -119,7 +148,7 @@ def test_a_refused_send_is_failed_whatever_the_recipients() -> None:
 
 @given(st.lists(st.sampled_from(STATUS_ORDER), min_size=1, max_size=6))
 def test_result_counts(statuses: list[str]) -> None:
-    failures = sum(s in ("bounced", "dropped", "failed") for s in statuses)
+    failures = sum(s in ("bounced", "dropped", "suppressed", "failed") for s in statuses)
     result = email_result(statuses)
     assert (result == "error") == (failures == len(statuses))
     assert (result == "warning") == (0 < failures < len(statuses))
@@ -133,16 +162,108 @@ def test_result_counts(statuses: list[str]) -> None:
         (["opened", "deferred"], "deferred"),
         (["clicked", "delivered"], "opened"),
         (["delivered", "queued"], ""),
+        # a To refused at send time, a Cc who opened: the failure shows, not the open
+        (["failed", "opened"], "failed"),
+        (["opened", "dropped", "failed"], "dropped"),
+        (["failed", "suppressed"], "failed"),
+        (["clicked", "suppressed"], "suppressed"),
+        (["complained", "clicked"], "complained"),
+        (["suppressed", "complained"], "suppressed"),
+        (["deferred", "complained"], "complained"),
+        (["unsubscribed", "delivered"], ""),
+        (["unsubscribed", "opened"], "opened"),
     ],
 )
 def test_email_status(statuses: list[str], status: str) -> None:
     assert email_status(statuses) == status
 
 
+def spec_email_status(statuses: list[str]) -> str:
+    """The email status as the SPEC words it: "the first of bounced, dropped, failed,
+    suppressed, complained, deferred that any recipient has, else opened if any opened or
+    clicked, else empty"."""
+    for name in ("bounced", "dropped", "failed", "suppressed", "complained", "deferred"):
+        if any(status == name for status in statuses):
+            return name
+    if any(status in ("opened", "clicked") for status in statuses):
+        return "opened"
+    return ""
+
+
+def spec_email_result(statuses: list[str]) -> str:
+    """The email result as the SPEC words it, for a send that was not refused and at least
+    one recipient: failures are bounced, dropped, suppressed or failed recipients, successes
+    those delivered or above but below bounced in the status order."""
+    n = len(statuses)
+    position = SPEC_ORDER.index
+    failures = sum(status in ("bounced", "dropped", "suppressed", "failed") for status in statuses)
+    successes = sum(
+        position("delivered") <= position(status) < position("bounced") for status in statuses
+    )
+    if failures == n:
+        return "error"
+    if failures > 0:
+        return "warning"
+    if successes == n:
+        return "delivered"
+    if any(status in ("processed", "deferred") for status in statuses):
+        return "processed"
+    return "queued"
+
+
+def test_every_combination_of_recipient_statuses() -> None:
+    # both rules depend only on which statuses are present: the 4096 sets cover every email
+    for size in range(len(SPEC_ORDER) + 1):
+        for present in itertools.combinations(SPEC_ORDER, size):
+            statuses = list(present)
+            assert email_status(statuses) == spec_email_status(statuses), present
+            if statuses:
+                assert email_result(statuses) == spec_email_result(statuses), present
+
+
+recipient_statuses = st.lists(st.sampled_from(SPEC_ORDER), min_size=1, max_size=10)
+
+
+@given(recipient_statuses)
+def test_email_status_and_result_follow_the_spec_text(statuses: list[str]) -> None:
+    assert email_status(statuses) == spec_email_status(statuses)
+    assert email_result(statuses) == spec_email_result(statuses)
+
+
+@given(recipient_statuses, st.randoms())
+def test_email_status_and_result_ignore_order_and_repetition(
+    statuses: list[str], rnd: random.Random
+) -> None:
+    shuffled = list(statuses)
+    rnd.shuffle(shuffled)
+    repeated = shuffled + [rnd.choice(statuses) for _ in range(3)]
+    assert email_status(statuses) == email_status(shuffled) == email_status(repeated)
+    assert email_result(statuses) == email_result(shuffled) == email_result(repeated)
+
+
+@given(recipient_statuses)
+def test_a_failed_or_complaining_recipient_never_shows_a_success(statuses: list[str]) -> None:
+    if any(s in ("failed", "complained") for s in statuses):
+        assert email_status(statuses) not in ("opened", "")
+
+
+def test_the_vocabularies_hold_every_value_the_rules_give() -> None:
+    assert set(EMAIL_STATUSES) == {spec_email_status([s]) for s in SPEC_ORDER}
+    assert {"bounced", "dropped", "suppressed", "failed"} == FAILURE_STATUSES
+
+
 def test_needs_attention() -> None:
     assert needs_attention("warning", "")
     assert needs_attention("processed", "deferred")
+    assert needs_attention("delivered", "complained")
+    assert needs_attention("warning", "failed")
+    assert needs_attention("error", "suppressed")
     assert not needs_attention("delivered", "opened")
+    assert not needs_attention("delivered", "")
+    assert {"failed", "warning", "error"} == ATTENTION_RESULTS
+    assert {"bounced", "dropped", "failed", "suppressed", "complained", "deferred"} == (
+        ATTENTION_STATUSES
+    )
 
 
 @given(st.lists(facts, max_size=12))

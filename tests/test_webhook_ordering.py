@@ -45,6 +45,8 @@ def test_every_permutation_gives_the_same_state(
     make_app: Any, provider: str, sequence: tuple[str, ...], status: str, result: str
 ) -> None:
     kit = KITS[provider]()
+    if "open" in sequence and "open" in kit.per_message:
+        status = "delivered"  # an open reported per message changes no recipient
     app = kit.start(make_app)
     start = datetime.now(UTC) - timedelta(minutes=30)
     # the events happened in the sequence's order; they arrive in every other order too

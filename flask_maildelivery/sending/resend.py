@@ -17,10 +17,11 @@ def resend_email(
     """Send a copy of stored email ``email_id``, recorded as a new email linked to it
     (``resent_from_id``).
 
-    Goes to the failed recipients (``bounced``, ``dropped``, ``failed``), or to every
-    recipient with ``only_failed=False``, each at the address its contact record holds now
-    (the host's ``contact_address_loader``), else at the original address. Attachments come
-    from the host's ``attachment_loader``, since only their names and sizes are stored.
+    Goes to the failed recipients (``bounced``, ``dropped``, ``suppressed``, ``failed``), or
+    to every recipient with ``only_failed=False``, each at the address its contact record
+    holds now (the host's ``contact_address_loader``), else at the original address.
+    Attachments come from the host's ``attachment_loader``, since only their names and sizes
+    are stored.
 
     :param tenant_id: when given, an email of another tenant is not found.
     :raises LookupError: no such email (for this tenant).

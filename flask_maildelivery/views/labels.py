@@ -17,6 +17,7 @@ TONES: dict[str, str] = {
     "error": "bad",
     "bounced": "bad",
     "dropped": "bad",
+    "suppressed": "bad",
     "complained": "bad",
     "warning": "warn",
     "deferred": "warn",
@@ -55,6 +56,7 @@ _STATUS_LABELS = {
     "complained": _("Complained"),
     "bounced": _("Bounced"),
     "dropped": _("Dropped"),
+    "suppressed": _("Suppressed"),
     "failed": _("Failed"),
 }
 _KIND_LABELS = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc")}

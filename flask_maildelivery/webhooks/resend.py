@@ -42,6 +42,11 @@ EVENT_TYPES: dict[str, str] = {
     "email.clicked": "clicked",
 }
 
+#: Resend types about what one unknown reader of the message did (the tracking pixel and
+#: links are the same in every copy): one event with no recipient, stored with the email and
+#: shown in its log, applied to no recipient.
+PER_MESSAGE_TYPES = frozenset({"email.opened", "email.clicked"})
+
 _schema = ResendEventSchema()
 
 
@@ -126,12 +131,15 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
             else:
                 bounce_type = "hard" if kind == "Permanent" else "undetermined"
         svix_id = request.header("svix-id") or ""
-        recipients = [a for a in item.get("to") or [] if a] or [None]
+        recipients: list[str | None] = [None]
+        if raw_type not in PER_MESSAGE_TYPES:
+            recipients = [a for a in item.get("to") or [] if a] or [None]
         occurred = parse_iso(data["created_at"], "created_at")
         reason = text_or_none(bounce.get("message")) or text_or_none(
             obj(item.get("failed")).get("reason")
         )
-        # the event does not say which address of "to" it concerns: it applies to each
+        # the other types do not say which address of "to" they concern either: they are
+        # applied to each
         return [
             NormalizedEvent(
                 provider=self.provider,

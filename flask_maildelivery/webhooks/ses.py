@@ -77,6 +77,13 @@ DETAIL_KEYS: dict[str, str] = {
     "Click": "click",
     "Subscription": "subscription",
 }
+#: SES types reported per message, naming no recipient, about what one unknown reader did:
+#: an open or a click (the tracking pixel and links are the same in every copy), a
+#: subscription change (it names a contact list, not an address). Each becomes one event
+#: with no recipient: stored with the email and shown in its log, applied to no recipient.
+#: (``Send``, ``Reject`` and ``Rendering Failure`` name no recipient either, but what they
+#: say is true of every recipient, so each recipient gets it.)
+PER_MESSAGE_TYPES = frozenset({"Open", "Click", "Subscription"})
 #: Permanent bounce sub-types that mean SES did not even try (a suppression list).
 SUPPRESSED_SUBTYPES = frozenset({"Suppressed", "OnAccountSuppressionList"})
 
@@ -285,7 +292,8 @@ class SESAdapter(WebhookAdapter):
         logger.info("confirmed the SNS subscription to %s", message["TopicArn"])
 
     def normalize(self, sns_message_id: str, event: dict[str, Any]) -> list[NormalizedEvent]:
-        """The normalized events (one per recipient concerned) of an SES event."""
+        """The normalized events (one per recipient concerned) of an SES event; one event
+        with no recipient for a type in :data:`PER_MESSAGE_TYPES`."""
         raw_type = event.get("eventType") or event.get("notificationType") or ""
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         mail = event["mail"]
@@ -326,6 +334,8 @@ class SESAdapter(WebhookAdapter):
                 )
                 for address, r in entries.items()
             }
+        elif raw_type in PER_MESSAGE_TYPES:
+            recipients = [""]
         elif raw_type == "Delivery":
             recipients = [r for r in _items(detail.get("recipients")) if isinstance(r, str)]
             reason = text_or_none(detail.get("smtpResponse"))

@@ -101,6 +101,9 @@ class Kit(ABC):
     auth_status: ClassVar[int] = 401
     #: Answer to the very same request posted twice.
     repeat_status: ClassVar[int] = 200
+    #: Kinds the provider reports per message, naming no recipient (an SES open): stored
+    #: with the email, applied to no recipient.
+    per_message: ClassVar[frozenset[str]] = frozenset()
     #: An event missing what the documented shape requires.
     malformed_event: ClassVar[dict[str, Any]]
 

@@ -23,6 +23,7 @@ RETIRED_SECRET = "whsec_" + base64.b64encode(b"retired-secret").decode()
 class ResendKit(Kit):
     provider: ClassVar[str] = "resend"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"unsubscribe"}
+    per_message: ClassVar[frozenset[str]] = frozenset({"open", "click"})
     malformed_event: ClassVar[dict[str, Any]] = {"__id": "msg_malformed", "type": "email.delivered"}
     secret: str = field(
         default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()

@@ -84,6 +84,7 @@ class SESKit(Kit):
     provider: ClassVar[str] = "ses"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
     auth_status: ClassVar[int] = 403
+    per_message: ClassVar[frozenset[str]] = frozenset({"open", "click", "unsubscribe"})
     signature_version: str = "2"
     certificates: CertificateServer = field(
         default_factory=lambda: CertificateServer({CERT_URL: self_signed(rsa_key(0))})

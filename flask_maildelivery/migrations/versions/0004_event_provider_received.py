@@ -1,7 +1,7 @@
 """index of each provider's events by arrival
 
-Revision ID: 0005_event_provider_received
-Revises: 0002
+Revision ID: 0004_event_provider_received
+Revises: 0003_email_status_rules
 Create Date: 2026-12-01 15:00:00.000000
 
 * ``ix_maildelivery_event_provider_received`` (``provider``, ``received_at``): the log
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0005_event_provider_received"
-down_revision = "0002"
+revision = "0004_event_provider_received"
+down_revision = "0003_email_status_rules"
 branch_labels = None
 depends_on = None
 
