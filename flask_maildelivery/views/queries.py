@@ -481,6 +481,9 @@ class EmailDetail:
     status: str
     result: str
     resent_from_id: int | None
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+    resolved_by_id: int | None
     recipients: tuple[RecipientDetail, ...]
     events: tuple[EventDetail, ...]
     resends: tuple[Resend, ...]
