@@ -215,12 +215,13 @@ def filled(url: str) -> bool:
 # -- measuring ---------------------------------------------------------------------------
 
 LIST_SQL = """
-SELECT id, public_id, sent_at, status, result, subject, sender FROM maildelivery_email
-WHERE tenant_id IS NULL {where}
+SELECT id, public_id, sent_at, status, result, subject, sender, reviewed_at, resolved_by_id
+FROM maildelivery_email WHERE tenant_id IS NULL {where}
 ORDER BY sent_at DESC, id DESC LIMIT 51
 """
 FAILED_ONLY = (
     "AND (result IN ('error', 'failed', 'warning') OR status IN ('bounced', 'deferred', 'dropped'))"
+    " AND reviewed_at IS NULL AND resolved_by_id IS NULL"
 )
 TO_SQL = """
 SELECT email_id, address, total FROM (
@@ -230,11 +231,16 @@ SELECT email_id, address, total FROM (
   FROM maildelivery_recipient WHERE email_id = ANY(%s)
 ) numbered WHERE position <= 3 ORDER BY email_id, position
 """
+COPIES_SQL = """
+SELECT resent_from_id, count(*) FROM maildelivery_email WHERE resent_from_id = ANY(%s)
+GROUP BY resent_from_id
+"""
 DETAIL_SQL = (
     "SELECT * FROM maildelivery_email WHERE id = %s AND tenant_id IS NULL",
     "SELECT * FROM maildelivery_recipient WHERE email_id = %s ORDER BY id",
     "SELECT * FROM maildelivery_event WHERE email_id = %s",
-    "SELECT id, sent_at FROM maildelivery_email WHERE resent_from_id = %s AND tenant_id IS NULL"
+    "SELECT id, sent_at, result FROM maildelivery_email WHERE resent_from_id = %s"
+    " AND tenant_id IS NULL"
     " ORDER BY id",
 )
 
@@ -294,7 +300,11 @@ def _bare_list(
 
     def run() -> object:
         rows = connection.execute(sql, params).fetchall()
-        return connection.execute(TO_SQL, ([r[0] for r in rows[:50]],)).fetchall()
+        ids = [r[0] for r in rows[:50]]
+        return (
+            connection.execute(TO_SQL, (ids,)).fetchall(),
+            connection.execute(COPIES_SQL, (ids,)).fetchall(),
+        )
 
     return run
 

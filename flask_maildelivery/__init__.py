@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .extension import MailDelivery
-from .sending import RecordingFailed, SendCancelled, SendRefused
+from .sending import RecordingFailed, ResendRefused, SendCancelled, SendRefused
 from .transports import TransportError
 
 __version__ = "0.1.0"
@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MailDelivery",
     "RecordingFailed",
+    "ResendRefused",
     "SendCancelled",
     "SendRefused",
     "TransportError",

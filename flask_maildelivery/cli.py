@@ -11,7 +11,7 @@ from . import migrations
 from .context import config_value, get_state
 from .ingest import apply_unmatched_events
 from .maintenance import purge, retention_cutoff, stats
-from .sending import resend_email
+from .sending import RecordingFailed, ResendRefused, SendRefused, resend_email
 
 
 def _engine() -> Engine:
@@ -84,10 +84,23 @@ def stats_command(days: int, tenant: str | None) -> None:
 @maildelivery_cli.command("resend")
 @click.argument("email_id", type=int)
 @click.option("--all-recipients", is_flag=True, help="Not only the failed recipients.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Resend even while an earlier copy is on its way, or to an unchanged address.",
+)
 @with_appcontext
-def resend_command(email_id: int, all_recipients: bool) -> None:
+def resend_command(email_id: int, all_recipients: bool, force: bool) -> None:
     """Send a copy of email EMAIL_ID to its failed recipients (or to all)."""
-    email = resend_email(get_state(), email_id, only_failed=not all_recipients)
+    try:
+        email = resend_email(get_state(), email_id, only_failed=not all_recipients, force=force)
+    except ResendRefused as exc:
+        hint = " (pass --force to resend anyway)" if exc.can_force else ""
+        raise click.ClickException(f"{exc}{hint}") from None
+    except (SendRefused, RecordingFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+    except LookupError:
+        raise click.ClickException(f"no email {email_id}") from None
     click.echo(f"resent as email {email.id} (result {email.result})")
 
 

@@ -18,6 +18,7 @@ from . import config
 from .cli import maildelivery_cli
 from .context import EXTENSION_KEY, AppState, HostCallbacks, get_state
 from .models import Base, Email
+from .review import review_email
 from .sending import AddressLike, resend_email, send_email, send_email_message
 from .transports import create_transport
 from .views.api import create_api_blueprint
@@ -280,16 +281,42 @@ class MailDelivery:
             tenant_id=tenant_id,
         )
 
-    def resend(self, email_id: int, *, only_failed: bool = True) -> Email:
+    def resend(
+        self,
+        email_id: int,
+        *,
+        only_failed: bool = True,
+        force: bool = False,
+        confirm: bool = False,
+    ) -> Email:
         """Send a copy of stored email ``email_id`` to its failed recipients (or to all
         with ``only_failed=False``), recorded as a new email linked to it.
 
+        Refused while an earlier copy is still on its way to one of those recipients, and,
+        unless ``confirm=True``, when a failed recipient's address is unchanged since it
+        failed (its contact record was not corrected). ``force=True`` skips both checks.
+
         :raises LookupError: no such email.
-        :raises SendRefused: nothing to resend, or its bodies were not stored.
+        :raises ResendRefused: nothing to resend, its bodies were not stored, a copy is on
+            its way, or an address is unchanged; nothing was sent or recorded.
 
         .. versionadded:: 0.2
         """
-        return resend_email(get_state(), email_id, only_failed=only_failed)
+        return resend_email(
+            get_state(), email_id, only_failed=only_failed, force=force, confirm=confirm
+        )
+
+    def review(self, email_id: int, user: Any, *, undo: bool = False) -> Email:
+        """Mark stored email ``email_id`` reviewed by ``user`` (it leaves the attention
+        list of the log), or take the review back with ``undo=True``. ``reviewed_by`` is
+        what the ``sent_by_loader`` gives for ``user``. Sends ``email_reviewed`` when it
+        changed something.
+
+        :raises LookupError: no such email.
+
+        .. versionadded:: 0.2
+        """
+        return review_email(get_state(), email_id, user, undo=undo)
 
     def capture(self, mail: Any) -> Any:
         """Make every send of the Flask-Mail ``Mail`` object ``mail`` go through the hook:

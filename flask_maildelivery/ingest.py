@@ -17,7 +17,13 @@ transaction with a handful of statements, whatever its size:
 4. fold the new events into the touched recipients' state (:mod:`.state`) and update the
    recipients, then the emails, whose state changed (``UPDATE ... WHERE id = :b_id`` as an
    executemany);
-5. commit, then send the signals for what really changed.
+5. when a copy (a resend) was delivered to a recipient, see whether its original is now
+   resolved (:mod:`.copies`) and store which copy resolved it;
+6. commit, then send the signals for what really changed.
+
+A batch that touches a copy also locks the copy's original, in the same id-ordered lock
+(step 2), so two batches delivering two copies of one email cannot both miss the other's
+delivery.
 
 Events that match no email are stored unmatched and applied by
 :func:`apply_unmatched_events` when the email appears (a webhook can beat the send's commit).
@@ -37,9 +43,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import context, signals
+from .copies import RecipientRow, is_delivered, resolving_copy
 from .events import NormalizedEvent
 from .models import Email, Event, Recipient, utcnow
-from .state import StatusFact, email_result, email_status, is_status, recipient_state
+from .state import (
+    FAILURE_STATUSES,
+    StatusFact,
+    email_result,
+    email_status,
+    is_status,
+    recipient_state,
+)
 
 T = TypeVar("T")
 
@@ -67,6 +81,8 @@ class IngestReport:
     result_changes: list[tuple[int, str, str]] = field(default_factory=list)
     #: Ids of the stored events.
     event_ids: list[int] = field(default_factory=list)
+    #: ``(email_id, copy_id)`` for every email this batch resolved.
+    resolved: list[tuple[int, int]] = field(default_factory=list)
 
 
 def ingest_events(events: Sequence[NormalizedEvent], app: Flask | None = None) -> IngestReport:
@@ -101,7 +117,8 @@ def record_send_failure(
 
     def work(session: Session, report: IngestReport) -> None:
         _begin_write(session)
-        old = _lock_emails(session, [email_id])[email_id][0]
+        originals = _originals_of(session, [email_id])
+        old = _lock_emails(session, [email_id, *originals.values()])[email_id][0]
         session.execute(
             sa.update(email_t)
             .where(email_t.c.id == email_id)
@@ -149,9 +166,11 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
         return
     _begin_write(session)
 
-    email_ids = _match_emails(session, [(e.maildelivery_id, e.provider_message_id) for e in batch])
+    email_ids, originals = _match_emails(
+        session, [(e.maildelivery_id, e.provider_message_id) for e in batch]
+    )
     matched = {i for i in email_ids if i is not None}
-    locked = _lock_emails(session, matched)
+    locked = _lock_emails(session, matched | set(originals.values()))
     recipients = _load_recipients(session, matched)
 
     now = utcnow()
@@ -195,7 +214,7 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
             report.unmatched += 1
         elif row["recipient_id"] is not None and is_status(row["type"]):
             new_facts[row["recipient_id"]].append(_fact(row))
-    _apply(session, new_facts, locked, recipients, report)
+    _apply(session, new_facts, locked, recipients, originals, report)
 
 
 def _begin_write(session: Session) -> None:
@@ -212,29 +231,49 @@ def _begin_write(session: Session) -> None:
 # prebuilt selects with one expanding parameter: building an IN list of a thousand bound
 # values per statement costs more than the query
 _IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
-_EMAILS_BY_PUBLIC_ID = sa.select(email_t.c.id, email_t.c.public_id).where(
+_EMAILS_BY_PUBLIC_ID = sa.select(email_t.c.id, email_t.c.public_id, email_t.c.resent_from_id).where(
     email_t.c.public_id.in_(_IDS)
 )
-_EMAILS_BY_MESSAGE_ID = sa.select(email_t.c.id, email_t.c.provider_message_id).where(
-    email_t.c.provider_message_id.in_(_IDS)
+_EMAILS_BY_MESSAGE_ID = sa.select(
+    email_t.c.id, email_t.c.provider_message_id, email_t.c.resent_from_id
+).where(email_t.c.provider_message_id.in_(_IDS))
+_ORIGINALS = sa.select(email_t.c.id, email_t.c.resent_from_id).where(
+    email_t.c.id.in_(_IDS), email_t.c.resent_from_id.is_not(None)
 )
 
 
 def _match_emails(
     session: Session, keys: Sequence[tuple[str | None, str | None]]
-) -> list[int | None]:
+) -> tuple[list[int | None], dict[int, int]]:
     """The email id for each ``(maildelivery_id, provider_message_id)``: the email whose
     ``public_id`` is the first, else the one whose ``provider_message_id`` is the second,
-    else ``None``. Message ids are looked up only where the correlation id matched nothing."""
+    else ``None``. Message ids are looked up only where the correlation id matched nothing.
+
+    Also returns, for each matched email that is a copy, the id of its original
+    (``resent_from_id``, set once when the copy is recorded), so that both are locked."""
     by_public: dict[str, int] = {}
+    originals: dict[int, int] = {}
     for chunk in _chunks(sorted({p for p, _ in keys if p})):
         rows = session.execute(_EMAILS_BY_PUBLIC_ID, {"ids": list(chunk)}).all()
-        by_public.update({public_id: id_ for id_, public_id in rows})
+        by_public.update({public_id: id_ for id_, public_id, _ in rows})
+        originals.update({id_: original for id_, _, original in rows if original is not None})
     by_message: dict[str, int] = {}
     for chunk in _chunks(sorted({m for p, m in keys if m and p not in by_public})):
         rows = session.execute(_EMAILS_BY_MESSAGE_ID, {"ids": list(chunk)}).all()
-        by_message.update({message_id: id_ for id_, message_id in rows})
-    return [by_public.get(p or "") or by_message.get(m or "") for p, m in keys]
+        by_message.update({message_id: id_ for id_, message_id, _ in rows})
+        originals.update({id_: original for id_, _, original in rows if original is not None})
+    found = [by_public.get(p or "") or by_message.get(m or "") for p, m in keys]
+    matched = {i for i in found if i is not None}
+    return found, {id_: original for id_, original in originals.items() if id_ in matched}
+
+
+def _originals_of(session: Session, email_ids: Iterable[int]) -> dict[int, int]:
+    """For each of ``email_ids`` that is a copy, the id of its original."""
+    originals: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(email_ids))):
+        rows = session.execute(_ORIGINALS, {"ids": list(chunk)}).all()
+        originals.update({id_: original for id_, original in rows})
+    return originals
 
 
 # SQLite renders no FOR UPDATE: its writers wait for the lock taken by _begin_write
@@ -405,10 +444,12 @@ def _apply(
     new_facts: dict[int, list[StatusFact]],
     locked: dict[int, tuple[str, str]],
     recipients: _Recipients,
+    originals: dict[int, int],
     report: IngestReport,
 ) -> None:
     """Fold new events (their facts by recipient id) into their recipients' state; update
-    what changed, then the emails' results. The emails of those recipients are locked by the
+    what changed, then the emails' results, then resolve the originals of the copies that
+    were delivered. The emails of those recipients (and their originals) are locked by the
     caller and ``recipients`` holds all their recipients, read under those locks (no other
     writer changes them before the commit, so no second read is needed)."""
     if not new_facts:
@@ -416,6 +457,7 @@ def _apply(
     current = recipients.states
     now = utcnow()
     updates: list[dict[str, Any]] = []
+    delivered_copies: set[int] = set()
     for recipient_id, facts in new_facts.items():
         email_id, before = current[recipient_id]
         after = recipient_state([before, *facts])
@@ -435,6 +477,8 @@ def _apply(
         )
         if after.status != before.status:
             report.recipient_changes.append((recipient_id, before.status, after.status))
+            if email_id in originals and is_delivered(after.status):
+                delivered_copies.add(email_id)
     if not updates:
         return
     _update_by_id(
@@ -449,6 +493,72 @@ def _apply(
         if email_id in touched:
             statuses[email_id].append(state.status)
     _recompute_emails(session, statuses, locked, report, now)
+    if delivered_copies:
+        _resolve_originals(session, {originals[c] for c in delivered_copies}, report)
+
+
+# locking reads, for what other batches committed while this one waited for the originals'
+# locks (MySQL/MariaDB's plain reads would see the snapshot taken before)
+_UNRESOLVED = (
+    sa.select(email_t.c.id)
+    .where(email_t.c.id.in_(_IDS), email_t.c.resolved_by_id.is_(None))
+    .with_for_update()
+)
+_FAILED_RECIPIENTS = (
+    sa.select(
+        recipient_t.c.email_id,
+        sa.literal("").label("email_result"),
+        recipient_t.c.address,
+        recipient_t.c.contact_type,
+        recipient_t.c.contact_id,
+        recipient_t.c.status,
+    )
+    .where(
+        recipient_t.c.email_id.in_(_IDS),
+        recipient_t.c.status.in_(sorted(FAILURE_STATUSES)),
+    )
+    .order_by(recipient_t.c.id)
+    .with_for_update()
+)
+_COPY_RECIPIENTS = (
+    sa.select(
+        email_t.c.resent_from_id,
+        recipient_t.c.email_id,
+        email_t.c.result,
+        recipient_t.c.address,
+        recipient_t.c.contact_type,
+        recipient_t.c.contact_id,
+        recipient_t.c.status,
+    )
+    .join(email_t, email_t.c.id == recipient_t.c.email_id)
+    .where(email_t.c.resent_from_id.in_(_IDS))
+    .order_by(recipient_t.c.id)
+    .with_for_update(read=True)
+)
+
+
+def _resolve_originals(session: Session, original_ids: set[int], report: IngestReport) -> None:
+    """Store ``resolved_by_id`` on each of ``original_ids`` (locked by the caller) that the
+    delivered copies now resolve (:func:`.copies.resolving_copy`)."""
+    unresolved = sorted(
+        id_ for (id_,) in session.execute(_UNRESOLVED, {"ids": sorted(original_ids)}).all()
+    )
+    if not unresolved:
+        return
+    failed: dict[int, list[RecipientRow]] = defaultdict(list)
+    for row in session.execute(_FAILED_RECIPIENTS, {"ids": unresolved}).all():
+        failed[row[0]].append(RecipientRow(*row))
+    copies: dict[int, list[RecipientRow]] = defaultdict(list)
+    for original_id, *rest in session.execute(_COPY_RECIPIENTS, {"ids": unresolved}).all():
+        copies[original_id].append(RecipientRow(*rest))
+    updates = []
+    for original_id in unresolved:
+        copy_id = resolving_copy(failed[original_id], copies[original_id])
+        if copy_id is not None:
+            updates.append({"b_id": original_id, "resolved_by_id": copy_id})
+            report.resolved.append((original_id, copy_id))
+    if updates:
+        _update_by_id(session, email_t, updates, ["resolved_by_id"])
 
 
 def _update_by_id(
@@ -533,7 +643,7 @@ def _apply_unmatched(
     )
     if not pending:
         return
-    found = _match_emails(
+    found, originals = _match_emails(
         session, [(p["correlation_id"], p["provider_message_id"]) for p in pending]
     )
     matches: list[tuple[dict[str, Any], int]] = [
@@ -543,8 +653,9 @@ def _apply_unmatched(
     ]
     if not matches:
         return
-    locked = _lock_emails(session, {email_id for _, email_id in matches})
-    recipients = _load_recipients(session, locked)
+    matched = {email_id for _, email_id in matches}
+    locked = _lock_emails(session, matched | {originals[i] for i in matched if i in originals})
+    recipients = _load_recipients(session, matched)
     updates = []
     new_facts: dict[int, list[StatusFact]] = defaultdict(list)
     for row, email_id in matches:
@@ -560,7 +671,7 @@ def _apply_unmatched(
         .values(email_id=sa.bindparam("email_id"), recipient_id=sa.bindparam("recipient_id"))
     )
     session.execute(stmt, updates)
-    _apply(session, new_facts, locked, recipients, report)
+    _apply(session, new_facts, locked, recipients, originals, report)
 
 
 def send_change_signals(app: Flask, report: IngestReport) -> None:
@@ -570,6 +681,7 @@ def send_change_signals(app: Flask, report: IngestReport) -> None:
     want_events = bool(signals.event_received.receivers)
     want_recipients = bool(signals.recipient_status_changed.receivers)
     want_results = bool(signals.email_result_changed.receivers)
+    want_resolved = bool(signals.email_resolved.receivers)
     if want_events:
         for event in _load(session, Event, report.event_ids):
             signals.send_safely(signals.event_received, app, event=event)
@@ -594,6 +706,13 @@ def send_change_signals(app: Flask, report: IngestReport) -> None:
         for email_id, old, new in report.result_changes:
             signals.send_safely(
                 signals.email_result_changed, app, email=emails[email_id], old=old, new=new
+            )
+    if want_resolved and report.resolved:
+        ids = [id_ for pair in report.resolved for id_ in pair]
+        emails = {e.id: e for e in _load(session, Email, ids)}
+        for email_id, copy_id in report.resolved:
+            signals.send_safely(
+                signals.email_resolved, app, email=emails[email_id], copy=emails[copy_id]
             )
 
 

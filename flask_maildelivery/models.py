@@ -169,6 +169,17 @@ class Email(Base):
     resent_from_id: Mapped[int | None] = mapped_column(
         BigId, sa.ForeignKey("maildelivery_email.id", ondelete="SET NULL"), index=True
     )
+    #: When someone marked the email reviewed (it then leaves the attention list).
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Who reviewed it: the ``sent_by`` value of the acting user.
+    reviewed_by: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The copy (a resend) whose delivery resolved this email: every recipient that failed
+    #: on it has a delivered copy. A resolved email leaves the attention list.
+    resolved_by_id: Mapped[int | None] = mapped_column(
+        BigId,
+        sa.ForeignKey("maildelivery_email.id", ondelete="SET NULL"),
+        index=True,
+    )
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="email",

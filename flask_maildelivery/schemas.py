@@ -70,6 +70,12 @@ class LogEmailSummarySchema(Schema):
     recipient_count = fields.Integer()
     #: No final word from a tracked provider after ``MAILDELIVERY_OUTCOME_TIMEOUT``.
     overdue = fields.Boolean()
+    #: When it was reviewed, or ``null``.
+    reviewed_at = fields.AwareDateTime(allow_none=True)
+    #: The copy that resolved it, or ``null``.
+    resolved_by_id = fields.Integer(allow_none=True)
+    #: How many copies were sent of it.
+    copy_count = fields.Integer()
     url = fields.String()
 
 
@@ -81,8 +87,18 @@ class LogEmailPageSchema(Schema):
     previous_cursor = fields.String(allow_none=True)
 
 
+class LogCopySchema(Schema):
+    """A copy sent of an email (a resend): its id, when it was sent, its result."""
+
+    id = fields.Integer()
+    sent_at = fields.AwareDateTime(allow_none=True)
+    result = fields.String()
+    url = fields.String()
+
+
 class LogEmailSchema(Schema):
-    """One email with its facts, its bodies, its recipients and their events."""
+    """One email with its facts, its bodies, its recipients and their events, its copies and
+    its review."""
 
     id = fields.Integer()
     public_id = fields.String()
@@ -107,6 +123,12 @@ class LogEmailSchema(Schema):
     status = fields.String()
     result = fields.String()
     resent_from_id = fields.Integer(allow_none=True)
+    #: The copies sent of it, oldest first.
+    resent_as = fields.List(fields.Nested(LogCopySchema))
+    reviewed_at = fields.AwareDateTime(allow_none=True)
+    reviewed_by = fields.String(allow_none=True)
+    #: The copy whose delivery resolved it, or ``null``.
+    resolved_by_id = fields.Integer(allow_none=True)
     recipients = fields.List(fields.Nested(LogRecipientSchema))
     #: Events of the email that name none of its recipients.
     other_events = fields.List(fields.Nested(LogEventSchema))
@@ -115,7 +137,7 @@ class LogEmailSchema(Schema):
 def dump_log_email(email: Any, **extra: Any) -> dict[str, Any]:
     """``email`` through :class:`LogEmailSchema`; ``extra`` supplies the fields that are not
     attributes of the model (``recipients`` with their URLs and events, ``related_url``,
-    ``other_events``)."""
+    ``other_events``, ``resent_as``)."""
     data: dict[str, Any] = LogEmailSchema(exclude=tuple(extra)).dump(email)
     schema = LogEmailSchema(only=tuple(extra))
     data.update(schema.dump(extra))

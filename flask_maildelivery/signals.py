@@ -69,6 +69,35 @@ event_received = _signals.signal(
     """,
 )
 
+email_reviewed = _signals.signal(
+    "email-reviewed",
+    doc="""Sent after someone marked an email reviewed, or took the review back, and the
+    change was committed (never for a review that changed nothing).
+
+    :param sender: the app.
+    :param email: the :class:`~flask_maildelivery.models.Email`.
+    :param user: the acting user (as the host's ``user_loader`` gives it), or ``None``.
+    :param reviewed: ``True`` when it was marked reviewed, ``False`` when the review was
+        taken back.
+
+    .. versionadded:: 0.2
+    """,
+)
+
+email_resolved = _signals.signal(
+    "email-resolved",
+    doc="""Sent once, after an email was resolved and the change was committed: every
+    recipient that failed on it now has a delivered copy (a resend).
+
+    :param sender: the app.
+    :param email: the :class:`~flask_maildelivery.models.Email` that was resolved.
+    :param copy: the copy (an :class:`~flask_maildelivery.models.Email` whose
+        ``resent_from_id`` is ``email.id``) whose delivery resolved it.
+
+    .. versionadded:: 0.2
+    """,
+)
+
 
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send ``signal`` to each receiver of ``sender``; a receiver that raises is logged with

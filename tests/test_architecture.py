@@ -88,7 +88,10 @@ def test_only_the_package_root_imports_the_extension() -> None:
 
 
 def test_core_modules_import_only_core() -> None:
-    core = {f"{PACKAGE}.{name}" for name in ("models", "state", "events", "signals", "vocabulary")}
+    core = {
+        f"{PACKAGE}.{name}"
+        for name in ("models", "state", "copies", "events", "signals", "vocabulary")
+    }
     graph = import_graph()
     for module in core & graph.keys():
         assert graph[module] <= core, f"{module} imports {sorted(graph[module] - core)}"

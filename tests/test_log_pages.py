@@ -18,7 +18,8 @@ from jinja2 import DictLoader
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Email
 from flask_maildelivery.testing import outbox, simulate_event
-from flask_maildelivery.views.pages import BODY_CSP, CSRF_SESSION_KEY
+from flask_maildelivery.views.csrf import CSRF_SESSION_KEY
+from flask_maildelivery.views.pages import BODY_CSP
 from flask_maildelivery.vocabulary import EmailResult, EmailStatus
 
 from .conftest import AppFactory
@@ -481,8 +482,10 @@ def test_the_list_never_counts_the_table(log: LogApp) -> None:
             assert log.client().get("/maildelivery/?show=all").status_code == 200
         finally:
             sa.event.remove(engine, "before_cursor_execute", record)
-    assert len(statements) == 2  # one page of emails, their first addresses
+    # one page of emails, their first addresses, the copies of those emails
+    assert len(statements) == 3
     assert "limit" in statements[0]
+    assert "resent_from_id in" in statements[2]
     assert not any("count(*) from maildelivery_email" in s for s in statements)
 
 
@@ -642,8 +645,9 @@ def test_resend_delegates_csrf_to_flask_wtf(make_app: AppFactory) -> None:
     response = client.post(f"/maildelivery/{email_id}/resend", data={"csrf_token": "forged"})
     assert response.status_code == 400
     assert _email_count(app) == 1
+    # the address is unchanged since it was dropped: the resend needs the confirmation
     response = client.post(
-        f"/maildelivery/{email_id}/resend", data={"csrf_token": _form_token(page)}
+        f"/maildelivery/{email_id}/resend", data={"csrf_token": _form_token(page), "confirm": "1"}
     )
     assert response.status_code == 302
     assert _email_count(app) == 2

@@ -1,4 +1,4 @@
-"""Who may see the log pages and the API.
+"""Who may see the log pages and the API, and who may act on them.
 
 Shared by the pages and the API blueprints:
 
@@ -7,7 +7,8 @@ Shared by the pages and the API blueprints:
 * signed in without permission (the host's ``permission_loader``; default ``user.is_admin``):
   ``403``;
 * another tenant's email: ``404``, like an email that does not exist (the reads are scoped
-  to :func:`~flask_maildelivery.views.reading.viewer_tenant`).
+  to :func:`~flask_maildelivery.views.reading.viewer_tenant`);
+* acting (resend, review) without the host's ``action_permission_loader``'s consent: ``403``.
 """
 
 from __future__ import annotations
@@ -38,3 +39,12 @@ def check_viewer() -> BaseResponse | None:
     if not callbacks.may_view_log(user):
         abort(403)
     return None
+
+
+def check_actor() -> None:
+    """Refuse (``403``) unless the acting user may act on the log (resend, review): the
+    host's ``action_permission_loader``, by default the same answer as for seeing it.
+    Runs after :func:`check_viewer`, so the user is signed in."""
+    callbacks = get_state().callbacks
+    if not callbacks.may_act(callbacks.current_user()):
+        abort(403)

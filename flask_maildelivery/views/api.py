@@ -2,9 +2,12 @@
 
 * ``GET /api/emails``: a page of the log, with the list page's filters (``show``, ``status``,
   ``result``, ``from``, ``to``, ``recipient``, ``subject``), ``cursor`` and ``limit``;
-* ``GET /api/emails/<id>``: one email with its recipients and their events.
+* ``GET /api/emails/<id>``: one email with its recipients and their events, its copies
+  (``resent_as``) and its review;
+* ``POST /api/emails/<id>/review``: mark it reviewed, or take the review back (``undo``).
 
-Same permissions and tenant scope as the pages. Errors are JSON: ``{"error": "..."}``.
+Same permissions and tenant scope as the pages (acting needs the host's
+``action_permission_loader``). Errors are JSON: ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..context import config_value
+from ..context import config_value, get_state
+from ..review import review_email
 from ..schemas import LogEmailPageSchema, dump_log_email
 from . import queries
-from .access import check_viewer
+from .access import check_actor, check_viewer
+from .csrf import check_csrf
 from .reading import read_email, read_filter, status_logs, viewer_tenant
 
 #: Largest ``limit`` the list accepts.
@@ -70,12 +75,49 @@ def get_email(email_id: int) -> ResponseReturnValue:
         {**asdict(log.recipient), "contact_url": log.contact_url, "events": log.events}
         for log in logs.recipients
     ]
+    resent_as = [
+        {
+            "id": copy.id,
+            "sent_at": copy.sent_at,
+            "result": copy.result,
+            "url": url_for("maildelivery_api.get_email", email_id=copy.id),
+        }
+        for copy in email.resends
+    ]
     return dump_log_email(
         email,
         recipients=recipients,
         other_events=logs.other_events,
         related_url=logs.related_url,
+        resent_as=resent_as,
     )
+
+
+def _undo_requested() -> bool:
+    """``undo`` from a JSON body (``{"undo": true}``) or a form (``undo=1``)."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise _BadRequest('the body must be a JSON object, such as {"undo": true}')
+        undo = body.get("undo", False)
+        if not isinstance(undo, bool):
+            raise _BadRequest("undo must be true or false")
+        return undo
+    return request.form.get("undo", "") in ("1", "true")
+
+
+def review(email_id: int) -> ResponseReturnValue:
+    """Mark an email reviewed (or take the review back with ``undo``); answers with the
+    email as ``GET`` does."""
+    check_csrf(json_allowed=True)
+    check_actor()
+    undo = _undo_requested()
+    email = queries.get_email(get_state().sessions(), email_id, viewer_tenant())
+    if email is None:
+        return jsonify(error=f"no email {email_id}"), 404
+    state = get_state()
+    review_email(state, email.id, state.callbacks.current_user(), undo=undo)
+    return get_email(email_id)
 
 
 def create_api_blueprint(app: Flask) -> Blueprint:
@@ -102,4 +144,5 @@ def create_api_blueprint(app: Flask) -> Blueprint:
 
     blueprint.add_url_rule("/emails", "list_emails", list_emails)
     blueprint.add_url_rule("/emails/<int:email_id>", "get_email", get_email)
+    blueprint.add_url_rule("/emails/<int:email_id>/review", "review", review, methods=["POST"])
     return blueprint

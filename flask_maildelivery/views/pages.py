@@ -1,7 +1,8 @@
 """The delivery log pages (blueprint ``maildelivery``): the list, the detail page, the email's
-HTML body for its sandboxed frame, the resend action and the CSV export.
+HTML body for its sandboxed frame, the resend and review actions and the CSV export.
 
-The pages only read; the resend goes through :func:`flask_maildelivery.sending.resend_email`.
+The pages only read; the resend goes through :func:`flask_maildelivery.sending.resend_email`,
+the review through :func:`flask_maildelivery.review.review_email`.
 They work without JavaScript: the "Show all emails" toggle, the filters and the pagination
 are links and ``GET`` forms, the headers fold with ``<details>``.
 """
@@ -9,9 +10,7 @@ are links and ``GET`` forms, the headers fold with ``<details>``.
 from __future__ import annotations
 
 import csv
-import hmac
 import io
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,18 +25,25 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..context import config_value, get_state
-from ..sending import SendRefused, resend_email
-from ..state import FAILURE_STATUSES
+from ..copies import is_failure, is_unchanged
+from ..review import review_email
+from ..sending import (
+    CopyStillOnItsWay,
+    ResendNeedsConfirmation,
+    SendRefused,
+    resend_address,
+    resend_email,
+)
 from ..tracking import tracking, tracking_health
 from . import i18n, labels, queries
-from .access import check_viewer
+from .access import check_actor, check_viewer
+from .csrf import check_csrf, csrf_token
 from .reading import read_email, read_filter, status_logs, viewer_tenant
 
 #: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
@@ -47,46 +53,8 @@ BODY_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
 )
-#: Session key of the resend form's own CSRF token (used when Flask-WTF's CSRFProtect is
-#: not set up on the app).
-CSRF_SESSION_KEY = "_maildelivery_csrf"
-CSRF_FIELD = "csrf_token"
 #: Flash category of the pages' own messages.
 FLASH_CATEGORY = "maildelivery"
-
-
-def _csrf_protect(app: Flask) -> Any:
-    """The app's Flask-WTF ``CSRFProtect``, or ``None``."""
-    return app.extensions.get("csrf")
-
-
-def csrf_token() -> str:
-    """The token the resend form carries: Flask-WTF's when the host set up ``CSRFProtect``,
-    else the package's own, kept in the session."""
-    if _csrf_protect(current_app) is not None:
-        from flask_wtf.csrf import generate_csrf
-
-        return str(generate_csrf())
-    token = session.get(CSRF_SESSION_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF_SESSION_KEY] = token
-    return token
-
-
-def check_csrf() -> None:
-    """Refuse (``400``) a ``POST`` without a valid token."""
-    protect = _csrf_protect(current_app)
-    if protect is not None:
-        # CSRFProtect checked the request already unless the host turned the default check
-        # off; protect() runs the same check explicitly and answers 400 when it fails
-        if current_app.config.get("WTF_CSRF_ENABLED", True):
-            protect.protect()
-        return
-    expected = session.get(CSRF_SESSION_KEY)
-    given = request.form.get(CSRF_FIELD, "")
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
-        abort(400, description=i18n.gettext("The form has expired. Reload the page and try again."))
 
 
 #: The template of the badge macros (``status_badge``, ``result_badge``).
@@ -147,12 +115,24 @@ def index() -> str:
 
 
 def detail(email_id: int) -> str:
-    """One email: its facts, a copy of it, and each recipient's status log."""
+    """One email: its facts, a copy of it, and each recipient's status log; the resend and
+    review buttons for a user who may act on the log."""
     email = read_email(email_id)
     if email is None:
         abort(404)
-    can_resend = (email.text_body is not None or email.html_body is not None) and any(
-        r.status in FAILURE_STATUSES for r in email.recipients
+    callbacks = get_state().callbacks
+    can_act = callbacks.may_act(callbacks.current_user())
+    can_resend = (
+        can_act
+        and email.resolved_by_id is None
+        and (email.text_body is not None or email.html_body is not None)
+        and any(is_failure(r.status) for r in email.recipients)
+    )
+    # after a resend that needs a confirmation: the failed addresses that are unchanged
+    unchanged = (
+        [r for r in email.recipients if is_unchanged(r, resend_address(callbacks, r))]
+        if can_resend and request.args.get("resend") == "confirm"
+        else []
     )
     logs = status_logs(email)
     return render_template(
@@ -162,7 +142,9 @@ def detail(email_id: int) -> str:
         other_events=logs.other_events,
         related_url=logs.related_url,
         resends=email.resends,
+        can_act=can_act,
         can_resend=can_resend,
+        unchanged=unchanged,
     )
 
 
@@ -180,15 +162,42 @@ def html_body(email_id: int) -> Response:
     return response
 
 
+def _email_or_404(email_id: int) -> int:
+    """The id of email ``email_id`` of the viewer's tenant; ``404`` when there is none."""
+    email = queries.get_email(get_state().sessions(), email_id, viewer_tenant())
+    if email is None:
+        abort(404)
+    return email.id
+
+
 def resend(email_id: int) -> BaseResponse:
-    """Send a copy of the email to its failed recipients (``POST``, CSRF-protected)."""
+    """Send a copy of the email to its failed recipients (``POST``, CSRF-protected).
+
+    Refused while an earlier copy is on its way; to an address unchanged since it failed,
+    only with the form field ``confirm=1`` (without it, back to the email with the
+    question)."""
     check_csrf()
+    check_actor()
     tenant = viewer_tenant()
     email = queries.get_email(get_state().sessions(), email_id, tenant)
     if email is None:
         abort(404)
+    confirm = request.form.get("confirm") == "1"
     try:
-        copy = resend_email(get_state(), email.id, tenant_id=email.tenant_id)
+        copy = resend_email(get_state(), email.id, tenant_id=email.tenant_id, confirm=confirm)
+    except ResendNeedsConfirmation:
+        return redirect(url_for(".detail", email_id=email_id, resend="confirm"))
+    except CopyStillOnItsWay as exc:
+        flash(
+            i18n.gettext(
+                "Not sent again: its copy, record no. %(number)s, is still on its way to "
+                "%(address)s. Wait for its outcome.",
+                number=exc.copy_id,
+                address=exc.address,
+            ),
+            f"{FLASH_CATEGORY}-error",
+        )
+        return redirect(url_for(".detail", email_id=email_id))
     except SendRefused as exc:
         flash(
             i18n.gettext("Not sent again: %(reason)s", reason=str(exc)), f"{FLASH_CATEGORY}-error"
@@ -196,6 +205,24 @@ def resend(email_id: int) -> BaseResponse:
         return redirect(url_for(".detail", email_id=email_id))
     flash(i18n.gettext("A copy was sent as record no. %(number)s.", number=copy.id), FLASH_CATEGORY)
     return redirect(url_for(".detail", email_id=copy.id))
+
+
+def review(email_id: int) -> BaseResponse:
+    """Mark the email reviewed, or with ``undo=1`` take the review back (``POST``,
+    CSRF-protected)."""
+    check_csrf()
+    check_actor()
+    found = _email_or_404(email_id)
+    undo = request.form.get("undo") == "1"
+    state = get_state()
+    review_email(state, found, state.callbacks.current_user(), undo=undo)
+    message = (
+        i18n.gettext("The review was taken back: the email needs attention again.")
+        if undo
+        else i18n.gettext("Marked reviewed: the email left the list of failed emails.")
+    )
+    flash(message, FLASH_CATEGORY)
+    return redirect(url_for(".detail", email_id=email_id))
 
 
 _CSV_COLUMNS = ("id", "sent_at", "status", "result", "subject", "sender", "to", "cc", "bcc")
@@ -287,4 +314,5 @@ def create_pages_blueprint(app: Flask) -> Blueprint:
     blueprint.add_url_rule("/<int:email_id>", "detail", detail)
     blueprint.add_url_rule("/<int:email_id>/body.html", "html_body", html_body)
     blueprint.add_url_rule("/<int:email_id>/resend", "resend", resend, methods=["POST"])
+    blueprint.add_url_rule("/<int:email_id>/review", "review", review, methods=["POST"])
     return blueprint

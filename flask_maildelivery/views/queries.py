@@ -197,12 +197,18 @@ class EmailRow:
     subject: str
     sender: str
     transport: str | None = None
+    #: When it was reviewed (``None``: not reviewed).
+    reviewed_at: datetime | None = None
+    #: The copy that resolved it (``None``: not resolved).
+    resolved_by_id: int | None = None
     #: The first :data:`TO_SHOWN` recipient addresses.
     to: list[str] = field(default_factory=list)
     #: How many recipients the email has.
     recipient_count: int = 0
     #: Sent through a tracked transport and still without a final word after the timeout.
     overdue: bool = False
+    #: How many copies were sent of it (resends).
+    copy_count: int = 0
 
 
 @dataclass
@@ -232,6 +238,8 @@ _NEEDS_ATTENTION = sa.or_(
     Email.result.in_(sorted(ATTENTION_RESULTS)),
     Email.status.in_(sorted(ATTENTION_STATUSES)),
 )
+#: ... and that nobody dealt with yet: not reviewed, not resolved by a delivered copy.
+_NOT_DEALT_WITH = sa.and_(Email.reviewed_at.is_(None), Email.resolved_by_id.is_(None))
 
 
 def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
@@ -241,6 +249,7 @@ def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.Colu
     rule = log_filter.overdue_rule
     if log_filter.show == SHOW_FAILED:
         clauses.append(sa.or_(_NEEDS_ATTENTION, rule.clause()) if rule else _NEEDS_ATTENTION)
+        clauses.append(_NOT_DEALT_WITH)
     if log_filter.overdue_only:
         # nothing is overdue when outcomes are not tracked
         clauses.append(rule.clause() if rule else sa.false())
@@ -299,6 +308,8 @@ _ROW_COLUMNS = (
     Email.subject,
     Email.sender,
     Email.transport,
+    Email.reviewed_at,
+    Email.resolved_by_id,
 )
 
 
@@ -342,6 +353,16 @@ def first_recipients_statement(email_ids: Sequence[int]) -> AnySelect:
     )
 
 
+def copy_counts_statement(email_ids: Sequence[int]) -> AnySelect:
+    """How many copies were sent of each of ``email_ids`` that has any: ``(email_id,
+    count)`` rows (an index range on ``resent_from_id``)."""
+    return (
+        sa.select(Email.resent_from_id, sa.func.count(Email.id))
+        .where(Email.resent_from_id.in_(email_ids))
+        .group_by(Email.resent_from_id)
+    )
+
+
 @contextmanager
 def reading() -> Iterator[sa.Connection]:
     """The connection the pages' reads run on: the package's own session's, never the
@@ -358,6 +379,8 @@ def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> lis
         row = by_id[email_id]
         row.to.append(address)
         row.recipient_count = total
+    for email_id, count in connection.execute(copy_counts_statement(list(by_id))):
+        by_id[email_id].copy_count = count
     return result
 
 
@@ -476,10 +499,11 @@ class EventDetail:
 
 
 class Resend(NamedTuple):
-    """A copy sent of an email: its record no. and when it was sent."""
+    """A copy sent of an email: its record no., when it was sent and its result."""
 
     id: int
     sent_at: datetime | None
+    result: str
 
 
 @dataclass(frozen=True)
@@ -512,6 +536,9 @@ class EmailDetail:
     status: str
     result: str
     resent_from_id: int | None
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+    resolved_by_id: int | None
     recipients: tuple[RecipientDetail, ...]
     events: tuple[EventDetail, ...]
     resends: tuple[Resend, ...]
@@ -545,7 +572,7 @@ def email_detail(
         .order_by(Event.occurred_at, Event.id)
     )
     resends = connection.execute(
-        sa.select(Email.id, Email.sent_at)
+        sa.select(Email.id, Email.sent_at, Email.result)
         .where(Email.resent_from_id == email_id, tenant_clause)
         .order_by(Email.id)
     )
