@@ -368,6 +368,7 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
         sent = MailDelivery.state(app).extension.send(
             subject="Facture n° 42 — Société Générale",
             to=[("Zoé Müller", "zoe@customer.test")],
+            reply_to="Société Générale <compta@acme.test>",
             text="Veuillez trouver la facture ci-jointe. Merci, l'équipe",
             html="<p>Facture réglée à 100 %</p>",
             attachments=[("facture-été.pdf", b"%PDF-1.4", "application/pdf")],
@@ -379,6 +380,9 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
     message = _parse(smtp_server.messages[0].data)
     assert message["Subject"] == "Facture n° 42 — Société Générale"
     assert message["To"].addresses[0].display_name == "Zoé Müller"
+    # the name is encoded alone: the address stays readable
+    reply_to = message["Reply-To"].addresses[0]
+    assert (reply_to.display_name, reply_to.addr_spec) == ("Société Générale", "compta@acme.test")
     assert message["X-Dossier"] == "Crédit"
     body = message.get_body(("plain",))
     assert body is not None
@@ -390,6 +394,26 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
     assert attachment.get_filename() == "facture-été.pdf"
     assert attachment.get_content() == b"%PDF-1.4"
     assert smtp_server.messages[0].data.isascii()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["=?utf-8?q?caf=C3=A9?=", "  two leading spaces", "x" * 200, "Net 30 =? see terms"],
+    ids=["encoded-word-lookalike", "leading-whitespace", "long-first-word", "equals-question"],
+)
+def test_header_text_arrives_as_it_was_set(
+    make_app: AppFactory, smtp_server: SMTPServer, text: str
+) -> None:
+    app = make_app(**smtp_server.config())
+    with app.app_context():
+        MailDelivery.state(app).extension.send(
+            subject=text, to=[(text, "ann@customer.test")], headers={"X-Note": text}, text="x"
+        )
+    message = _parse(smtp_server.messages[0].data)
+    assert message["Subject"] == text
+    assert message["X-Note"] == text
+    # a display name is a phrase: readers show runs of whitespace as one space
+    assert message["To"].addresses[0].display_name == " ".join(text.split())
 
 
 def test_the_connection_is_closed_when_the_app_context_ends(
