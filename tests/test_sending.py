@@ -110,7 +110,7 @@ def test_smtp_server_down_keeps_the_record_as_failed(make_app: AppFactory) -> No
         assert all(r.reason == stored.error for r in stored.recipients)
 
 
-def test_too_many_recipients_is_refused_and_nothing_is_sent(
+def test_too_many_recipients_is_refused_recorded_and_nothing_is_sent(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
     app = make_app(**smtp_server.config())
@@ -118,9 +118,15 @@ def test_too_many_recipients_is_refused_and_nothing_is_sent(
         addresses = [f"r{i}@customer.test" for i in range(1001)]
         with pytest.raises(
             SendRefused, match=r"1001 recipients, more than MAILDELIVERY_MAX_RECIPIENTS \(1000\)"
-        ):
+        ) as refused:
             MailDelivery.state(app).extension.send(subject="Newsletter", to=addresses, text="...")
-        assert _count(app, Email) == 0
+        assert _count(app, Email) == 1
+        assert refused.value.email is not None
+        stored = get_or_fail(MailDelivery.state(app).sessions(), Email, refused.value.email.id)
+        assert (stored.result, stored.error) == ("failed", str(refused.value))
+        # the first MAILDELIVERY_MAX_RECIPIENTS are kept, each failed with the reason
+        assert [r.address for r in stored.recipients] == addresses[:1000]
+        assert {(r.status, r.reason) for r in stored.recipients} == {("failed", stored.error)}
     assert smtp_server.messages == []
 
 
@@ -145,19 +151,26 @@ def test_the_recipient_limit_can_be_lifted(make_app: AppFactory) -> None:
         ({"to": ["ann@customer.test"], "headers": {"Bcc": "x@y.test"}}, "header 'Bcc' is set by"),
     ],
 )
-def test_invalid_sends_are_refused_with_a_clear_message(
+def test_invalid_sends_are_refused_with_a_clear_message_and_recorded(
     app: Flask, mail_delivery: MailDelivery, kwargs: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(SendRefused, match=message):
+    with pytest.raises(SendRefused, match=message) as refused:
         mail_delivery.send(subject="x", text="x", **kwargs)
-    assert _count(app, Email) == 0
     assert outbox() == []
+    assert _count(app, Email) == 1
+    assert refused.value.email is not None
+    stored = get_or_fail(MailDelivery.state(app).sessions(), Email, refused.value.email.id)
+    assert (stored.result, stored.error) == ("failed", str(refused.value))
+    assert {r.status for r in stored.recipients} <= {"failed"}
 
 
 def test_no_sender_is_refused(make_app: AppFactory) -> None:
     app = make_app(MAILDELIVERY_DEFAULT_SENDER=None)
-    with app.app_context(), pytest.raises(SendRefused, match="MAILDELIVERY_DEFAULT_SENDER"):
-        MailDelivery.state(app).extension.send(subject="x", to=["a@b.test"], text="x")
+    with app.app_context():
+        with pytest.raises(SendRefused, match="MAILDELIVERY_DEFAULT_SENDER") as refused:
+            MailDelivery.state(app).extension.send(subject="x", to=["a@b.test"], text="x")
+        assert refused.value.email is not None
+        assert (refused.value.email.sender, refused.value.email.result) == ("", "failed")
 
 
 def test_before_send_can_change_the_message(app: Flask, mail_delivery: MailDelivery) -> None:
