@@ -256,8 +256,9 @@ def check_send(
     Refused (:attr:`CheckedSend.refusal`): no sender, no recipient, more than
     ``MAILDELIVERY_MAX_RECIPIENTS``, an invalid address, a line break or NUL in a header
     (subject, display name, address, reply-to, header name or value, attachment name or
-    type), a header the hook sets itself. The refusal names every problem found, the
-    first address problem for the addresses.
+    type), a NUL in a body, a header the hook sets itself. The refusal names every kind of
+    problem found, joined by ``"; "``: of the invalid addresses the first (with how many
+    more), of the extra headers the first.
     """
     problems: list[str] = []
     sender = sender or config_value("DEFAULT_SENDER")
