@@ -236,9 +236,11 @@ class MailDelivery:
         email is kept with result ``failed`` and the error text.
 
         :raises SendRefused: the send was refused before anything was sent (too many
-            recipients, no sender, an invalid address, ``SendCancelled`` from a
-            ``before_send`` receiver). A refusal is recorded too when it has a sender and
-            a recipient to show.
+            recipients, no sender or recipient, an invalid address, a line break in a
+            header, a value longer than the log stores). It is recorded with result
+            ``failed`` and the reason, as ``exc.email``.
+        :raises SendCancelled: a ``before_send`` receiver stopped it; recorded likewise.
+        :raises RecordingFailed: the database refused the record, so nothing was sent.
         """
         return send_email(
             get_state(),

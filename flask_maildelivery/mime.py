@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from email import encoders
 from email.charset import QP, Charset
+from email.errors import HeaderParseError
 from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 from .models import utcnow
 from .transports.base import STRUCTURAL_HEADERS, Address, Attachment, OutgoingMessage
@@ -32,16 +33,31 @@ _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP
 
 
-def header_value(value: str) -> str | Header:
-    """``value`` as it can go in a header: RFC 2047-encoded when it is not ASCII."""
-    return value if value.isascii() else Header(value, "utf-8")
+#: compat32's folding width: a header line is broken at whitespace to stay within it.
+_FOLD_WIDTH = 78
+
+
+def header_value(value: str, name: str = "") -> str | Header:
+    """``value`` as it can go in header ``name``: as is when it is plain ASCII, else
+    RFC 2047-encoded, so a reader gets ``value`` back. Besides non-ASCII text, that
+    encodes text with ``=?`` (a reader would decode what looks like an encoded word),
+    leading whitespace (a reader strips it) and a first word too long for the header's
+    first line (compat32 would fold it onto a line of its own: a leading space again)."""
+    if value.isascii() and "=?" not in value and value[:1] not in (" ", "\t"):
+        first_word = value.split(None, 1)[0] if value.strip() else ""
+        if len(name) + 2 + len(first_word) <= _FOLD_WIDTH:
+            return value
+    return Header(value, "utf-8", header_name=name or None)
 
 
 def format_address(address: Address) -> str:
-    """``Name <address>`` ready for a header (the name encoded when it is not ASCII)."""
+    """``Name <address>`` ready for a header (the name RFC 2047-encoded when it is not
+    plain ASCII or holds ``=?``, quoted when it holds specials)."""
     if not address.name:
         return address.address
-    return formataddr((address.name, address.address), charset="utf-8")
+    if address.name.isascii() and "=?" not in address.name:
+        return formataddr((address.name, address.address))
+    return f"{_UTF8.header_encode(address.name)} <{address.address}>"
 
 
 def _text_part(content: str, subtype: str) -> MIMEText:
@@ -91,13 +107,14 @@ def build_mime(message: OutgoingMessage) -> Message:
         mime["Cc"] = ", ".join(format_address(a) for a in message.cc)
     # typeshed types header values as str; Message takes email.header.Header objects as well
     if message.reply_to:
-        mime["Reply-To"] = header_value(message.reply_to)  # type: ignore[assignment]
-    mime["Subject"] = header_value(message.subject)  # type: ignore[assignment]
+        name, addr = parseaddr(message.reply_to)
+        mime["Reply-To"] = format_address(Address(name, addr or message.reply_to))
+    mime["Subject"] = header_value(message.subject, "Subject")  # type: ignore[assignment]
     mime["Date"] = format_datetime(utcnow())
     mime["Message-ID"] = make_msgid(domain=sender.address.rpartition("@")[2] or None)
     mime[CORRELATION_HEADER] = message.public_id
     for name, value in message.headers.items():
-        mime[name] = header_value(value)  # type: ignore[assignment]
+        mime[name] = header_value(value, name)  # type: ignore[assignment]
     return mime
 
 
@@ -106,9 +123,18 @@ def header_text(message: Message, name: str, default: str = "") -> str:
     value = message.get(name)
     if value is None:
         return default
+    return decoded_header(value)
+
+
+def decoded_header(value: str | Header) -> str:
+    """A header value as text: a :class:`Header`'s own, RFC 2047 encoded words decoded."""
     if isinstance(value, Header):
         return str(value)
     text = str(value)
     if "=?" not in text:
         return text
-    return str(make_header(decode_header(text)))
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, HeaderParseError):
+        # a malformed encoded word (bad base64, unknown charset): the text as it is
+        return text

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask, jsonify
 from flask_mail import BadHeaderError, Mail, Message
 
-from flask_maildelivery import MailDelivery
+from flask_maildelivery import MailDelivery, SendRefused
 from flask_maildelivery.contrib import DeliveryFailed
 from flask_maildelivery.models import Email
 
@@ -166,20 +166,45 @@ def test_a_failed_delivery_is_recorded_and_raised_as_an_smtp_error(
     assert [(subject, result) for subject, _, _, result in recorded(app)] == [("Payslip", "failed")]
 
 
-def test_a_header_injection_is_refused_before_anything_is_recorded(
+def test_a_header_injection_raises_flask_mail_s_error_and_is_recorded_as_refused(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
     app = _app(make_app, smtp_server)
     mail = install_purchasing(app)
     MailDelivery.state(app).extension.capture(mail)
-    with app.app_context(), pytest.raises(BadHeaderError):
+    with app.app_context(), pytest.raises(BadHeaderError) as raised:
         mail.send_message(
             "Invoice\nBcc: victim@example.test",
             sender="billing@acme.test",
             recipients=["ann@customer.test"],
         )
-    assert recorded(app) == []
+    assert isinstance(raised.value.__cause__, SendRefused)
+    assert "the subject 'Invoice\\nBcc: victim@example.test' contains a line break" in str(
+        raised.value
+    )
+    assert recorded(app) == [
+        (
+            "Invoice\nBcc: victim@example.test",
+            "billing@acme.test",
+            {"ann@customer.test": "to"},
+            "failed",
+        )
+    ]
     assert smtp_server.messages == []
+
+
+def test_a_folded_subject_is_sent_unfolded(make_app: AppFactory, smtp_server: SMTPServer) -> None:
+    app = _app(make_app, smtp_server)
+    mail = install_purchasing(app)
+    MailDelivery.state(app).extension.capture(mail)
+    with app.app_context():
+        mail.send_message(
+            "Invoice INV-0042\r\n from Acme",
+            sender="billing@acme.test",
+            recipients=["ann@customer.test"],
+        )
+    assert [subject for subject, _, _, _ in recorded(app)] == ["Invoice INV-0042 from Acme"]
+    assert parse_message(smtp_server.messages[0].data)["Subject"] == "Invoice INV-0042 from Acme"
 
 
 def test_an_app_without_maildelivery_keeps_flask_mail_s_own_sending(

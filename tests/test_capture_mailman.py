@@ -179,7 +179,7 @@ def test_a_failed_delivery_is_recorded_and_raised_as_an_smtp_error(
     ]
 
 
-def test_an_invalid_address_is_refused_and_nothing_is_sent(
+def test_an_invalid_address_is_refused_recorded_and_nothing_is_sent(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
     app = smtp_app(make_app, smtp_server, MAIL_BACKEND=BACKEND)
@@ -187,6 +187,8 @@ def test_an_invalid_address_is_refused_and_nothing_is_sent(
     with app.app_context(), pytest.raises(ValueError, match="is not an email address"):
         mail.send_mail("Invoice", "...", "billing@acme.test", ["not an address"])
     assert smtp_server.messages == []
+    # recorded as refused, the address as typed
+    assert recorded(app) == [("Invoice", "billing@acme.test", {"not an address": "to"}, "failed")]
 
 
 def test_html_bodies_and_mime_attachments_are_recorded(make_app: AppFactory) -> None:

@@ -240,6 +240,13 @@ def test_an_invalid_customer_address_is_reported_and_the_others_are_sent(erp: Fl
     assert "Emailed 1 invoice(s): INV-1001." in page
     with erp.app_context():
         assert [m.subject for m in outbox(erp)] == ["Invoice INV-1001 from Acme Supplies"]
+        # the refused one is in the log, failed, with the reason
+        refused = db.session.scalar(
+            sa.select(Email).where(Email.subject == "Invoice INV-1002 from Acme Supplies")
+        )
+        assert refused is not None
+        assert refused.result == "failed"
+        assert "to address 'not an address' is not an email address" in (refused.error or "")
 
 
 def test_the_auditor_reads_but_cannot_email_or_edit(erp: Flask) -> None:

@@ -110,7 +110,7 @@ def test_smtp_server_down_keeps_the_record_as_failed(make_app: AppFactory) -> No
         assert all(r.reason == stored.error for r in stored.recipients)
 
 
-def test_too_many_recipients_is_refused_and_nothing_is_sent(
+def test_too_many_recipients_is_refused_recorded_and_nothing_is_sent(
     make_app: AppFactory, smtp_server: SMTPServer
 ) -> None:
     app = make_app(**smtp_server.config())
@@ -118,9 +118,15 @@ def test_too_many_recipients_is_refused_and_nothing_is_sent(
         addresses = [f"r{i}@customer.test" for i in range(1001)]
         with pytest.raises(
             SendRefused, match=r"1001 recipients, more than MAILDELIVERY_MAX_RECIPIENTS \(1000\)"
-        ):
+        ) as refused:
             MailDelivery.state(app).extension.send(subject="Newsletter", to=addresses, text="...")
-        assert _count(app, Email) == 0
+        assert _count(app, Email) == 1
+        assert refused.value.email is not None
+        stored = get_or_fail(MailDelivery.state(app).sessions(), Email, refused.value.email.id)
+        assert (stored.result, stored.error) == ("failed", str(refused.value))
+        # the first MAILDELIVERY_MAX_RECIPIENTS are kept, each failed with the reason
+        assert [r.address for r in stored.recipients] == addresses[:1000]
+        assert {(r.status, r.reason) for r in stored.recipients} == {("failed", stored.error)}
     assert smtp_server.messages == []
 
 
@@ -145,19 +151,26 @@ def test_the_recipient_limit_can_be_lifted(make_app: AppFactory) -> None:
         ({"to": ["ann@customer.test"], "headers": {"Bcc": "x@y.test"}}, "header 'Bcc' is set by"),
     ],
 )
-def test_invalid_sends_are_refused_with_a_clear_message(
+def test_invalid_sends_are_refused_with_a_clear_message_and_recorded(
     app: Flask, mail_delivery: MailDelivery, kwargs: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(SendRefused, match=message):
+    with pytest.raises(SendRefused, match=message) as refused:
         mail_delivery.send(subject="x", text="x", **kwargs)
-    assert _count(app, Email) == 0
     assert outbox() == []
+    assert _count(app, Email) == 1
+    assert refused.value.email is not None
+    stored = get_or_fail(MailDelivery.state(app).sessions(), Email, refused.value.email.id)
+    assert (stored.result, stored.error) == ("failed", str(refused.value))
+    assert {r.status for r in stored.recipients} <= {"failed"}
 
 
 def test_no_sender_is_refused(make_app: AppFactory) -> None:
     app = make_app(MAILDELIVERY_DEFAULT_SENDER=None)
-    with app.app_context(), pytest.raises(SendRefused, match="MAILDELIVERY_DEFAULT_SENDER"):
-        MailDelivery.state(app).extension.send(subject="x", to=["a@b.test"], text="x")
+    with app.app_context():
+        with pytest.raises(SendRefused, match="MAILDELIVERY_DEFAULT_SENDER") as refused:
+            MailDelivery.state(app).extension.send(subject="x", to=["a@b.test"], text="x")
+        assert refused.value.email is not None
+        assert (refused.value.email.sender, refused.value.email.result) == ("", "failed")
 
 
 def test_before_send_can_change_the_message(app: Flask, mail_delivery: MailDelivery) -> None:
@@ -368,6 +381,7 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
         sent = MailDelivery.state(app).extension.send(
             subject="Facture n° 42 — Société Générale",
             to=[("Zoé Müller", "zoe@customer.test")],
+            reply_to="Société Générale <compta@acme.test>",
             text="Veuillez trouver la facture ci-jointe. Merci, l'équipe",
             html="<p>Facture réglée à 100 %</p>",
             attachments=[("facture-été.pdf", b"%PDF-1.4", "application/pdf")],
@@ -379,6 +393,9 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
     message = _parse(smtp_server.messages[0].data)
     assert message["Subject"] == "Facture n° 42 — Société Générale"
     assert message["To"].addresses[0].display_name == "Zoé Müller"
+    # the name is encoded alone: the address stays readable
+    reply_to = message["Reply-To"].addresses[0]
+    assert (reply_to.display_name, reply_to.addr_spec) == ("Société Générale", "compta@acme.test")
     assert message["X-Dossier"] == "Crédit"
     body = message.get_body(("plain",))
     assert body is not None
@@ -390,6 +407,26 @@ def test_non_ascii_subject_names_bodies_and_filenames_survive_the_wire(
     assert attachment.get_filename() == "facture-été.pdf"
     assert attachment.get_content() == b"%PDF-1.4"
     assert smtp_server.messages[0].data.isascii()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["=?utf-8?q?caf=C3=A9?=", "  two leading spaces", "x" * 200, "Net 30 =? see terms"],
+    ids=["encoded-word-lookalike", "leading-whitespace", "long-first-word", "equals-question"],
+)
+def test_header_text_arrives_as_it_was_set(
+    make_app: AppFactory, smtp_server: SMTPServer, text: str
+) -> None:
+    app = make_app(**smtp_server.config())
+    with app.app_context():
+        MailDelivery.state(app).extension.send(
+            subject=text, to=[(text, "ann@customer.test")], headers={"X-Note": text}, text="x"
+        )
+    message = _parse(smtp_server.messages[0].data)
+    assert message["Subject"] == text
+    assert message["X-Note"] == text
+    # a display name is a phrase: readers show runs of whitespace as one space
+    assert message["To"].addresses[0].display_name == " ".join(text.split())
 
 
 def test_the_connection_is_closed_when_the_app_context_ends(

@@ -10,14 +10,15 @@ A host already using Flask-Mail adds one line after creating its objects::
 ``mail.send(msg)``, ``mail.send_message(...)``, ``msg.send(connection)`` and
 ``with mail.connect() as connection: connection.send(msg)`` are all captured, because
 :func:`capture_flask_mail` replaces the object's ``connect()``: the connection it returns
-sends through the hook instead of opening an SMTP session. Flask-Mail's checks (a recipient,
-a sender, no newline in a header) still run first, and its ``email_dispatched`` signal still
-fires after a successful send, so ``mail.record_messages()`` in the host's tests keeps
-working.
+sends through the hook instead of opening an SMTP session. A message with a newline in a
+header still raises Flask-Mail's ``BadHeaderError`` (after the hook recorded it as refused),
+and its ``email_dispatched`` signal still fires after a successful send, so
+``mail.record_messages()`` in the host's tests keeps working.
 """
 
 from __future__ import annotations
 
+import re
 from email.utils import formataddr
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -26,12 +27,15 @@ import flask_mail
 from flask import current_app
 
 from ..context import get_state
-from ..sending import send_email
+from ..sending import SendRefused, send_email
 from . import DeliveryFailed
 from .headers import split_headers
 
 if TYPE_CHECKING:
     from ..models import Email
+
+#: A fold in a header value (RFC 5322 3.2.2: unfolding removes the CRLF before whitespace).
+_FOLD = re.compile(r"\r\n(?=[ \t])")
 
 #: Attribute set on a captured ``Mail`` object (capture is idempotent).
 _CAPTURED = "_maildelivery_original_connect"
@@ -64,7 +68,9 @@ def send_flask_mail_message(message: flask_mail.Message) -> Email:
     ]
     return send_email(
         get_state(),
-        subject=str(message.subject or ""),
+        # Flask-Mail accepts a subject folded as RFC 5322 allows (a line break followed by
+        # whitespace); unfolded, it is the one line the hook sends
+        subject=_FOLD.sub("", str(message.subject or "")),
         to=[_address(a) for a in message.recipients],
         sender=_address(message.sender) if message.sender else None,
         cc=[_address(a) for a in message.cc],
@@ -100,17 +106,23 @@ class CapturedConnection(flask_mail.Connection):
     def send(
         self, message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None
     ) -> None:
-        """Check the message as Flask-Mail does, then record and send it through the hook.
+        """Record and send the message through the hook; a newline in a header still
+        raises Flask-Mail's own error.
 
-        :raises flask_mail.BadHeaderError: a header holds a newline (nothing is recorded).
+        :raises flask_mail.BadHeaderError: a header holds a newline; recorded as refused,
+            like every refusal (its ``__cause__`` is the :class:`SendRefused`).
         :raises flask_maildelivery.SendRefused: the hook refused the message (no recipient,
-            no sender, an invalid address, ...).
+            no sender, an invalid address, ...); recorded.
         :raises flask_maildelivery.contrib.DeliveryFailed: recorded, but the transport
             failed.
         """
-        if message.has_bad_headers():
-            raise flask_mail.BadHeaderError
-        email = send_flask_mail_message(message)
+        try:
+            email = send_flask_mail_message(message)
+        except SendRefused as exc:
+            if message.has_bad_headers():
+                # the error Flask-Mail's callers expect for it
+                raise flask_mail.BadHeaderError(str(exc)) from exc
+            raise
         if email.result == "failed":
             raise DeliveryFailed(email)
         app = current_app._get_current_object()  # type: ignore[attr-defined]

@@ -9,7 +9,14 @@ if TYPE_CHECKING:
 
 
 class SendRefused(ValueError):
-    """A send was refused before anything went out; the message says why and how to fix it."""
+    """A send was refused before anything went out; the message says why and how to fix it.
+
+    The refused email is recorded with result ``failed`` and the message as its error, and
+    is :attr:`email`; ``None`` when nothing was recorded (a resend with nothing to resend,
+    or a database that refused the record too: the message then says so).
+    """
+
+    email: Email | None = None
 
 
 class ResendRefused(SendRefused):

@@ -9,6 +9,8 @@ signals are sent from one place.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from email.message import Message
 from typing import Any, cast
@@ -24,12 +26,16 @@ from ..events import NormalizedEvent
 from ..ingest import apply_unmatched_events, ingest_events, record_send_failure
 from ..mime import header_text
 from ..models import Email, Recipient, utcnow
-from ..transports import Address, OutgoingMessage, TransportError
-from .errors import RecordingFailed, SendCancelled
-from .validate import AddressLike, check_send
+from ..transports import TransportError
+from .errors import RecordingFailed, SendCancelled, SendRefused
+from .validate import AddressLike, CheckedSend, check_send, column_problems, message_problem
 
 #: Provider id of the events the hook records itself (refused recipients, failed sends).
 HOOK_PROVIDER = "maildelivery"
+#: Length of ``Event.provider_event_id``.
+EVENT_ID_LENGTH = 255
+
+logger = logging.getLogger("flask_maildelivery")
 
 
 def send_email(
@@ -67,8 +73,7 @@ def send_email(
     )
     return record_and_send(
         state,
-        checked.message,
-        recipients=checked.recipients,
+        checked,
         related=related,
         contacts=contacts,
         tenant_id=tenant_id,
@@ -78,27 +83,46 @@ def send_email(
 
 def record_and_send(
     state: AppState,
-    outgoing: OutgoingMessage,
+    checked: CheckedSend,
     *,
-    recipients: list[tuple[str, Address]],
     related: tuple[str, Any] | None,
     contacts: Mapping[str, tuple[str, Any]] | None,
     tenant_id: str | None,
     resent_from_id: int | None,
 ) -> Email:
-    """Record ``outgoing`` with its ``recipients``, hand it to the transport, record the
-    outcome; return the stored email."""
+    """Record the checked send, hand it to the transport, record the outcome; return the
+    stored email.
+
+    A refused send (by the checks, by a ``before_send`` receiver's changes, or by a value
+    its column cannot hold) is recorded ``failed`` with the reason and never reaches the
+    transport.
+
+    :raises SendRefused: the send was refused; ``exc.email`` is the record.
+    :raises SendCancelled: a ``before_send`` receiver cancelled it; ``exc.email`` likewise.
+    :raises RecordingFailed: the database refused the record of a send that was not
+        refused, so nothing was sent.
+    """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     callbacks = state.callbacks
     session = state.sessions()
+    outgoing = checked.message
 
+    problems = [checked.refusal] if checked.refusal is not None else []
     cancelled: SendCancelled | None = None
-    try:
-        signals.before_send.send(app, message=outgoing.mime)
-    except SendCancelled as exc:
-        cancelled = exc
-    # a before_send receiver may have changed the subject or added headers
-    outgoing.subject = header_text(outgoing.mime, "Subject", outgoing.subject)
+    if problems:
+        # no message was built: the headers as given
+        headers = dict(outgoing.headers)
+    else:
+        try:
+            signals.before_send.send(app, message=outgoing.mime)
+        except SendCancelled as exc:
+            cancelled = exc
+        # a before_send receiver may have changed the subject or added headers
+        problem = message_problem(outgoing.mime, outgoing.headers)
+        if problem is not None:
+            problems.append(problem)
+        outgoing.subject = header_text(outgoing.mime, "Subject", outgoing.subject)
+        headers = _recorded_headers(outgoing.mime)
 
     contact_map = {k.lower(): v for k, v in (contacts or {}).items()}
     store_bodies = config_value("STORE_BODIES")
@@ -110,7 +134,7 @@ def record_and_send(
         "sent_at": now,
         "updated_at": now,
         "sent_by": callbacks.sent_by(callbacks.current_user()),
-        "sender": outgoing.sender.formatted(),
+        "sender": checked.sender,
         "reply_to": outgoing.reply_to,
         "subject": outgoing.subject,
         "text_body": outgoing.text if store_bodies else None,
@@ -119,7 +143,7 @@ def record_and_send(
             {"filename": a.filename, "content_type": a.content_type, "size": len(a.content)}
             for a in outgoing.attachments
         ],
-        "headers": _recorded_headers(outgoing.mime),
+        "headers": headers,
         "metadata_": dict(outgoing.metadata),
         "related_type": related[0] if related else None,
         "related_id": str(related[1]) if related else None,
@@ -131,7 +155,7 @@ def record_and_send(
         "resent_from_id": resent_from_id,
     }
     recipient_rows = []
-    for kind, address in recipients:
+    for kind, address in checked.recipients:
         contact = contact_map.get(address.address.lower())
         recipient_rows.append(
             {
@@ -149,17 +173,35 @@ def record_and_send(
                 "updated_at": now,
             }
         )
+    # a value its column cannot hold is refused here, not by the database: a raw
+    # DataError (PostgreSQL) would reach the caller and abort the package's transaction
+    problems += column_problems(values, recipient_rows)
+    refusal = "; ".join(problems) if problems and cancelled is None else None
+
     try:
         email = _insert_email(session, values, recipient_rows)
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        raise RecordingFailed(_recording_problem(session, exc)) from exc
+        problem = _recording_problem(session, exc)
+        if refusal is not None:
+            raise SendRefused(f"{refusal} (and {problem})") from exc
+        raise RecordingFailed(problem) from exc
 
     if cancelled is not None:
         _record_failure(app, email, f"cancelled by a before_send receiver: {cancelled}")
         cancelled.email = email
         raise cancelled
+    if refusal is not None:
+        refused = SendRefused(refusal)
+        try:
+            _record_failure(app, email, refusal)
+        except RecordingFailed as exc:
+            # the email is recorded, but not as failed: the message says so
+            refused = SendRefused(f"{refusal} (and {exc})")
+            refused.__cause__ = exc
+        refused.email = email
+        raise refused
     try:
         result = state.transport.send(outgoing)
     except TransportError as exc:
@@ -167,14 +209,22 @@ def record_and_send(
     except Exception as exc:  # a host transport may raise anything; the record must survive
         return _record_failure(app, email, f"{type(exc).__name__}: {exc}")
 
-    if result.refused_recipients:
-        _record_refused_recipients(app, email, result.refused_recipients)
-    if result.provider_message_id:
-        email.provider_message_id = result.provider_message_id
-        email.updated_at = utcnow()
-        session.commit()
-        # a webhook may have reported on this message before its id was stored
-        apply_unmatched_events(app, [email.id])
+    try:
+        if result.refused_recipients:
+            _record_refused_recipients(app, email, result.refused_recipients)
+        if result.provider_message_id:
+            email.provider_message_id = result.provider_message_id
+            email.updated_at = utcnow()
+            session.commit()
+            # a webhook may have reported on this message before its id was stored
+            apply_unmatched_events(app, [email.id])
+    except SQLAlchemyError:
+        # the message went out: an error here would read as "not sent" (and invite a
+        # second send), so the record keeps what it had and the log says what is missing
+        session.rollback()
+        logger.exception(
+            "email %s was sent, but its outcome could not be recorded", outgoing.public_id
+        )
     signals.send_safely(signals.email_sent, app, email=email)
     return email
 
@@ -198,7 +248,8 @@ def _insert_email(
     email_id = inserted[0]
     for recipient in recipient_rows:
         recipient["email_id"] = email_id
-    connection.execute(_INSERT_RECIPIENTS, recipient_rows)
+    if recipient_rows:  # a refused send may have none
+        connection.execute(_INSERT_RECIPIENTS, recipient_rows)
     email = Email(id=email_id, **values)
     # known to be in the database: attach it without a round trip
     make_transient_to_detached(email)
@@ -222,9 +273,14 @@ def _recording_problem(session: Session, exc: SQLAlchemyError) -> str:
 def _hook_event(
     email: Email, address: str, kind: str, reason: str, **extra: Any
 ) -> NormalizedEvent:
+    event_id = f"{email.public_id}:{kind}:{address.lower()}"
+    if len(event_id) > EVENT_ID_LENGTH:
+        # a long (invalid, refused) address: its digest keeps the id unique in the column
+        digest = hashlib.sha256(address.lower().encode("utf-8", "surrogatepass")).hexdigest()
+        event_id = f"{email.public_id}:{kind}:sha256:{digest}"
     return NormalizedEvent(
         provider=HOOK_PROVIDER,
-        provider_event_id=f"{email.public_id}:{kind}:{address.lower()}",
+        provider_event_id=event_id,
         type="failed",
         raw_type=kind,
         occurred_at=utcnow(),
@@ -252,13 +308,21 @@ def _record_refused_recipients(
 
 def _record_failure(app: Flask, email: Email, error: str) -> Email:
     """The send failed before any recipient got it: the email keeps ``error`` and result
-    ``failed``, and each recipient becomes ``failed`` with that reason."""
-    record_send_failure(
-        app,
-        email.id,
-        error,
-        [_hook_event(email, r.address, "send-failed", error) for r in email.recipients],
-    )
+    ``failed``, and each recipient becomes ``failed`` with that reason.
+
+    :raises RecordingFailed: the database refused that (the email stays recorded as it
+        was inserted).
+    """
+    # read before the transaction: its rollback would expire them
+    email_id = email.id
+    try:
+        events = [_hook_event(email, r.address, "send-failed", error) for r in email.recipients]
+        record_send_failure(app, email_id, error, events)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc)
+        raise RecordingFailed(
+            f"email {email_id} was not sent, and that could not be recorded: {cause}"
+        ) from exc
     return email
 
 
