@@ -74,6 +74,12 @@ def csrf_token() -> str:
     return token
 
 
+def csrf_available() -> bool:
+    """Whether the resend form can carry a token: both kinds live in the session, which Flask
+    only keeps when the app has a ``SECRET_KEY``."""
+    return not current_app.session_interface.is_null_session(session)
+
+
 def check_csrf() -> None:
     """Refuse (``400``) a ``POST`` without a valid token."""
     protect = _csrf_protect(current_app)
@@ -106,6 +112,7 @@ def _template_globals() -> dict[str, Any]:
         "md_tone": labels.tone,
         "md_base_template": config_value("BASE_TEMPLATE"),
         "md_csrf_token": csrf_token,
+        "md_csrf_available": csrf_available,
         "md_messages": lambda: get_flashed_messages(
             with_categories=True, category_filter=[FLASH_CATEGORY, f"{FLASH_CATEGORY}-error"]
         ),
