@@ -106,6 +106,7 @@ def main() -> None:
 
     app = Flask("bench")
     app.config.update(
+        SECRET_KEY="benchmark",
         MAILDELIVERY_TRANSPORT="sendgrid",
         MAILDELIVERY_SENDGRID_API_KEY="SG.bench",
         MAILDELIVERY_SENDGRID_API_URL=url,

@@ -19,7 +19,8 @@ through SQLAlchemy without rendering.
     python benchmarks/log_pages.py --refill             # drop, fill again, measure
     python benchmarks/log_pages.py --url postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
-The URL also comes from ``MAILDELIVERY_BENCH_DATABASE_URL``.
+The URL also comes from ``MAILDELIVERY_BENCH_DATABASE_URL``; its database is created when
+the server does not have it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from database_setup import create_database_if_missing
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/md_pages"
 EMAILS = 1_000_000
@@ -347,7 +349,6 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
     """The statements the page at ``path`` runs, on the connection the pages read on, unrendered."""
     from urllib.parse import parse_qs, urlsplit
 
-    from flask_maildelivery import MailDelivery
     from flask_maildelivery.views import queries
 
     parts = urlsplit(path)
@@ -452,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refill", action="store_true", help="drop and fill the tables again")
     parser.add_argument("--fill-only", action="store_true", help="fill, do not measure")
     args = parser.parse_args(argv)
+    create_database_if_missing(args.url)
     if args.refill or not filled(args.url):
         print(
             f"filling {EMAILS:,} emails, {EMAILS * RECIPIENTS_PER_EMAIL:,} recipients", flush=True

@@ -13,6 +13,8 @@ least that recording before the transport can cost.
 
     .venv/bin/python benchmarks/send_overhead.py                       # SQLite file only
     .venv/bin/python benchmarks/send_overhead.py --postgresql postgresql+psycopg://postgres@127.0.0.1:5432/md_bench
+
+A PostgreSQL or MariaDB database the server does not have yet is created.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from database_setup import create_database_if_missing
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
@@ -127,6 +130,7 @@ def with_send(url: str, port: int, count: int, wal: bool = False) -> float:
     """
     app = Flask(__name__)
     app.config.update(
+        SECRET_KEY="benchmark",
         SQLALCHEMY_DATABASE_URI=url,
         MAILDELIVERY_TRANSPORT="smtp",
         MAILDELIVERY_SMTP_HOST="127.0.0.1",
@@ -201,6 +205,8 @@ def main() -> int:
         databases["postgresql"] = (args.postgresql, False)
     if args.mariadb:
         databases["mariadb"] = (args.mariadb, False)
+    for url, _ in databases.values():
+        create_database_if_missing(url)
 
     port = free_port()
     ready = multiprocessing.Event()

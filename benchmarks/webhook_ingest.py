@@ -18,7 +18,8 @@ best of ``--repeat`` runs.
     .venv/bin/python benchmarks/webhook_ingest.py --sqlite-only
     .venv/bin/python benchmarks/webhook_ingest.py --postgresql postgresql+psycopg://postgres@127.0.0.1:5432/md_webhooks
 
-Environment: ``MAILDELIVERY_BENCH_POSTGRESQL`` overrides the PostgreSQL URL.
+Environment: ``MAILDELIVERY_BENCH_POSTGRESQL`` overrides the PostgreSQL URL. Its database is
+created when the server does not have it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from database_setup import create_database_if_missing
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
@@ -72,6 +74,7 @@ NORMALIZED = {
 def build_app(url: str, public_key: str) -> tuple[Flask, SQLAlchemy]:
     app = Flask("webhook_bench")
     app.config.update(
+        SECRET_KEY="benchmark",
         SQLALCHEMY_DATABASE_URI=url,
         MAILDELIVERY_TRANSPORT="memory",
         MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY=public_key,
@@ -372,6 +375,7 @@ def main() -> int:
         sqlite_url = args.sqlite or f"sqlite:///{Path(tmp) / 'bench.db'}"
         results.append(bench("SQLite", sqlite_url, args.repeat, args.naive_events))
         if not args.sqlite_only:
+            create_database_if_missing(args.postgresql)
             results.append(bench("PostgreSQL", args.postgresql, args.repeat, args.naive_events))
     ok = all(r["speedup"] >= 20 and r["overhead"] <= 3 for r in results)
     return 0 if ok else 1

@@ -7,6 +7,7 @@ services, pages and commands reach the per-app state through :mod:`.context`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("flask_maildelivery")
 
 
 class MailDelivery:
@@ -67,7 +70,8 @@ class MailDelivery:
         Sets every ``MAILDELIVERY_*`` key on ``app.config`` with ``setdefault`` and reads
         them all once, creates the transport and the package's own session on the host's
         engine, and registers the log pages, the webhook endpoints and the
-        ``flask maildelivery`` command group.
+        ``flask maildelivery`` command group. Logs a warning (logger ``flask_maildelivery``)
+        when the app has no ``SECRET_KEY``: the pages then open without their resend form.
 
         :param db: the host's Flask-SQLAlchemy object (its engine is used; its session is
             never committed, flushed or rolled back by the package).
@@ -102,6 +106,16 @@ class MailDelivery:
             state.sessions.remove()
             transport.end_of_context()
 
+        if not app.secret_key:
+            # the pages still work; only the resend form, whose CSRF token lives in the
+            # session, is left out (and the detail page says why)
+            logger.warning(
+                "flask-maildelivery: app %r has no SECRET_KEY, so the delivery log cannot offer "
+                "its resend form (the form's CSRF token is kept in the session, which Flask "
+                "signs with SECRET_KEY). Set SECRET_KEY to a long random value, e.g. the "
+                "output of: python -c 'import secrets; print(secrets.token_hex())'",
+                app.name,
+            )
         app.cli.add_command(maildelivery_cli)
         app.register_blueprint(create_pages_blueprint(app))
         app.register_blueprint(create_api_blueprint(app))

@@ -44,6 +44,12 @@ def csrf_token() -> str:
     return token
 
 
+def csrf_available() -> bool:
+    """Whether a form can carry a token: both kinds live in the session, which Flask only
+    keeps when the app has a ``SECRET_KEY``."""
+    return not current_app.session_interface.is_null_session(session)
+
+
 def check_csrf(*, json_allowed: bool = False) -> None:
     """Refuse (``400``) a ``POST`` without a valid token.
 

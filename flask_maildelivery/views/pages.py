@@ -43,7 +43,7 @@ from ..sending import (
 from ..tracking import tracking, tracking_health
 from . import i18n, labels, queries
 from .access import check_actor, check_viewer
-from .csrf import check_csrf, csrf_token
+from .csrf import check_csrf, csrf_available, csrf_token
 from .reading import read_email, read_filter, status_logs, viewer_tenant
 
 #: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
@@ -74,6 +74,7 @@ def _template_globals() -> dict[str, Any]:
         "md_tone": labels.tone,
         "md_base_template": config_value("BASE_TEMPLATE"),
         "md_csrf_token": csrf_token,
+        "md_csrf_available": csrf_available,
         "md_messages": lambda: get_flashed_messages(
             with_categories=True, category_filter=[FLASH_CATEGORY, f"{FLASH_CATEGORY}-error"]
         ),
