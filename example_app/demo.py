@@ -17,6 +17,7 @@ from flask_login import login_user
 from werkzeug.security import generate_password_hash
 
 from flask_maildelivery.models import Email, utcnow
+from flask_maildelivery.state import FAILURE_STATUSES
 
 from . import mail_delivery
 from .mailing import email_invoice
@@ -108,6 +109,12 @@ DEMO_EMAILED = (
 #: A demo invoice emailed two days before the others, about which the provider never
 #: reported: the log shows it overdue.
 DEMO_OVERDUE = "INV-1011"
+#: A demo invoice first emailed to a wrong address the mail server refused, then resent
+#: once the contact was corrected: its copy's delivery resolves the first email.
+DEMO_RESOLVED = "INV-1010"
+#: The wrong address of :data:`DEMO_RESOLVED`'s customer (its domain is refused by the
+#: example's SMTP server).
+DEMO_WRONG_ADDRESS = "wayne.freight@refused.example"
 
 
 @functools.cache
@@ -180,6 +187,7 @@ def send_demo_emails(app: Flask) -> None:
         .values(sent_at=utcnow() - timedelta(days=2), created_at=utcnow() - timedelta(days=2))
     )
     session.commit()
+    _send_resolved_demo(app)
     # a payslip to an address the mail server refuses outright: the send itself fails
     former = db.session.scalars(sa.select(Contact).where(Contact.name == "Former Employee")).one()
     company = db.session.get_one(Company, former.company_id)
@@ -197,6 +205,28 @@ def send_demo_emails(app: Flask) -> None:
             contacts={former.email: ("employee", former.id)},
             tenant_id=str(company.id),
         )
+
+
+def _send_resolved_demo(app: Flask) -> None:
+    """The clerk emails :data:`DEMO_RESOLVED` to the customer's old, wrong address; the
+    mail server refuses it; the contact is corrected and the email resent from the log. When
+    the provider reports the copy delivered, the first email is resolved."""
+    invoice = db.session.scalars(sa.select(Invoice).where(Invoice.number == DEMO_RESOLVED)).one()
+    customer = invoice.customer
+    right_address, customer.email = customer.email, DEMO_WRONG_ADDRESS
+    db.session.commit()
+    clerk = db.session.scalars(
+        sa.select(User).where(User.company_id == invoice.company_id, User.role == "clerk")
+    ).one()
+    with app.test_request_context():
+        login_user(clerk)
+        first = email_invoice(invoice)
+        customer.email = right_address
+        db.session.commit()
+        # only a server that refuses the wrong address (the example's own) leaves a failure
+        # to resend; the memory transport of the tests accepts every address
+        if any(r.status in FAILURE_STATUSES for r in first.recipients):
+            mail_delivery.resend(first.id)
 
 
 def seed(app: Flask, *, emails: bool) -> bool:

@@ -544,7 +544,9 @@ def test_demo_seed_runs_once_and_sends_one_email_per_outcome(
         assert demo.seed(app, emails=True) is False
         with app.app_context():
             to = sorted(m.to[0].address for m in outbox(app))
-            assert len(to) == len(demo.DEMO_EMAILED) + 1
+            # the demo emails, the payslip, and the invoice first sent to a wrong address
+            assert len(to) == len(demo.DEMO_EMAILED) + 2
+            assert demo.DEMO_WRONG_ADDRESS in to
             outcomes = {outcome_for(address) for address in to}
             assert {"bounce", "drop", "slow", "full", "late", "open", "quiet"} - outcomes == {
                 "bounce"

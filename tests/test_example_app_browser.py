@@ -121,6 +121,10 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
         expect(page.locator(f'#md-log [data-result="{result}"]').first).to_be_visible()
     for status in ("bounced", "dropped", "failed", "deferred", "opened"):
         expect(page.locator(f'#md-log [data-status="{status}"]').first).to_be_visible()
+    # an invoice the provider never reported on (sent two days ago) is overdue, and the one
+    # first sent to a wrong address is resolved once its corrected copy is delivered
+    expect(page.locator('#md-log [data-overdue="1"]')).to_have_count(1)
+    reload_until(page, '#md-log [data-marker="resolved"]')
     page.goto(base + "maildelivery/")
     first = page.locator("#md-log tbody tr").first
     first.get_by_role("link", name="Invoice INV-1008 from Acme Supplies").click()
