@@ -47,7 +47,7 @@ class RecipientFacts(Protocol):
     def status(self) -> str: ...
 
 
-class CopyRecipient(Protocol):
+class CopyRecipient(RecipientFacts, Protocol):
     """A recipient of a copy, with the copy's id and result."""
 
     @property
@@ -55,18 +55,6 @@ class CopyRecipient(Protocol):
 
     @property
     def email_result(self) -> str: ...
-
-    @property
-    def address(self) -> str: ...
-
-    @property
-    def contact_type(self) -> str | None: ...
-
-    @property
-    def contact_id(self) -> str | None: ...
-
-    @property
-    def status(self) -> str: ...
 
 
 @dataclass(frozen=True)

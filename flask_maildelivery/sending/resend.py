@@ -14,12 +14,13 @@ Before anything is sent, two checks (:mod:`flask_maildelivery.copies` holds thei
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..context import AppState, HostCallbacks
 from ..copies import (
+    RecipientFacts,
     RecipientRow,
     copy_on_its_way,
     delivered_by_copy,
@@ -31,18 +32,7 @@ from .errors import CopyStillOnItsWay, ResendNeedsConfirmation, ResendRefused
 from .hook import send_email
 
 
-class _Recipient(Protocol):
-    @property
-    def address(self) -> str: ...
-
-    @property
-    def contact_type(self) -> str | None: ...
-
-    @property
-    def contact_id(self) -> str | None: ...
-
-
-def resend_address(callbacks: HostCallbacks, recipient: _Recipient) -> str:
+def resend_address(callbacks: HostCallbacks, recipient: RecipientFacts) -> str:
     """Where a resend to ``recipient`` goes: the address its contact record holds now (the
     host's ``contact_address_loader``), else the address it was sent to."""
     return (
