@@ -217,12 +217,15 @@ def filled(url: str) -> bool:
 # -- measuring ---------------------------------------------------------------------------
 
 LIST_SQL = """
-SELECT id, public_id, sent_at, status, result, subject, sender, reviewed_at, resolved_by_id
-FROM maildelivery_email WHERE tenant_id IS NULL {where}
+SELECT id, public_id, sent_at, status, result, subject, sender, transport, reviewed_at,
+       resolved_by_id,
+       (SELECT count(c.id) FROM maildelivery_email c WHERE c.resent_from_id = e.id) AS copy_count
+FROM maildelivery_email e WHERE tenant_id IS NULL {where}
 ORDER BY sent_at DESC, id DESC LIMIT 51
 """
 FAILED_ONLY = (
-    "AND (result IN ('error', 'failed', 'warning') OR status IN ('bounced', 'deferred', 'dropped'))"
+    "AND (result IN ('error', 'failed', 'warning')"
+    " OR status IN ('bounced', 'complained', 'deferred', 'dropped', 'failed', 'suppressed'))"
     " AND reviewed_at IS NULL AND resolved_by_id IS NULL"
 )
 TO_SQL = """
@@ -232,10 +235,6 @@ SELECT email_id, address, total FROM (
          count(*) OVER (PARTITION BY email_id) AS total
   FROM maildelivery_recipient WHERE email_id = ANY(%s)
 ) numbered WHERE position <= 3 ORDER BY email_id, position
-"""
-COPIES_SQL = """
-SELECT resent_from_id, count(*) FROM maildelivery_email WHERE resent_from_id = ANY(%s)
-GROUP BY resent_from_id
 """
 DETAIL_SQL = (
     "SELECT * FROM maildelivery_email WHERE id = %s AND tenant_id IS NULL",
@@ -303,10 +302,7 @@ def _bare_list(
     def run() -> object:
         rows = connection.execute(sql, params).fetchall()
         ids = [r[0] for r in rows[:50]]
-        return (
-            connection.execute(TO_SQL, (ids,)).fetchall(),
-            connection.execute(COPIES_SQL, (ids,)).fetchall(),
-        )
+        return connection.execute(TO_SQL, (ids,)).fetchall()
 
     return run
 

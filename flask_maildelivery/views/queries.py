@@ -311,6 +311,15 @@ _ROW_COLUMNS = (
     Email.reviewed_at,
     Email.resolved_by_id,
 )
+_COPY = sa.orm.aliased(Email)
+#: How many copies were sent of the row's email: an index lookup on ``resent_from_id`` per
+#: row of the page, in the list's own statement.
+_COPY_COUNT = (
+    sa.select(sa.func.count(_COPY.id))
+    .where(_COPY.resent_from_id == Email.id)
+    .scalar_subquery()
+    .label("copy_count")
+)
 
 
 def list_statement(
@@ -319,7 +328,7 @@ def list_statement(
     """The ``SELECT`` of one list page (``limit`` rows in reading order) on the database
     ``dialect_name``."""
     cursor = log_filter.cursor
-    statement = sa.select(*_ROW_COLUMNS).where(*filter_clauses(log_filter, tenant_id))
+    statement = sa.select(*_ROW_COLUMNS, _COPY_COUNT).where(*filter_clauses(log_filter, tenant_id))
     if cursor is not None:
         statement = statement.where(
             _keyset(cursor, row_values=dialect_name not in ("mysql", "mariadb"))
@@ -353,16 +362,6 @@ def first_recipients_statement(email_ids: Sequence[int]) -> AnySelect:
     )
 
 
-def copy_counts_statement(email_ids: Sequence[int]) -> AnySelect:
-    """How many copies were sent of each of ``email_ids`` that has any: ``(email_id,
-    count)`` rows (an index range on ``resent_from_id``)."""
-    return (
-        sa.select(Email.resent_from_id, sa.func.count(Email.id))
-        .where(Email.resent_from_id.in_(email_ids))
-        .group_by(Email.resent_from_id)
-    )
-
-
 @contextmanager
 def reading() -> Iterator[sa.Connection]:
     """The connection the pages' reads run on: the package's own session's, never the
@@ -371,7 +370,7 @@ def reading() -> Iterator[sa.Connection]:
 
 
 def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> list[EmailRow]:
-    result = [EmailRow(*row) for row in rows]
+    result = [EmailRow(**row._mapping) for row in rows]
     if not result:
         return result
     by_id = {row.id: row for row in result}
@@ -379,8 +378,6 @@ def _rows_with_recipients(connection: sa.Connection, rows: Sequence[Any]) -> lis
         row = by_id[email_id]
         row.to.append(address)
         row.recipient_count = total
-    for email_id, count in connection.execute(copy_counts_statement(list(by_id))):
-        by_id[email_id].copy_count = count
     return result
 
 
