@@ -363,6 +363,12 @@ class WebhookAdapter(ABC):
     retry_window: ClassVar[float]
     #: HTTP status for a failed authentication (Mailgun: 406, which stops its retries).
     auth_failure_status: ClassVar[int] = 401
+    #: HTTP status when the request cannot even be stored (the database is down): one
+    #: that makes this provider retry it later.
+    retry_status: ClassVar[int] = 503
+    #: Lower-case names of the headers kept with a stored request (to explain it or verify
+    #: it again); never ``authorization``.
+    stored_headers: ClassVar[tuple[str, ...]] = ("content-type", "user-agent")
     #: What to set when the provider is not configured (for the error message).
     setup_hint: ClassVar[str] = ""
 
@@ -397,6 +403,11 @@ class WebhookAdapter(ABC):
         :raises AuthenticationFailed: an event's own time is older than the tolerance
             (providers that sign no timestamp).
         """
+
+    def single_use_token(self, request: WebhookRequest) -> str | None:
+        """The request's single-use token (Mailgun), stored with it so that a second use is
+        refused in every process; default: none."""
+        return None
 
     def accepted(self, request: WebhookRequest) -> None:
         """Called after the request's events were stored (e.g. to remember a single-use

@@ -52,6 +52,8 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
     retry_window = 8 * 3600
     # 406 tells Mailgun not to retry
     auth_failure_status = 406
+    # Mailgun retries anything but 200 and 406, for about 8 hours
+    retry_status = 503
     setup_hint = (
         "set MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY to the HTTP webhook signing key shown in "
         "Mailgun's Sending > Webhooks (not the API key)"

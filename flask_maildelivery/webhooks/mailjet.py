@@ -41,6 +41,8 @@ class MailjetAdapter(BasicAuthAdapter):
     # take the longer one
     default_tolerance = 25 * 3600
     retry_window = 25 * 3600
+    # Mailjet retries any non-200 answer (its schedules disagree: up to 24 hours)
+    retry_status = 503
     setup_hint = (
         "set MAILDELIVERY_MAILJET_WEBHOOK_USERNAME and MAILDELIVERY_MAILJET_WEBHOOK_PASSWORD "
         "and put them in the event callback URL (https://user:password@host/...) in Mailjet"

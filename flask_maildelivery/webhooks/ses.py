@@ -166,6 +166,15 @@ class SESAdapter(WebhookAdapter):
     default_tolerance = 3600
     retry_window = 3600
     auth_failure_status = 403
+    # SNS retries server-side errors (5xx) under the HTTP delivery policy (an hour at most)
+    retry_status = 503
+    stored_headers = (
+        "content-type",
+        "user-agent",
+        "x-amz-sns-message-type",
+        "x-amz-sns-message-id",
+        "x-amz-sns-topic-arn",
+    )
     setup_hint = (
         "set MAILDELIVERY_SES_TOPIC_ARNS to the ARN(s) of the SNS topic(s) your SES "
         "configuration set publishes to"

@@ -57,6 +57,9 @@ class SparkPostAdapter(BasicAuthAdapter):
     # SparkPost retries for 8 hours
     default_tolerance = 9 * 3600
     retry_window = 9 * 3600
+    # SparkPost retries any non-200 answer for 8 hours
+    retry_status = 503
+    stored_headers = ("content-type", "user-agent", "x-messagesystems-batch-id")
     setup_hint = (
         "set MAILDELIVERY_SPARKPOST_WEBHOOK_USERNAME and MAILDELIVERY_SPARKPOST_WEBHOOK_PASSWORD "
         "and choose Basic Authentication with them on the SparkPost webhook"
