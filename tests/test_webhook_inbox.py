@@ -4,6 +4,7 @@ cannot even be stored gets the answer that makes its provider retry."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from flask import Flask
 from flask_maildelivery.extension import MailDelivery
 from flask_maildelivery.webhooks import inbox
 
-from .kits import ANN, KITS, PROVIDERS, Kit, PostmarkKit, SendGridKit, post
+from .kits import ANN, KITS, PROVIDERS, Kit, MailgunKit, PostmarkKit, SendGridKit, post
 from .webhook_helpers import inbox_rows, recipient_states, send_email, stored_events
 
 
@@ -145,3 +146,39 @@ def test_a_stored_body_that_no_longer_parses_is_failed_not_lost(make_app: Any) -
     assert "not JSON" in outcome.error
     [row] = inbox_rows(app)
     assert (row.status, row.attempts) == ("failed", 2)
+
+
+#: Hours late, inside each provider's retry horizon (Postmark about 70 min, Brevo about
+#: 11 h, Resend about 28 h; the basic-auth providers sign nothing, so no age is checked).
+LATE = {"postmark": 3, "brevo": 11, "resend": 27, "sendgrid": 23, "mailgun": 7}
+
+
+@pytest.mark.parametrize("provider", list(LATE))
+def test_events_delivered_hours_late_are_applied(make_app: Any, provider: str) -> None:
+    kit = KITS[provider]()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app)
+    then = datetime.now(UTC) - timedelta(hours=LATE[provider])
+    event = kit.one_event("hard_bounce", public_id, at=then)
+    response = kit.post_events(app, [event], signed_at=then)
+    assert response.status_code == 200, response.get_json()
+    assert recipient_states(app, email_id)[ANN][0] == "bounced"
+    assert [row.status for row in inbox_rows(app)] == ["applied"]
+
+
+def test_mailgun_token_replayed_to_another_instance_is_refused(make_app: Any) -> None:
+    kit = MailgunKit()
+    first = kit.start(make_app)
+    second = kit.start(make_app)  # another process sharing the database
+    email_id, public_id = send_email(first)
+    request = kit.request([kit.one_event("delivered", public_id)])
+    assert post(first, kit, request).status_code == 200
+    # the same token on a new event: the signature still matches, the token is spent
+    body, headers = request
+    replayed = body.replace(b"delivered", b"failed")
+    response = post(second, kit, (replayed, headers))
+    assert response.status_code == 406
+    assert "used already" in response.get_json()["error"]
+    assert len(stored_events(first)) == 1
+    assert len(inbox_rows(first)) == 1
+    assert recipient_states(first, email_id)[ANN][0] == "delivered"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Flask
@@ -89,15 +89,13 @@ def store(app: Flask, adapter: WebhookAdapter, request: WebhookRequest) -> int:
             )
         )
         inbox_id = result.inserted_primary_key[0]  # type: ignore[attr-defined]
-        token = adapter.single_use_token(request)
-        if token is not None:
+        single_use = adapter.single_use_token(request)
+        if single_use is not None:
+            token, expires_at = single_use
             try:
                 session.execute(
                     sa.insert(token_t).values(
-                        provider=adapter.provider,
-                        token=token[:255],
-                        expires_at=request.received_at
-                        + timedelta(seconds=adapter.timestamps.tolerance),
+                        provider=adapter.provider, token=token[:255], expires_at=expires_at
                     )
                 )
             except IntegrityError:

@@ -68,8 +68,6 @@ class PostmarkAdapter(BasicAuthAdapter):
 
     provider = "postmark"
     # Postmark retries for about 70 minutes; events older than that plus a margin are replays
-    default_tolerance = 3 * 3600
-    retry_window = 3 * 3600
     # Postmark retries only 5xx, 408, 429 and timeouts; any other 4xx drops the event
     retry_status = 503
     stored_headers = (
@@ -86,7 +84,7 @@ class PostmarkAdapter(BasicAuthAdapter):
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()
         validate(_schema, data, "the Postmark record")
-        return self.fresh_events(request, [data], self.normalize)
+        return [self.normalize(item) for item in [data]]
 
     def normalize(self, record: dict[str, Any]) -> NormalizedEvent:
         """One Postmark record as a normalized event."""

@@ -71,7 +71,6 @@ class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
     provider = "sendgrid"
     # SendGrid retries for 24 h and does not document whether a retry is re-signed: accept
     # the whole retry window (repeats are deduplicated on sg_event_id)
-    default_tolerance = 24 * 3600
     retry_window = 24 * 3600
     # SendGrid retries any non-2xx answer for up to 24 hours
     retry_status = 503

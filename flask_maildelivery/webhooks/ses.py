@@ -37,7 +37,7 @@ from ..schemas import SESEventSchema, SNSEnvelopeSchema
 from .base import (
     AuthenticationFailed,
     MalformedPayload,
-    WebhookAdapter,
+    SignedTimestampAdapter,
     WebhookError,
     WebhookRequest,
     as_list,
@@ -157,13 +157,12 @@ def string_to_sign(message: dict[str, Any]) -> bytes:
     ).encode()
 
 
-class SESAdapter(WebhookAdapter):
+class SESAdapter(SignedTimestampAdapter):
     """Amazon SES through SNS."""
 
     provider = "ses"
-    # SNS reuses the original Timestamp when it retries, and an HTTP delivery policy lasts
-    # at most an hour
-    default_tolerance = 3600
+    # SNS reuses the original Timestamp when it retries, and an HTTP/S delivery policy
+    # lasts at most 3,600 s (a hard limit, docs.aws.amazon.com/sns sns-message-delivery-retries)
     retry_window = 3600
     auth_failure_status = 403
     # SNS retries server-side errors (5xx) under the HTTP delivery policy (an hour at most)

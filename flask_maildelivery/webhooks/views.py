@@ -133,7 +133,6 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
             # nothing is stored: answer so that the provider retries
             logger.exception("could not store a %s webhook request", provider)
             return _error(adapter.retry_status, "the request could not be stored; retry later")
-        adapter.accepted(webhook_request)
         outcome = inbox.apply(app, inbox_id, events)
         if outcome.report is None:
             # stored: the provider must not retry; the inbox row keeps the error
