@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_MAX_RECIPIENTS": 1000,
     "MAILDELIVERY_STORE_BODIES": True,
     "MAILDELIVERY_RETENTION_DAYS": None,
+    # applied webhook inbox rows are purged after this many days (failed ones are kept)
+    "MAILDELIVERY_INBOX_RETENTION_DAYS": 7,
     "MAILDELIVERY_SMTP_HOST": "localhost",
     "MAILDELIVERY_SMTP_PORT": 25,
     "MAILDELIVERY_SMTP_USERNAME": None,

@@ -182,3 +182,78 @@ def test_mailgun_token_replayed_to_another_instance_is_refused(make_app: Any) ->
     assert len(stored_events(first)) == 1
     assert len(inbox_rows(first)) == 1
     assert recipient_states(first, email_id)[ANN][0] == "delivered"
+
+
+def _failed_request(app: Flask, kit: SendGridKit, public_id: str) -> int:
+    """Post a request whose apply fails (the event table refuses inserts); its row id."""
+    remove = _fail_on(app, "maildelivery_event")
+    try:
+        response = kit.post_events(app, [kit.one_event("delivered", public_id)])
+    finally:
+        remove()
+    assert response.status_code == 200
+    return int(response.get_json()["inbox"])
+
+
+def test_cli_lists_and_retries_failed_requests(make_app: Any) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app)
+    runner = app.test_cli_runner()
+    assert "no failed or pending" in runner.invoke(args=["maildelivery", "inbox", "list"]).output
+    inbox_id = _failed_request(app, kit, public_id)
+    listed = runner.invoke(args=["maildelivery", "inbox", "list"])
+    assert listed.exit_code == 0
+    [line] = listed.output.splitlines()
+    assert line.startswith(f"{inbox_id}\tfailed\tsendgrid\t")
+    assert "database unavailable" in line
+    # still failing: one line, exit 1, no traceback
+    remove = _fail_on(app, "maildelivery_event")
+    try:
+        result = runner.invoke(args=["maildelivery", "inbox", "retry", "--all"])
+    finally:
+        remove()
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "1 of 1 request(s) still failed" in result.output
+    # the fault cleared: applied once
+    result = runner.invoke(args=["maildelivery", "inbox", "retry", "--id", str(inbox_id)])
+    assert result.exit_code == 0, result.output
+    assert f"{inbox_id}: applied (1 stored" in result.output
+    assert recipient_states(app, email_id)[ANN][0] == "delivered"
+    again = runner.invoke(args=["maildelivery", "inbox", "retry", "--id", str(inbox_id)])
+    assert again.exit_code == 1
+    assert "applied already" in again.output
+    assert len(stored_events(app)) == 1
+    assert runner.invoke(args=["maildelivery", "inbox", "retry"]).exit_code == 2
+    missing = runner.invoke(args=["maildelivery", "inbox", "retry", "--id", "999999"])
+    assert missing.exit_code == 1
+    assert "no webhook inbox row 999999" in missing.output
+
+
+def test_purge_drops_old_applied_rows_and_keeps_failed_ones(make_app: Any) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    _, public_id = send_email(app)
+    failed_id = _failed_request(app, kit, public_id)
+    assert kit.post_events(app, [kit.one_event("open", public_id)]).status_code == 200
+    assert kit.post_events(app, [kit.one_event("click", public_id)]).status_code == 200
+    old_ids = [row.id for row in inbox_rows(app)][:2]  # the failed one and one applied
+    with app.app_context():
+        session = MailDelivery.state(app).sessions()
+        session.execute(
+            sa.update(inbox.inbox_t)
+            .where(inbox.inbox_t.c.id.in_(old_ids))
+            .values(received_at=datetime.now(UTC) - timedelta(days=8))
+        )
+        session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["maildelivery", "purge"])
+    assert result.exit_code == 0, result.output
+    assert "purged 1 webhook inbox row(s) older than 7 day(s)" in result.output
+    kept = [(r.id, r.status) for r in inbox_rows(app)]
+    assert len(kept) == 2
+    assert kept[0] == (failed_id, "failed")
+    result = runner.invoke(args=["maildelivery", "purge", "--inbox-failed"])
+    assert "purged 1 webhook inbox row(s)" in result.output
+    assert failed_id not in [r.id for r in inbox_rows(app)]

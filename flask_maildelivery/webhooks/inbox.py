@@ -180,3 +180,83 @@ def _mark(
             connection.execute(sa.update(inbox_t).where(inbox_t.c.id == inbox_id).values(**values))
     except SQLAlchemyError:
         logger.exception("could not record the outcome of webhook inbox row %s", inbox_id)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One stored request as ``inbox list`` shows it (the body left out)."""
+
+    id: int
+    provider: str
+    status: InboxStatus
+    received_at: datetime
+    attempts: int
+    error: str | None
+
+
+def unsettled(app: Flask) -> list[InboxEntry]:
+    """The ``failed`` and ``pending`` rows, oldest first."""
+    session = package_session(app)
+    rows = session.execute(
+        sa.select(
+            inbox_t.c.id,
+            inbox_t.c.provider,
+            inbox_t.c.status,
+            inbox_t.c.received_at,
+            inbox_t.c.attempts,
+            inbox_t.c.error,
+        )
+        .where(inbox_t.c.status.in_([InboxStatus.FAILED, InboxStatus.PENDING]))
+        .order_by(inbox_t.c.id)
+    ).all()
+    session.rollback()
+    return [InboxEntry(*row) for row in rows]
+
+
+def failed_count(app: Flask) -> int:
+    """How many rows are ``failed`` (the log page's warning)."""
+    session = package_session(app)
+    count = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(inbox_t)
+        .where(inbox_t.c.status == InboxStatus.FAILED)
+    )
+    session.rollback()
+    return int(count or 0)
+
+
+def retry(app: Flask, inbox_id: int | None = None) -> list[ApplyOutcome]:
+    """Apply again row ``inbox_id`` (``None``: every ``failed`` and ``pending`` row).
+
+    :raises LookupError: there is no such row, or it is applied already.
+    """
+    if inbox_id is None:
+        return [apply(app, entry.id) for entry in unsettled(app)]
+    session = package_session(app)
+    status = session.scalar(sa.select(inbox_t.c.status).where(inbox_t.c.id == inbox_id))
+    session.rollback()
+    if status is None:
+        raise LookupError(f"no webhook inbox row {inbox_id}")
+    if status == InboxStatus.APPLIED:
+        raise LookupError(f"webhook inbox row {inbox_id} is applied already")
+    return [apply(app, inbox_id)]
+
+
+def purge(app: Flask, older_than: datetime, *, include_failed: bool = False) -> int:
+    """Delete ``applied`` rows received before ``older_than`` (with ``include_failed``, the
+    ``failed`` ones too: they are otherwise kept until retried), and every single-use token
+    whose window has passed. Returns the number of rows deleted."""
+    statuses = [InboxStatus.APPLIED, *([InboxStatus.FAILED] if include_failed else [])]
+    session = package_session(app)
+    try:
+        result = session.execute(
+            sa.delete(inbox_t).where(
+                inbox_t.c.status.in_(statuses), inbox_t.c.received_at < older_than
+            )
+        )
+        session.execute(sa.delete(token_t).where(token_t.c.expires_at < utcnow()))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return int(result.rowcount)  # type: ignore[attr-defined]
