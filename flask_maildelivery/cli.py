@@ -12,6 +12,7 @@ from .context import config_value, get_state
 from .ingest import apply_unmatched_events
 from .maintenance import purge, retention_cutoff, stats
 from .sending import RecordingFailed, ResendRefused, SendRefused, resend_email
+from .webhooks import inbox
 
 
 def _engine() -> Engine:
@@ -56,14 +57,25 @@ def db_current() -> None:
 @maildelivery_cli.command("purge")
 @click.option("--days", type=int, default=None, help="Default: MAILDELIVERY_RETENTION_DAYS.")
 @click.option("--bodies-only", is_flag=True, help="Keep the records, drop the bodies.")
+@click.option(
+    "--inbox-failed",
+    is_flag=True,
+    help="Also delete failed webhook inbox rows older than MAILDELIVERY_INBOX_RETENTION_DAYS.",
+)
 @with_appcontext
-def purge_command(days: int | None, bodies_only: bool) -> None:
-    """Delete emails (or only their bodies) older than the retention period."""
+def purge_command(days: int | None, bodies_only: bool, inbox_failed: bool) -> None:
+    """Delete emails (or only their bodies) older than the retention period, and applied
+    webhook inbox rows older than MAILDELIVERY_INBOX_RETENTION_DAYS."""
     days = days if days is not None else config_value("RETENTION_DAYS")
     if days is None:
-        raise click.UsageError("set MAILDELIVERY_RETENTION_DAYS or pass --days")
-    count = purge(current_app, retention_cutoff(days), bodies_only=bodies_only)
-    click.echo(f"purged {count} email(s) older than {days} day(s)")
+        click.echo("emails kept: set MAILDELIVERY_RETENTION_DAYS or pass --days")
+    else:
+        count = purge(current_app, retention_cutoff(days), bodies_only=bodies_only)
+        click.echo(f"purged {count} email(s) older than {days} day(s)")
+    inbox_days = int(config_value("INBOX_RETENTION_DAYS"))
+    rows = inbox.purge(current_app, retention_cutoff(inbox_days), include_failed=inbox_failed)
+    kept = "" if inbox_failed else " (failed rows kept: see flask maildelivery inbox list)"
+    click.echo(f"purged {rows} webhook inbox row(s) older than {inbox_days} day(s){kept}")
 
 
 @maildelivery_cli.command("stats")
@@ -113,3 +125,52 @@ def reconcile_command() -> None:
         f"{len(report.recipient_changes)} recipient status change(s), "
         f"{len(report.result_changes)} result change(s)"
     )
+
+
+@maildelivery_cli.group("inbox", help="Stored webhook requests whose events are not applied.")
+def inbox_group() -> None:
+    """Webhook inbox commands."""
+
+
+@inbox_group.command("list")
+@with_appcontext
+def inbox_list() -> None:
+    """Print the failed and pending webhook requests, one line each."""
+    entries = inbox.unsettled(current_app)
+    if not entries:
+        click.echo("no failed or pending webhook requests")
+    for entry in entries:
+        error = (entry.error or "").splitlines()[0] if entry.error else ""
+        click.echo(
+            f"{entry.id}\t{entry.status}\t{entry.provider}\t"
+            f"{entry.received_at:%Y-%m-%d %H:%M:%S}Z\t{entry.attempts} attempt(s)\t{error}"
+        )
+
+
+@inbox_group.command("retry")
+@click.option("--id", "inbox_id", type=int, default=None, help="One row, by its id.")
+@click.option("--all", "retry_all", is_flag=True, help="Every failed and pending row.")
+@with_appcontext
+def inbox_retry(inbox_id: int | None, retry_all: bool) -> None:
+    """Apply the events of stored webhook requests again (repeats change nothing)."""
+    if (inbox_id is None) == (not retry_all):
+        raise click.UsageError("pass --id N or --all")
+    try:
+        outcomes = inbox.retry(current_app, None if retry_all else inbox_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    failed = 0
+    for outcome in outcomes:
+        if outcome.report is not None:
+            report = outcome.report
+            click.echo(
+                f"{outcome.inbox_id}: applied ({report.stored} stored, "
+                f"{report.duplicates} already stored)"
+            )
+        else:
+            failed += 1
+            click.echo(f"{outcome.inbox_id}: failed: {(outcome.error or '').splitlines()[0]}")
+    if not outcomes:
+        click.echo("no failed or pending webhook requests")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(outcomes)} request(s) still failed")

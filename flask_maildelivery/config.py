@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_MAX_RECIPIENTS": 1000,
     "MAILDELIVERY_STORE_BODIES": True,
     "MAILDELIVERY_RETENTION_DAYS": None,
+    # applied webhook inbox rows are purged after this many days (failed ones are kept)
+    "MAILDELIVERY_INBOX_RETENTION_DAYS": 7,
     "MAILDELIVERY_SMTP_HOST": "localhost",
     "MAILDELIVERY_SMTP_PORT": 25,
     "MAILDELIVERY_SMTP_USERNAME": None,
@@ -56,9 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_WEBHOOK_MAX_BYTES": 25 * 1024 * 1024,
     # provider webhooks: credentials (a provider left unconfigured refuses its webhook).
     # Secrets and credentials also accept a list, so a new one can be added before the old
-    # one is removed (rotation). ``*_WEBHOOK_TOLERANCE`` is in seconds; ``None`` means the
-    # provider's default (see docs/webhook-security.md), and a value above the provider's
-    # retry window is cut down to it.
+    # one is removed (rotation). ``*_WEBHOOK_TOLERANCE`` (signed providers) is in seconds;
+    # ``None`` means the provider's retry horizon (see docs/webhook-security.md).
     "MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": None,
     "MAILDELIVERY_SENDGRID_WEBHOOK_TOLERANCE": None,
     "MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY": None,
@@ -66,7 +67,6 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME": None,
     "MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD": None,
     "MAILDELIVERY_POSTMARK_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_POSTMARK_WEBHOOK_TOLERANCE": None,
     "MAILDELIVERY_SES_TOPIC_ARNS": (),
     "MAILDELIVERY_SES_WEBHOOK_TOLERANCE": None,
     "MAILDELIVERY_SES_CONFIRM_SUBSCRIPTIONS": True,
@@ -76,15 +76,12 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_SPARKPOST_WEBHOOK_USERNAME": None,
     "MAILDELIVERY_SPARKPOST_WEBHOOK_PASSWORD": None,
     "MAILDELIVERY_SPARKPOST_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_SPARKPOST_WEBHOOK_TOLERANCE": None,
     "MAILDELIVERY_MAILJET_WEBHOOK_USERNAME": None,
     "MAILDELIVERY_MAILJET_WEBHOOK_PASSWORD": None,
     "MAILDELIVERY_MAILJET_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_MAILJET_WEBHOOK_TOLERANCE": None,
     "MAILDELIVERY_BREVO_WEBHOOK_USERNAME": None,
     "MAILDELIVERY_BREVO_WEBHOOK_PASSWORD": None,
     "MAILDELIVERY_BREVO_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_BREVO_WEBHOOK_TOLERANCE": None,
     "MAILDELIVERY_RESEND_WEBHOOK_SECRET": None,
     "MAILDELIVERY_RESEND_WEBHOOK_TOLERANCE": None,
 }

@@ -150,6 +150,9 @@ class AppState:
     #: host code (``current_app.extensions["maildelivery"].extension``); the package itself
     #: never reaches up to it.
     extension: Any = None
+    #: The webhook adapters by provider id (``WebhookAdapter`` objects, built at
+    #: ``init_app``): the inbox re-parses a stored request with its provider's adapter.
+    webhook_adapters: Mapping[str, Any] = field(default_factory=dict)
     #: The package's own sessions, one per app context, on the host's engine.
     sessions: scoped_session[Session] = field(init=False)
 

@@ -120,6 +120,7 @@ class MailDelivery:
         app.register_blueprint(create_pages_blueprint(app))
         app.register_blueprint(create_api_blueprint(app))
         adapters = build_adapters(app)
+        state.webhook_adapters = adapters
         state.reporting_providers = frozenset(
             provider for provider, adapter in adapters.items() if adapter.configured
         )

@@ -1,4 +1,6 @@
-"""The stored records: :class:`Email`, its :class:`Recipient` rows and their :class:`Event` rows.
+"""The stored records: :class:`Email`, its :class:`Recipient` rows and their :class:`Event` rows;
+the webhook requests kept before their events are applied (:class:`WebhookInbox`) and the
+single-use webhook tokens seen (:class:`WebhookToken`).
 
 The models are declared on the package's own :class:`~sqlalchemy.MetaData` (so importing this
 module needs no app), and are used through the host's Flask-SQLAlchemy session and engine.
@@ -17,7 +19,14 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .vocabulary import EmailResult, EmailStatus, EventType, RecipientKind, RecipientStatus
+from .vocabulary import (
+    EmailResult,
+    EmailStatus,
+    EventType,
+    InboxStatus,
+    RecipientKind,
+    RecipientStatus,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -90,6 +99,8 @@ class StrEnumType(sa.types.TypeDecorator[E]):
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 #: Long text: LONGTEXT on MySQL/MariaDB, whose TEXT stops at 64 KiB.
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+#: Raw bytes: LONGBLOB on MySQL/MariaDB, whose BLOB stops at 64 KiB.
+LongBinary = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 #: Auto-increment big integer keys (SQLite only auto-increments INTEGER).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -291,3 +302,50 @@ class Event(Base):
 
     def __repr__(self) -> str:
         return f"<Event {self.provider}:{self.type} {self.address}>"
+
+
+class WebhookInbox(Base):
+    """One authenticated webhook request, kept as received before its events are applied,
+    so that a failure while applying them never loses it (see :mod:`.webhooks.inbox`).
+
+    Only a few headers are kept (those that explain or re-verify the request), never
+    ``Authorization``.
+    """
+
+    __tablename__ = "maildelivery_webhook_inbox"
+    __table_args__ = (
+        # the failed and pending rows (CLI, log page) and the purge, without a scan
+        sa.Index("ix_maildelivery_webhook_inbox_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONType, nullable=False, default=dict)
+    body: Mapped[bytes] = mapped_column(LongBinary, nullable=False)
+    status: Mapped[InboxStatus] = mapped_column(
+        StrEnumType(InboxStatus, 16), nullable=False, default=InboxStatus.PENDING
+    )
+    #: Why the last apply failed.
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    #: How many times its events were applied (or tried).
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<WebhookInbox {self.id} {self.provider} {self.status}>"
+
+
+class WebhookToken(Base):
+    """A single-use token of a webhook request (Mailgun's ``signature.token``), stored with
+    the request's inbox row: the unique constraint refuses its second use in any process
+    sharing the database. Kept until the token's signature leaves the replay window."""
+
+    __tablename__ = "maildelivery_webhook_token"
+    __table_args__ = (sa.UniqueConstraint("provider", "token"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    token: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    #: When the signature it came with is too old to be accepted anyway (purge after).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)

@@ -84,3 +84,14 @@ class RecipientKind(StrEnum):
     TO = "to"
     CC = "cc"
     BCC = "bcc"
+
+
+class InboxStatus(StrEnum):
+    """Where a stored webhook request stands (:class:`~flask_maildelivery.models.WebhookInbox`)."""
+
+    #: Stored, its events not applied yet (being applied, or the apply could not say).
+    PENDING = "pending"
+    #: Its events are applied.
+    APPLIED = "applied"
+    #: Applying its events failed; ``flask maildelivery inbox retry`` applies it again.
+    FAILED = "failed"

@@ -1,4 +1,5 @@
-"""Webhook batches against the database: a failure mid-batch leaves nothing behind; an
+"""Webhook batches against the database: a failure mid-batch leaves nothing of the batch
+behind, the request kept in the inbox for a retry; an
 event that beats its email is applied when the email appears, or by ``reconcile``; the
 endpoint is exempt from CSRF protection."""
 
@@ -12,9 +13,16 @@ import sqlalchemy as sa
 
 from flask_maildelivery.extension import MailDelivery
 from flask_maildelivery.models import Email, Recipient, utcnow
+from flask_maildelivery.webhooks import inbox
 
 from .kits import SendGridKit, post
-from .webhook_helpers import email_result, recipient_states, send_email, stored_events
+from .webhook_helpers import (
+    email_result,
+    inbox_rows,
+    recipient_states,
+    send_email,
+    stored_events,
+)
 
 ADDRESSES = tuple(f"r{i}@customer.test" for i in range(5))
 
@@ -24,7 +32,7 @@ ADDRESSES = tuple(f"r{i}@customer.test" for i in range(5))
     [("maildelivery_recipient", "status"), ("maildelivery_email", "result")],
     ids=["recipient-update", "email-update"],
 )
-def test_database_failure_mid_batch_stores_nothing(
+def test_database_failure_mid_batch_keeps_the_request_in_the_inbox(
     make_app: Any, failing_table: str, column: str
 ) -> None:
     kit = SendGridKit()
@@ -52,16 +60,27 @@ def test_database_failure_mid_batch_stores_nothing(
         response = post(app, kit, kit.request(events))
     finally:
         sa.event.remove(engine, "before_cursor_execute", fail)
-    assert response.status_code == 503
-    assert "retry" in response.get_json()["error"]
+    # the request is stored: the provider must not retry
+    [row] = inbox_rows(app)
+    assert response.status_code == 200
+    assert response.get_json() == {"inbox": row.id, "status": "failed"}
     assert "INSERT" in statements  # the failure came after the events were written
     assert stored_events(app) == []
     for email_id, _ in emails:
         assert set(recipient_states(app, email_id).values()) == {("queued", None)}
         assert email_result(app, email_id) == ("queued", "")
-    # the provider's retry of the same batch then goes through
-    assert post(app, kit, kit.request(events)).status_code == 200
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.error is not None
+    assert "injected failure" in row.error
+    # applied again once the fault is gone: everything, once
+    with app.app_context():
+        outcome = inbox.apply(app, row.id)
+    assert outcome.report is not None
+    assert outcome.report.stored == len(events)
     assert len(stored_events(app)) == len(events)
+    [row] = inbox_rows(app)
+    assert (row.status, row.attempts, row.error) == ("applied", 2, None)
+    assert row.applied_at is not None
 
 
 def test_event_before_its_email_is_applied_when_the_email_appears(

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from flask_maildelivery.events import normalize_message_id
 from flask_maildelivery.extension import MailDelivery
-from flask_maildelivery.models import Email, Event, Recipient
+from flask_maildelivery.models import Email, Event, Recipient, WebhookInbox
 from flask_maildelivery.transports import OutgoingMessage, SendResult, Transport
 
 
@@ -43,6 +43,15 @@ def stored_events(app: Any) -> list[Event]:
         events = list(session.scalars(sa.select(Event).order_by(Event.id)))
         session.expunge_all()
         return events
+
+
+def inbox_rows(app: Any) -> list[WebhookInbox]:
+    """Every webhook inbox row, oldest first (detached from the session)."""
+    with app.app_context():
+        session = MailDelivery.state(app).sessions()
+        rows = list(session.scalars(sa.select(WebhookInbox).order_by(WebhookInbox.id)))
+        session.expunge_all()
+        return rows
 
 
 def recipient_states(app: Any, email_id: int) -> dict[str, tuple[str, str | None]]:

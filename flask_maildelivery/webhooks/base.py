@@ -10,8 +10,10 @@ Security pieces, combined by each adapter as its provider requires:
 
 * :class:`BasicAuth`: HTTP basic auth against a list of accepted credentials (rotation);
 * :func:`constant_time_equal`: every secret comparison goes through :func:`hmac.compare_digest`;
-* :class:`TimestampCheck`: refuses a timestamp outside the provider's tolerance;
-* :class:`ReplayCache`: remembers single-use tokens (Mailgun) until they expire.
+* :class:`TimestampCheck`: refuses a signed timestamp outside the provider's tolerance.
+
+Single-use tokens (Mailgun) are kept in the database with the stored request
+(:mod:`.inbox`), so that every process sharing it refuses a second use.
 """
 
 from __future__ import annotations
@@ -20,11 +22,8 @@ import base64
 import binascii
 import hmac
 import json
-import threading
-import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -182,8 +181,7 @@ class TimestampCheck:
     """Refuses a timestamp older than ``tolerance`` seconds, or more than
     :data:`CLOCK_SKEW` seconds in the future.
 
-    :param tolerance: the configured tolerance, already cut down to the provider's retry
-        window by :func:`tolerance_for`.
+    :param tolerance: the configured tolerance (:func:`tolerance_for`).
     """
 
     tolerance: float
@@ -200,54 +198,16 @@ class TimestampCheck:
             raise AuthenticationFailed(f"{what} is {int(-age)} s in the future")
 
 
-def tolerance_for(app: Flask, provider: str, default: float, maximum: float) -> TimestampCheck:
-    """The timestamp check of ``provider``: ``MAILDELIVERY_<PROVIDER>_WEBHOOK_TOLERANCE`` or
-    ``default``, never above ``maximum`` (the provider's retry window: a signature older
-    than that cannot be a genuine delivery)."""
+def tolerance_for(app: Flask, provider: str, default: float) -> TimestampCheck:
+    """The signature timestamp check of ``provider``:
+    ``MAILDELIVERY_<PROVIDER>_WEBHOOK_TOLERANCE`` or ``default`` (the provider's retry
+    horizon). A wider window is the host's choice: a replay inside it changes nothing,
+    since events are stored once."""
     configured = config_value(f"{provider.upper()}_WEBHOOK_TOLERANCE", app)
     value = default if configured is None else float(configured)
     if value <= 0:
         raise ValueError(f"MAILDELIVERY_{provider.upper()}_WEBHOOK_TOLERANCE must be positive")
-    return TimestampCheck(min(value, maximum))
-
-
-class ReplayCache:
-    """Single-use tokens seen recently, each kept until it expires (thread-safe, bounded).
-
-    A token is remembered only once its request was accepted, so a provider's retry of a
-    request we failed to store is not mistaken for a replay.
-    """
-
-    def __init__(
-        self, ttl: float, max_size: int = 100_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self.max_size = max_size
-        self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _expire(self, now: float) -> None:
-        while self._seen:
-            _token, expires = next(iter(self._seen.items()))
-            if expires > now and len(self._seen) <= self.max_size:
-                break
-            self._seen.popitem(last=False)
-
-    def seen(self, token: str) -> bool:
-        """Whether ``token`` was remembered and has not expired."""
-        with self._lock:
-            now = self._clock()
-            self._expire(now)
-            return token in self._seen
-
-    def remember(self, token: str) -> None:
-        """Remember ``token`` for ``ttl`` seconds."""
-        with self._lock:
-            now = self._clock()
-            self._seen[token] = now + self.ttl
-            self._seen.move_to_end(token)
-            self._expire(now)
+    return TimestampCheck(value)
 
 
 _UNSET: Any = object()
@@ -351,26 +311,24 @@ class WebhookAdapter(ABC):
     """Base class of provider adapters. One instance per app, built when the webhook
     blueprint is created (configuration is read then, once).
 
-    Subclasses set :attr:`provider`, :attr:`default_tolerance` and :attr:`retry_window`, and
-    implement :meth:`verify` and :meth:`parse`.
+    Subclasses set :attr:`provider` and implement :meth:`verify` and :meth:`parse`.
     """
 
     #: Lower-case provider id: module name, URL segment and config infix.
     provider: ClassVar[str]
-    #: Default timestamp tolerance in seconds.
-    default_tolerance: ClassVar[float]
-    #: The provider's documented retry window in seconds; no tolerance goes beyond it.
-    retry_window: ClassVar[float]
     #: HTTP status for a failed authentication (Mailgun: 406, which stops its retries).
     auth_failure_status: ClassVar[int] = 401
+    #: HTTP status when the request cannot even be stored (the database is down): one
+    #: that makes this provider retry it later.
+    retry_status: ClassVar[int] = 503
+    #: Lower-case names of the headers kept with a stored request (to explain it or verify
+    #: it again); never ``authorization``.
+    stored_headers: ClassVar[tuple[str, ...]] = ("content-type", "user-agent")
     #: What to set when the provider is not configured (for the error message).
     setup_hint: ClassVar[str] = ""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.timestamps = tolerance_for(
-            app, self.provider, self.default_tolerance, self.retry_window + CLOCK_SKEW
-        )
 
     @property
     @abstractmethod
@@ -398,9 +356,10 @@ class WebhookAdapter(ABC):
             (providers that sign no timestamp).
         """
 
-    def accepted(self, request: WebhookRequest) -> None:
-        """Called after the request's events were stored (e.g. to remember a single-use
-        token). Default: nothing to remember."""
+    def single_use_token(self, request: WebhookRequest) -> tuple[str, datetime] | None:
+        """The request's single-use token (Mailgun) and when it may be forgotten (its
+        signature is too old to be accepted by then); stored with the request, so that a
+        second use is refused in every process. Default: none."""
         return None
 
     def events_of_items(
@@ -411,41 +370,34 @@ class WebhookAdapter(ABC):
         normalize: Callable[[dict[str, Any]], NormalizedEvent],
     ) -> list[NormalizedEvent]:
         """The events of a body that is one event object or an array of them (Mailjet's
-        grouping, Brevo's batches): validated against ``schema``, normalized, and refused
-        when one is older than the tolerance (these providers sign no timestamp)."""
+        grouping, Brevo's batches), validated against ``schema`` and normalized."""
         data = request.json()
         items = data if isinstance(data, list) else [data]
         validate(schema, items, what, many=True)
-        return self.fresh_events(request, items, normalize)
+        return [normalize(item) for item in items]
 
-    def fresh_events(
-        self,
-        request: WebhookRequest,
-        items: Iterable[dict[str, Any]],
-        normalize: Callable[[dict[str, Any]], NormalizedEvent],
-    ) -> list[NormalizedEvent]:
-        """The normalized events of validated ``items``, for providers that sign no
-        timestamp: refused when one is older than the tolerance (see
-        :meth:`check_event_times`)."""
-        events = [normalize(item) for item in items]
-        self.check_event_times(events, request.received_at)
-        return events
 
-    def check_event_times(self, events: Iterable[NormalizedEvent], now: datetime) -> None:
-        """For providers that sign no timestamp: refuse a request carrying an event older
-        than the tolerance (a replayed request; genuine deliveries arrive within the
-        provider's retry window).
+class SignedTimestampAdapter(WebhookAdapter):
+    """An adapter whose provider signs a timestamp (SendGrid, Mailgun, SES, Resend): it is
+    checked against a window no shorter than the provider's documented retry horizon, so a
+    genuine retry that keeps its first signature is never refused.
 
-        :raises AuthenticationFailed: an event is too old.
-        """
-        for event in events:
-            self.timestamps.check(event.occurred_at, now, what=f"the event {event.raw_type!r}")
+    Subclasses set :attr:`retry_window`.
+    """
+
+    #: The provider's documented retry horizon in seconds: the default tolerance.
+    retry_window: ClassVar[float]
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.timestamps = tolerance_for(app, self.provider, self.retry_window + CLOCK_SKEW)
 
 
 class BasicAuthAdapter(WebhookAdapter):
     """An adapter whose provider authenticates with basic auth in the webhook URL
     (Postmark, SparkPost, Mailjet, Brevo): any of the configured credentials is accepted
-    (rotation)."""
+    (rotation). Nothing in the request is signed, so the events' own times are not checked:
+    a replay is harmless (events are stored once), and refusing a late retry would lose it."""
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
@@ -462,7 +414,7 @@ class BasicAuthAdapter(WebhookAdapter):
 KeyT = TypeVar("KeyT")
 
 
-class SigningKeyAdapter(WebhookAdapter, Generic[KeyT]):
+class SigningKeyAdapter(SignedTimestampAdapter, Generic[KeyT]):
     """An adapter whose provider signs each request with a key configured in
     ``MAILDELIVERY_<key_setting>`` (SendGrid, Mailgun, Resend): one key, or a list during a
     key change, any of which is accepted (rotation).

@@ -48,8 +48,9 @@ class BrevoAdapter(BasicAuthAdapter):
 
     provider = "brevo"
     # batches wait up to 5 minutes; retries come after 10 min, 1 h, 2 h and 8 h
-    default_tolerance = 12 * 3600
-    retry_window = 12 * 3600
+    # Brevo drops a request answered with any 4xx but 429, or with any 5xx: 429 is the one
+    # answer it retries (developers.brevo.com/docs/retry-mechanism)
+    retry_status = 429
     setup_hint = (
         "set MAILDELIVERY_BREVO_WEBHOOK_USERNAME and MAILDELIVERY_BREVO_WEBHOOK_PASSWORD and put "
         "them in the webhook URL (https://user:password@host/...) in Brevo"

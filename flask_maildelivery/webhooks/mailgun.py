@@ -2,22 +2,22 @@
 timestamp + token keyed with the Webhook Signing Key; tokens are single-use.
 
 Config: ``MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY`` (Sending > Webhooks > HTTP webhook
-signing key; a list during a key change), ``MAILDELIVERY_MAILGUN_WEBHOOK_TOLERANCE``.
+signing key; a list during a key change), ``MAILDELIVERY_MAILGUN_WEBHOOK_TOLERANCE``. A
+token is accepted once in every process sharing the database (see :mod:`.inbox`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime, timedelta
 from typing import Any
-
-from flask import Flask
 
 from ..events import CORRELATION_KEY, NormalizedEvent, normalize_message_id
 from ..schemas import MailgunPayloadSchema
 from .base import (
+    CLOCK_SKEW,
     AuthenticationFailed,
-    ReplayCache,
     SigningKeyAdapter,
     WebhookRequest,
     constant_time_equal,
@@ -47,21 +47,18 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
 
     provider = "mailgun"
     # Mailgun retries for about 8 h; re-signing of retries is undocumented, so accept the
-    # window and rely on the replay cache (a token is remembered once stored)
-    default_tolerance = 8 * 3600
+    # window; a token is single-use, kept in the database with the stored request
     retry_window = 8 * 3600
     # 406 tells Mailgun not to retry
     auth_failure_status = 406
+    # Mailgun retries anything but 200 and 406, for about 8 hours
+    retry_status = 503
     setup_hint = (
         "set MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY to the HTTP webhook signing key shown in "
         "Mailgun's Sending > Webhooks (not the API key)"
     )
 
     key_setting = "MAILGUN_WEBHOOK_SIGNING_KEY"
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.tokens = ReplayCache(ttl=self.timestamps.tolerance + 300)
 
     def load_key(self, value: str) -> bytes:
         return value.encode()
@@ -89,11 +86,13 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
         self.timestamps.check(
             parse_epoch(timestamp, "the signature timestamp"), request.received_at
         )
-        if self.tokens.seen(token):
-            raise AuthenticationFailed("the signature token was used already (a replay)")
 
-    def accepted(self, request: WebhookRequest) -> None:
-        self.tokens.remember(str(self._signature(request)["token"]))
+    def single_use_token(self, request: WebhookRequest) -> tuple[str, datetime] | None:
+        signature = self._signature(request)
+        signed_at = parse_epoch(signature["timestamp"], "the signature timestamp")
+        return str(signature["token"]), signed_at + timedelta(
+            seconds=self.timestamps.tolerance + CLOCK_SKEW
+        )
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()

@@ -39,8 +39,8 @@ class MailjetAdapter(BasicAuthAdapter):
     provider = "mailjet"
     # Mailjet's documented retry schedules disagree (10 x 10 min, or every 30 s for 24 h):
     # take the longer one
-    default_tolerance = 25 * 3600
-    retry_window = 25 * 3600
+    # Mailjet retries any non-200 answer (its schedules disagree: up to 24 hours)
+    retry_status = 503
     setup_hint = (
         "set MAILDELIVERY_MAILJET_WEBHOOK_USERNAME and MAILDELIVERY_MAILJET_WEBHOOK_PASSWORD "
         "and put them in the event callback URL (https://user:password@host/...) in Mailjet"

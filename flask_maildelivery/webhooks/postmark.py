@@ -68,8 +68,14 @@ class PostmarkAdapter(BasicAuthAdapter):
 
     provider = "postmark"
     # Postmark retries for about 70 minutes; events older than that plus a margin are replays
-    default_tolerance = 3 * 3600
-    retry_window = 3 * 3600
+    # Postmark retries only 5xx, 408, 429 and timeouts; any other 4xx drops the event
+    retry_status = 503
+    stored_headers = (
+        "content-type",
+        "user-agent",
+        "x-pm-webhook-trace-id",
+        "x-pm-retries-remaining",
+    )
     setup_hint = (
         "set MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME and MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD "
         "and put them in the webhook URL (https://user:password@host/...) in Postmark"
@@ -78,7 +84,7 @@ class PostmarkAdapter(BasicAuthAdapter):
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()
         validate(_schema, data, "the Postmark record")
-        return self.fresh_events(request, [data], self.normalize)
+        return [self.normalize(item) for item in [data]]
 
     def normalize(self, record: dict[str, Any]) -> NormalizedEvent:
         """One Postmark record as a normalized event."""

@@ -71,8 +71,10 @@ class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
     provider = "sendgrid"
     # SendGrid retries for 24 h and does not document whether a retry is re-signed: accept
     # the whole retry window (repeats are deduplicated on sg_event_id)
-    default_tolerance = 24 * 3600
     retry_window = 24 * 3600
+    # SendGrid retries any non-2xx answer for up to 24 hours
+    retry_status = 503
+    stored_headers = ("content-type", "user-agent", SIGNATURE_HEADER, TIMESTAMP_HEADER)
     setup_hint = (
         "set MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY to the verification key shown in "
         "SendGrid's Mail Settings > Event Webhook (Signed Event Webhook enabled)"

@@ -37,7 +37,7 @@ from ..schemas import SESEventSchema, SNSEnvelopeSchema
 from .base import (
     AuthenticationFailed,
     MalformedPayload,
-    WebhookAdapter,
+    SignedTimestampAdapter,
     WebhookError,
     WebhookRequest,
     as_list,
@@ -157,15 +157,23 @@ def string_to_sign(message: dict[str, Any]) -> bytes:
     ).encode()
 
 
-class SESAdapter(WebhookAdapter):
+class SESAdapter(SignedTimestampAdapter):
     """Amazon SES through SNS."""
 
     provider = "ses"
-    # SNS reuses the original Timestamp when it retries, and an HTTP delivery policy lasts
-    # at most an hour
-    default_tolerance = 3600
+    # SNS reuses the original Timestamp when it retries, and an HTTP/S delivery policy
+    # lasts at most 3,600 s (a hard limit, docs.aws.amazon.com/sns sns-message-delivery-retries)
     retry_window = 3600
     auth_failure_status = 403
+    # SNS retries server-side errors (5xx) under the HTTP delivery policy (an hour at most)
+    retry_status = 503
+    stored_headers = (
+        "content-type",
+        "user-agent",
+        "x-amz-sns-message-type",
+        "x-amz-sns-message-id",
+        "x-amz-sns-topic-arn",
+    )
     setup_hint = (
         "set MAILDELIVERY_SES_TOPIC_ARNS to the ARN(s) of the SNS topic(s) your SES "
         "configuration set publishes to"

@@ -55,8 +55,9 @@ class SparkPostAdapter(BasicAuthAdapter):
 
     provider = "sparkpost"
     # SparkPost retries for 8 hours
-    default_tolerance = 9 * 3600
-    retry_window = 9 * 3600
+    # SparkPost retries any non-200 answer for 8 hours
+    retry_status = 503
+    stored_headers = ("content-type", "user-agent", "x-messagesystems-batch-id")
     setup_hint = (
         "set MAILDELIVERY_SPARKPOST_WEBHOOK_USERNAME and MAILDELIVERY_SPARKPOST_WEBHOOK_PASSWORD "
         "and choose Basic Authentication with them on the SparkPost webhook"
@@ -76,7 +77,7 @@ class SparkPostAdapter(BasicAuthAdapter):
                     raise MalformedPayload(f"element {index}: msys holds no event object")
                 inner.append(value)
         validate(_schema, inner, "the SparkPost events", many=True)
-        return self.fresh_events(request, inner, self.normalize)
+        return [self.normalize(item) for item in inner]
 
     def normalize(self, item: dict[str, Any]) -> NormalizedEvent:
         """One SparkPost event as a normalized event."""

@@ -1,15 +1,19 @@
 """The webhook endpoint: ``POST {URL_PREFIX}/webhooks/<provider>``.
 
 Each request goes: size limit -> the provider's adapter verifies it (over the raw bytes)
-and parses it into normalized events -> :func:`~flask_maildelivery.ingest.ingest_events`
-stores and applies the batch in one transaction. Answers:
+and parses it into normalized events (the body is validated before anything is stored) ->
+:func:`.inbox.store` commits the raw request to the webhook inbox -> :func:`.inbox.apply`
+applies its events (:func:`~flask_maildelivery.ingest.ingest_events`) right away. Answers:
 
-* 200 stored (a repeated event included), with the counts;
+* 200 stored, with the counts (a repeated event included); also 200 when the request is
+  stored but applying its events failed: the inbox row is ``failed`` and
+  ``flask maildelivery inbox retry`` applies it;
 * 400 malformed body (JSON naming the problem), nothing stored;
 * 401/403 authentication failed or provider not configured (Mailgun: 406, which stops its
-  retries), nothing stored;
+  retries; also for a reused token), nothing stored;
 * 404 unknown provider; 413 body above ``MAILDELIVERY_WEBHOOK_MAX_BYTES``;
-* 503 the database failed: the transaction is rolled back, the provider retries.
+* the adapter's ``retry_status`` (503, Brevo 429) when the request could not be stored:
+  nothing is stored, the provider retries.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..context import config_value
-from ..ingest import ingest_events
-from . import ADAPTERS
+from . import ADAPTERS, inbox
 from .base import (
     AuthenticationFailed,
     NotConfigured,
@@ -122,12 +125,19 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
         except WebhookError as exc:
             return _error(exc.status, str(exc), exc.details)
         try:
-            report = ingest_events(events, app)
+            inbox_id = inbox.store(app, adapter, webhook_request)
+        except inbox.TokenReused as exc:
+            logger.warning("refused a %s webhook: %s", provider, exc)
+            return _error(adapter.auth_failure_status, str(exc))
         except SQLAlchemyError:
-            # ingest rolled back: nothing of the batch is stored, the provider retries
-            logger.exception("could not store a %s webhook batch", provider)
-            return _error(503, "the events could not be stored; retry later")
-        adapter.accepted(webhook_request)
+            # nothing is stored: answer so that the provider retries
+            logger.exception("could not store a %s webhook request", provider)
+            return _error(adapter.retry_status, "the request could not be stored; retry later")
+        outcome = inbox.apply(app, inbox_id, events)
+        if outcome.report is None:
+            # stored: the provider must not retry; the inbox row keeps the error
+            return jsonify(inbox=inbox_id, status="failed")
+        report = outcome.report
         return jsonify(
             stored=report.stored, duplicates=report.duplicates, unmatched=report.unmatched
         )

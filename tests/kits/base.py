@@ -48,7 +48,7 @@ MAPPING_KINDS = (
 )
 #: The recipient most tests write to.
 ANN = "ann@customer.test"
-#: Old enough to be refused by every provider's tolerance.
+#: Older than every signed provider's retry horizon.
 STALE_AGE = timedelta(days=3)
 
 
@@ -104,6 +104,9 @@ class Kit(ABC):
     #: Kinds the provider reports per message, naming no recipient (an SES open): stored
     #: with the email, applied to no recipient.
     per_message: ClassVar[frozenset[str]] = frozenset()
+    #: The provider signs a timestamp, checked against its retry horizon (basic-auth
+    #: providers sign nothing: their late events are accepted).
+    signs_time: ClassVar[bool] = True
     #: An event missing what the documented shape requires.
     malformed_event: ClassVar[dict[str, Any]]
 
@@ -193,6 +196,7 @@ class Kit(ABC):
 class BasicAuthKit(Kit):
     """Providers authenticated by basic auth credentials in the webhook URL."""
 
+    signs_time: ClassVar[bool] = False
     user: ClassVar[str] = "hook"
     password: ClassVar[str] = "s3cret-pass"
 
