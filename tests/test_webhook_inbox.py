@@ -12,9 +12,13 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_maildelivery.extension import MailDelivery
+from flask_maildelivery.models import WebhookInbox
+from flask_maildelivery.vocabulary import InboxStatus
 from flask_maildelivery.webhooks import inbox
 
+from .conftest import AppFactory
 from .kits import ANN, KITS, PROVIDERS, Kit, MailgunKit, PostmarkKit, SendGridKit, post
+from .log_helpers import ADMIN, make_log_app
 from .webhook_helpers import inbox_rows, recipient_states, send_email, stored_events
 
 
@@ -257,3 +261,28 @@ def test_purge_drops_old_applied_rows_and_keeps_failed_ones(make_app: Any) -> No
     result = runner.invoke(args=["maildelivery", "purge", "--inbox-failed"])
     assert "purged 1 webhook inbox row(s)" in result.output
     assert failed_id not in [r.id for r in inbox_rows(app)]
+
+
+def test_the_log_page_counts_the_failed_inbox_requests(make_app: AppFactory) -> None:
+    from flask_babel import Babel
+
+    log = make_log_app(make_app)
+    locale = {"value": "en"}
+    Babel(log.app, locale_selector=lambda: locale["value"])
+    log.viewer.user = ADMIN
+    client = log.client()
+    assert 'id="md-inbox-failed"' not in client.get("/maildelivery/").get_data(as_text=True)
+    with log.app.app_context():
+        session = MailDelivery.state(log.app).sessions()
+        for status in (InboxStatus.FAILED, InboxStatus.FAILED, InboxStatus.APPLIED):
+            session.add(
+                WebhookInbox(provider="sendgrid", body=b"[]", status=status, error="database down")
+            )
+        session.commit()
+    html = client.get("/maildelivery/").get_data(as_text=True)
+    assert 'data-failed-inbox="2"' in html
+    assert "2 webhook requests could not be applied" in html
+    assert "flask maildelivery inbox retry" in html
+    locale["value"] = "fr"
+    html = client.get("/maildelivery/").get_data(as_text=True).replace("&#39;", "'")
+    assert "2 requêtes webhook n'ont pas pu être appliquées" in html

@@ -41,6 +41,7 @@ from ..sending import (
     resend_email,
 )
 from ..tracking import tracking, tracking_health
+from ..webhooks import inbox
 from . import i18n, labels, queries
 from .access import check_actor, check_viewer
 from .csrf import check_csrf, csrf_available, csrf_token
@@ -110,6 +111,7 @@ def index() -> str:
         rows=page.rows,
         log_filter=log_filter,
         tracking=tracking_health(state.sessions(), tracking(state)),
+        failed_inbox=inbox.failed_count(),
         status_options=labels.status_options(),
         result_options=labels.result_options(),
     )

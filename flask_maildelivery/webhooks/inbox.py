@@ -213,8 +213,9 @@ def unsettled(app: Flask) -> list[InboxEntry]:
     return [InboxEntry(*row) for row in rows]
 
 
-def failed_count(app: Flask) -> int:
-    """How many rows are ``failed`` (the log page's warning)."""
+def failed_count(app: Flask | None = None) -> int:
+    """How many rows are ``failed`` (the log page's warning); ``app``: the current one by
+    default."""
     session = package_session(app)
     count = session.scalar(
         sa.select(sa.func.count())
