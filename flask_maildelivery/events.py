@@ -106,23 +106,56 @@ def storable_text(value: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, value)
 
 
-def storable_json(value: Any, depth: int = 0) -> Any:
+def storable_json(value: Any) -> Any:
     """A JSON value that every database stores: strings (keys and values) made
     :func:`storable_text`, NaN and infinities (which JSONB refuses) as their names, and a
-    container nested deeper than :data:`MAX_STORED_JSON_DEPTH` as its JSON text."""
+    container nested deeper than :data:`MAX_STORED_JSON_DEPTH` as its JSON text. A value
+    that needs none of it is returned as it is (the common case, checked without copying)."""
+    return _repaired(value, 0) if _needs_repair(value, 0) else value
+
+
+def _needs_repair(value: Any, depth: int) -> bool:
+    if isinstance(value, str):
+        return _unstorable(value)
+    if isinstance(value, dict):
+        if depth >= MAX_STORED_JSON_DEPTH:
+            return True
+        for key, item in value.items():
+            if isinstance(key, str) and _unstorable(key):
+                return True
+            if isinstance(item, str):
+                if _unstorable(item):
+                    return True
+            elif item is None or isinstance(item, int):
+                continue
+            elif _needs_repair(item, depth + 1):
+                return True
+        return False
+    if isinstance(value, list | tuple):
+        if depth >= MAX_STORED_JSON_DEPTH:
+            return True
+        return any(_needs_repair(item, depth + 1) for item in value)
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _unstorable(text: str) -> bool:
+    return "\x00" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
+
+
+def _repaired(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, dict):
         if depth >= MAX_STORED_JSON_DEPTH:
             return _json_text(value)
         return {
-            storable_text(k) if isinstance(k, str) else k: storable_json(v, depth + 1)
+            storable_text(k) if isinstance(k, str) else k: _repaired(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         if depth >= MAX_STORED_JSON_DEPTH:
             return _json_text(value)
-        return [storable_json(v, depth + 1) for v in value]
+        return [_repaired(v, depth + 1) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
