@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from . import context, signals
 from .copies import RecipientRow, is_delivered, resolving_copy
-from .events import NormalizedEvent
+from .events import NormalizedEvent, storable_id, storable_json, storable_text
 from .models import Email, Event, Recipient, utcnow
 from .state import (
     FAILURE_STATUSES,
@@ -154,54 +154,39 @@ def _session(app: Flask) -> Session:
 
 def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestReport) -> None:
     """The steps of the module docstring, for one batch inside its transaction."""
-    unique: dict[tuple[str, str], NormalizedEvent] = {}
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
     for event in events:
-        key = (event.provider, event.provider_event_id)
+        row = _event_row(event)
+        # the stored key: two ids that are stored alike are one event
+        key = (row["provider"], row["provider_event_id"])
         if key in unique:
             report.duplicates += 1
         else:
-            unique[key] = event
-    batch = list(unique.values())
-    if not batch:
+            unique[key] = row
+    rows = list(unique.values())
+    if not rows:
         return
     _begin_write(session)
 
     email_ids, originals = _match_emails(
-        session, [(e.maildelivery_id, e.provider_message_id) for e in batch]
+        session, [(row["correlation_id"], row["provider_message_id"]) for row in rows]
     )
     matched = {i for i in email_ids if i is not None}
     locked = _lock_emails(session, matched | set(originals.values()))
     recipients = _load_recipients(session, matched)
 
     now = utcnow()
-    rows: list[dict[str, Any]] = []
-    for event, email_id in zip(batch, email_ids, strict=True):
-        recipient_id = (
-            recipients.ids.get((email_id, event.recipient.strip().lower()))
-            if email_id is not None and event.recipient
+    for row, email_id in zip(rows, email_ids, strict=True):
+        address = row["address"]
+        row["email_id"] = email_id
+        row["recipient_id"] = (
+            recipients.ids.get((email_id, address.strip().lower()))
+            if email_id is not None and address
             else None
         )
-        rows.append(
-            {
-                "email_id": email_id,
-                "recipient_id": recipient_id,
-                "provider": event.provider,
-                "provider_event_id": event.provider_event_id[:255],
-                "type": event.type,
-                "raw_type": event.raw_type[:64],
-                "occurred_at": event.occurred_at,
-                "received_at": now,
-                "reason": event.reason,
-                "smtp_code": _clip(event.smtp_code, 16),
-                "bounce_type": _clip(event.bounce_type, 16),
-                "address": _clip(event.recipient, 320),
-                "correlation_id": _clip(event.maildelivery_id, 64),
-                "provider_message_id": _clip(event.provider_message_id, 255),
-                "payload": event.payload,
-            }
-        )
+        row["received_at"] = now
     inserted = _insert_events(session, rows)
-    report.duplicates += len(batch) - len(inserted)
+    report.duplicates += len(rows) - len(inserted)
     report.stored = len(inserted)
 
     new_facts: dict[int, list[StatusFact]] = defaultdict(list)
@@ -215,6 +200,69 @@ def _ingest(session: Session, events: Sequence[NormalizedEvent], report: IngestR
         elif row["recipient_id"] is not None and is_status(row["type"]):
             new_facts[row["recipient_id"]].append(_fact(row))
     _apply(session, new_facts, locked, recipients, originals, report)
+
+
+#: Width of each event column that a batch writes from an event's text.
+_WIDTHS: dict[str, int] = {
+    name: cast(sa.String, event_t.c[name].type).length or 0
+    for name in (
+        "provider",
+        "provider_event_id",
+        "raw_type",
+        "smtp_code",
+        "bounce_type",
+        "address",
+        "correlation_id",
+        "provider_message_id",
+    )
+}
+#: Identifiers that matching and repeats depend on: too long, they are stored as a digest
+#: (:func:`.events.storable_id`), never cut, so two of them never become one.
+_IDENTIFIERS = ("provider_event_id", "correlation_id", "provider_message_id")
+#: The payload key that keeps a provider event id stored as a digest.
+FULL_EVENT_ID_KEY = "maildelivery_provider_event_id"
+
+
+def _event_row(event: NormalizedEvent) -> dict[str, Any]:
+    """The storable column values of one event (``email_id``, ``recipient_id`` and
+    ``received_at`` are set once the batch is matched).
+
+    Webhook text is whatever the provider (or someone posing as it) sent: every text is
+    made storable here (:func:`.events.storable_text`, NUL and lone surrogates replaced),
+    identifiers too long for their column become a digest, other text is cut to its column,
+    and the payload is made storable as a whole (:func:`.events.storable_json`). One odd
+    event thus never fails its batch's insert.
+    """
+    text = {
+        "provider": event.provider,
+        "provider_event_id": event.provider_event_id,
+        "raw_type": event.raw_type,
+        "smtp_code": event.smtp_code,
+        "bounce_type": event.bounce_type,
+        "address": event.recipient,
+        "correlation_id": event.maildelivery_id,
+        "provider_message_id": event.provider_message_id,
+    }
+    row: dict[str, Any] = {}
+    for name, value in text.items():
+        if value is None:
+            row[name] = None
+        elif name in _IDENTIFIERS:
+            row[name] = storable_id(value, _WIDTHS[name])
+        else:
+            row[name] = storable_text(value)[: _WIDTHS[name]]
+    payload = storable_json(event.payload)
+    full_event_id = storable_text(event.provider_event_id)
+    if row["provider_event_id"] != full_event_id:
+        # stored as a digest: the payload keeps the id the provider sent
+        payload = {**payload, FULL_EVENT_ID_KEY: full_event_id}
+    row.update(
+        type=event.type,
+        occurred_at=event.occurred_at,
+        reason=None if event.reason is None else storable_text(event.reason),
+        payload=payload,
+    )
+    return row
 
 
 def _begin_write(session: Session) -> None:
@@ -742,7 +790,3 @@ def _latest_events(session: Session, recipient_ids: list[int]) -> dict[int, Even
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _clip(value: str | None, length: int) -> str | None:
-    return None if value is None else value[:length]

@@ -162,7 +162,8 @@ class _Epoch(fields.Field[Any]):
             raise self.make_error("invalid")
         try:
             float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            # OverflowError: an integer too large for a float is no timestamp either
             raise self.make_error("invalid") from None
         return value
 
@@ -327,7 +328,7 @@ def _accepts(field: fields.Field[Any]) -> Callable[[Any], bool] | None:
     if isinstance(field, _Epoch):
         return lambda v: (
             (isinstance(v, int | float) and not isinstance(v, bool))
-            or (isinstance(v, str) and v.replace(".", "", 1).isdigit())
+            or (isinstance(v, str) and v.isascii() and v.replace(".", "", 1).isdigit())
         )
     if isinstance(field, fields.Dict):
         return lambda v: isinstance(v, dict)

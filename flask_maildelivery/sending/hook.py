@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .. import signals
 from ..context import AppState, config_value
-from ..events import NormalizedEvent
+from ..events import NormalizedEvent, storable_id
 from ..ingest import apply_unmatched_events, ingest_events, record_send_failure
 from ..mime import header_text
 from ..models import Email, Recipient, utcnow
@@ -213,7 +213,8 @@ def record_and_send(
         if result.refused_recipients:
             _record_refused_recipients(app, email, result.refused_recipients)
         if result.provider_message_id:
-            email.provider_message_id = result.provider_message_id
+            # stored as webhook events store it, so that they match (a digest when too long)
+            email.provider_message_id = storable_id(result.provider_message_id, 255)
             email.updated_at = utcnow()
             session.commit()
             # a webhook may have reported on this message before its id was stored

@@ -47,9 +47,10 @@ def list_emails() -> ResponseReturnValue:
     limit_arg = request.args.get("limit", "")
     limit = int(config_value("PAGE_SIZE"))
     if limit_arg:
-        if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_LIMIT:
-            raise _BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(limit_arg)
+        try:
+            limit = queries.parse_limit(limit_arg, MAX_LIMIT)
+        except queries.FilterError as exc:
+            raise _BadRequest(str(exc)) from None
     with queries.reading() as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
     data: dict[str, Any] = LogEmailPageSchema().dump(
@@ -143,6 +144,8 @@ def create_api_blueprint(app: Flask) -> Blueprint:
         return jsonify(error=exc.description or exc.name), exc.code or 500
 
     blueprint.add_url_rule("/emails", "list_emails", list_emails)
-    blueprint.add_url_rule("/emails/<int:email_id>", "get_email", get_email)
-    blueprint.add_url_rule("/emails/<int:email_id>/review", "review", review, methods=["POST"])
+    # an id past the databases' integers names no email: the route does not match (404)
+    email_id = f"<int(max={queries.MAX_ID}):email_id>"
+    blueprint.add_url_rule(f"/emails/{email_id}", "get_email", get_email)
+    blueprint.add_url_rule(f"/emails/{email_id}/review", "review", review, methods=["POST"])
     return blueprint

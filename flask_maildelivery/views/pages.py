@@ -314,8 +314,10 @@ def create_pages_blueprint(app: Flask) -> Blueprint:
     blueprint.context_processor(_template_globals)
     blueprint.add_url_rule("/", "index", index)
     blueprint.add_url_rule("/export.csv", "export_csv", export_csv)
-    blueprint.add_url_rule("/<int:email_id>", "detail", detail)
-    blueprint.add_url_rule("/<int:email_id>/body.html", "html_body", html_body)
-    blueprint.add_url_rule("/<int:email_id>/resend", "resend", resend, methods=["POST"])
-    blueprint.add_url_rule("/<int:email_id>/review", "review", review, methods=["POST"])
+    # an id past the databases' integers names no email: the route does not match (404)
+    email_id = f"<int(max={queries.MAX_ID}):email_id>"
+    blueprint.add_url_rule(f"/{email_id}", "detail", detail)
+    blueprint.add_url_rule(f"/{email_id}/body.html", "html_body", html_body)
+    blueprint.add_url_rule(f"/{email_id}/resend", "resend", resend, methods=["POST"])
+    blueprint.add_url_rule(f"/{email_id}/review", "review", review, methods=["POST"])
     return blueprint

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,18 @@ SHOW_ALL = "all"
 TO_SHOWN = 3
 #: Longest search text accepted.
 MAX_SEARCH = 320
+#: Largest record id: the databases' signed 64-bit integer. A larger id names no email
+#: (the id routes answer 404) and no cursor holds one.
+MAX_ID = 2**63 - 1
+#: The days a date filter accepts: MariaDB's DATETIME starts in year 1000, and the day
+#: after the last one must still be a date Python can hold.
+FIRST_DAY = date(1000, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+#: The moments a page cursor may hold (the same range, in UTC).
+_FIRST_MOMENT = datetime.combine(FIRST_DAY, time.min, tzinfo=UTC)
+_END_MOMENT = datetime.combine(LAST_DAY + timedelta(days=1), time.min, tzinfo=UTC)
+#: Digits as the URLs write them (``str.isdigit`` also accepts other scripts' digits).
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 #: A session, or Flask-SQLAlchemy's scoped session (``db.session``).
@@ -73,11 +86,27 @@ class Cursor:
             moment = datetime.fromisoformat(sent_at)
             if moment.tzinfo is None:
                 raise ValueError("naive")
+            # OverflowError: a moment at the edge of datetime's range, with an offset
+            moment = moment.astimezone(UTC)
+            if not _FIRST_MOMENT <= moment < _END_MOMENT:
+                raise ValueError("out of range")
+            if not _DIGITS.fullmatch(id_) or int(id_) > MAX_ID:
+                raise ValueError("not a record id")
             return cls(moment, int(id_), direction)
-        except (ValueError, KeyError, UnicodeDecodeError, binascii.Error):
+        except (ValueError, KeyError, OverflowError, UnicodeDecodeError, binascii.Error):
             raise FilterError(
                 "the page cursor is not valid; start again from the first page"
             ) from None
+
+
+def parse_limit(text: str, maximum: int) -> int:
+    """A page size written in ASCII digits, from 1 to ``maximum``.
+
+    :raises FilterError: anything else.
+    """
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= maximum:
+        raise FilterError(f"limit must be a whole number from 1 to {maximum}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -111,6 +140,9 @@ class LogFilter:
             value = (args.get(name) or "").strip()
             if len(value) > MAX_SEARCH:
                 raise FilterError(f"{name} is longer than {MAX_SEARCH} characters")
+            if "\x00" in value:
+                # PostgreSQL refuses NUL in text; no address or subject holds one
+                raise FilterError(f"{name} contains a NUL character")
             return value or None
 
         show = text("show") or SHOW_FAILED
@@ -128,11 +160,17 @@ class LogFilter:
         for name in ("from", "to"):
             value = text(name)
             try:
-                dates.append(date.fromisoformat(value) if value else None)
+                day = date.fromisoformat(value) if value else None
             except ValueError:
                 raise FilterError(
                     f"{name} must be a date written YYYY-MM-DD, not {value!r}"
                 ) from None
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                raise FilterError(
+                    f"{name} must be a date from {FIRST_DAY.isoformat()} "
+                    f"to {LAST_DAY.isoformat()}, not {value!r}"
+                )
+            dates.append(day)
         date_from, date_to = dates
         if date_from and date_to and date_from > date_to:
             raise FilterError("the date range ends before it starts")

@@ -22,6 +22,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ from ..schemas import quick_validator
 
 #: How far in the future a timestamp may be (clock skew between the provider and us).
 CLOCK_SKEW = 300
+#: Deepest nesting of arrays and objects a webhook body may have. Providers nest a few
+#: levels; a deeper body is refused before anything reads it (Python's parser and
+#: serializer recurse, and stop with an error near 1,000 levels).
+MAX_JSON_DEPTH = 64
 
 
 class WebhookError(Exception):
@@ -87,20 +92,71 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
     def json(self) -> Any:
-        """The body parsed as JSON.
+        """The body parsed as JSON (:func:`parse_json`).
 
-        :raises MalformedPayload: the body is not UTF-8 JSON.
+        :raises MalformedPayload: the body is not UTF-8 JSON, is nested too deeply, or
+            holds a number JSON does not have.
         """
-        try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise MalformedPayload(f"the body is not JSON: {exc}") from None
+        return parse_json(self.body, "the body")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def parse_json(data: str | bytes, what: str) -> Any:
+    """``data`` parsed as JSON, refusing what cannot be stored or read safely: nesting
+    deeper than :data:`MAX_JSON_DEPTH`, ``NaN``/``Infinity`` (Python's parser accepts them,
+    JSON has no such numbers and PostgreSQL refuses them) and numbers too large for a float.
+    Every adapter parses webhook JSON through this, nested JSON strings included.
+
+    :raises MalformedPayload: naming ``what`` and the problem.
+    """
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise MalformedPayload(
+            f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+        ) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedPayload(f"{what} is not JSON: {exc}") from None
+    if json_depth_exceeds(value, MAX_JSON_DEPTH):
+        raise MalformedPayload(f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return value
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests arrays and objects more than ``limit`` levels deep
+    (level by level, without recursion)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        children: list[Any] = []
+        for node in level:
+            children.extend(
+                child
+                for child in (node.values() if isinstance(node, dict) else node)
+                if isinstance(child, dict | list)
+            )
+        level = children
+    return False
 
 
 def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     """Compare two secrets in constant time (str values are compared as UTF-8 bytes)."""
-    a_bytes = a.encode() if isinstance(a, str) else a
-    b_bytes = b.encode() if isinstance(b, str) else b
+    # surrogatepass: a lone surrogate (from a JSON escape) compares unequal, not raises
+    a_bytes = a.encode("utf-8", "surrogatepass") if isinstance(a, str) else a
+    b_bytes = b.encode("utf-8", "surrogatepass") if isinstance(b, str) else b
     return hmac.compare_digest(a_bytes, b_bytes)
 
 
@@ -249,7 +305,7 @@ def parse_iso(value: Any, what: str) -> datetime:
     head, dot, rest = text.partition(".")
     if dot:
         digits = ""
-        while rest and rest[0].isdigit():
+        while rest and rest[0] in "0123456789":
             digits, rest = digits + rest[0], rest[1:]
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
     try:
@@ -258,7 +314,11 @@ def parse_iso(value: Any, what: str) -> datetime:
         raise MalformedPayload(f"{what} {value!r} is not an ISO-8601 date-time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # e.g. 9999-12-31T23:00:00-05:00: past the last date Python can hold, in UTC
+        raise MalformedPayload(f"{what} {value!r} is out of range") from None
 
 
 def parse_epoch(value: Any, what: str, *, milliseconds: bool = False) -> datetime:
@@ -269,14 +329,21 @@ def parse_epoch(value: Any, what: str, *, milliseconds: bool = False) -> datetim
     """
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
-        raise MalformedPayload(f"{what} {value!r} is not an epoch timestamp") from None
+    except (TypeError, ValueError, OverflowError):
+        # OverflowError: an integer too large for a float
+        raise MalformedPayload(f"{what} {_shown(value)} is not an epoch timestamp") from None
     if milliseconds:
         seconds /= 1000
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise MalformedPayload(f"{what} {value!r} is out of range") from None
+        raise MalformedPayload(f"{what} {_shown(value)} is out of range") from None
+
+
+def _shown(value: Any) -> str:
+    """``value`` for an error message, cut short (a huge number or string is not echoed)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "(a huge number)"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def text_or_none(value: Any) -> str | None:
@@ -300,8 +367,8 @@ def json_object_field(value: Any) -> Mapping[str, Any]:
         return value
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
-            parsed = json.loads(value)
-        except ValueError:
+            parsed = parse_json(value, "the field")
+        except MalformedPayload:
             return {}
         return parsed if isinstance(parsed, Mapping) else {}
     return {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import importlib
-import json
 import logging
 import re
 import threading
@@ -43,6 +42,7 @@ from .base import (
     as_list,
     obj,
     parse_iso,
+    parse_json,
     text_or_none,
     validate,
 )
@@ -154,7 +154,7 @@ def string_to_sign(message: dict[str, Any]) -> bytes:
     keys = NOTIFICATION_KEYS if message["Type"] == "Notification" else CONFIRMATION_KEYS
     return "".join(
         f"{k}\n{message[k]}\n" for k in keys if k in message and message[k] is not None
-    ).encode()
+    ).encode("utf-8", "surrogatepass")  # a lone surrogate gives bytes no signature matches
 
 
 class SESAdapter(SignedTimestampAdapter):
@@ -271,10 +271,7 @@ class SESAdapter(SignedTimestampAdapter):
             # e.g. "Successfully validated SNS topic for Amazon SES event publishing."
             logger.info("SNS notification without an SES event: %s", text[:200])
             return []
-        try:
-            event = json.loads(text)
-        except ValueError as exc:
-            raise MalformedPayload(f"the SNS Message is not JSON: {exc}") from None
+        event = parse_json(text, "the SNS Message")
         validate(_event_schema, event, "the SES event")
         return self.normalize(message["MessageId"], event)
 

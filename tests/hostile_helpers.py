@@ -1,0 +1,54 @@
+"""Hostile webhook requests: raw JSON text that :func:`json.dumps` cannot write (deep
+nesting, ``NaN``, numbers past a float) put into a kit's authentic request, and the field
+of a kit's event where extra keys go."""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from .kits import base as kit_base
+from .kits import brevo, mailgun, mailjet, postmark, resend, sendgrid, ses, sparkpost
+from .kits.base import Kit
+
+#: A JSON string that :func:`raw_json` replaces, quotes included, with raw JSON text.
+PLACEHOLDER = "@@raw-json@@"
+_KIT_MODULES = (brevo, mailgun, mailjet, postmark, resend, sendgrid, ses, sparkpost)
+
+
+@contextmanager
+def raw_json(monkeypatch: pytest.MonkeyPatch, text: str) -> Iterator[None]:
+    """While active, every JSON the kits write has the string :data:`PLACEHOLDER` replaced
+    by ``text``, before the kit signs it (the SES kit's message, nested in its envelope,
+    included)."""
+
+    def dumps(value: Any, **kwargs: Any) -> str:
+        return json.dumps(value, **kwargs).replace(json.dumps(PLACEHOLDER), text)
+
+    fake = types.SimpleNamespace(dumps=dumps, loads=json.loads)
+    with monkeypatch.context() as patch:
+        for module in (*_KIT_MODULES, kit_base):
+            if hasattr(module, "json"):
+                patch.setattr(module, "json", fake)
+        yield
+
+
+def fields_of(kit: Kit, event: dict[str, Any]) -> dict[str, Any]:
+    """The object of ``event`` (built by ``kit``) that holds the provider's event fields:
+    where an extra key travels as the provider would send it."""
+    if isinstance(kit, ses.SESKit):
+        inner: dict[str, Any] = event["event"]
+        return inner
+    if isinstance(kit, sparkpost.SparkPostKit):
+        (klass,) = event["msys"].values()
+        found: dict[str, Any] = klass
+        return found
+    if isinstance(kit, resend.ResendKit):
+        data: dict[str, Any] = event["data"]
+        return data
+    return event
