@@ -21,7 +21,7 @@ from .conftest import AppFactory
 
 
 class HostBase(DeclarativeBase):
-    pass
+    """The declarative base of the host's own tables in these tests."""
 
 
 class Note(HostBase):

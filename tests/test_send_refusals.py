@@ -34,7 +34,7 @@ from .log_helpers import ADMIN, listed_ids, make_log_app
 
 
 class HostBase(DeclarativeBase):
-    pass
+    """The declarative base of the host's own tables in these tests."""
 
 
 class Ledger(HostBase):
