@@ -3,7 +3,7 @@ inbox benchmark: ``gunicorn 'tests.gunicorn_app:create_app()'`` (:func:`serve`).
 
 Configured from the environment: ``MAILDELIVERY_HOST_DATABASE_URL`` (the SQLAlchemy URL),
 ``MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY``, ``MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY``
-and, when set, ``MAILDELIVERY_INBOX_APPLY``. The test process builds the same app with
+and ``MAILDELIVERY_INBOX_APPLY``, each when set. The test process builds the same app with
 :func:`create_app`'s arguments to send emails and read the state back.
 """
 
@@ -29,6 +29,7 @@ from flask_maildelivery import MailDelivery
 FROM_ENVIRONMENT = (
     "MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY",
     "MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY",
+    "MAILDELIVERY_INBOX_APPLY",
 )
 
 

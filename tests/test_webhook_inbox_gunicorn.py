@@ -4,7 +4,8 @@ events (the same ``sg_event_id`` in several batches, some batches posted twice);
 Mailgun tokens are used by several requests (the very same request again, or the token with
 other event data). The final state is exactly what the accepted events imply, each event is
 stored once, each Mailgun token is accepted once (its replays answered 406), and every
-inbox row is applied.
+inbox row is applied; with ``MAILDELIVERY_INBOX_APPLY`` ``inline`` and ``after_response``
+alike.
 
 PostgreSQL only: its URL is ``MAILDELIVERY_TEST_POSTGRESQL_URL`` (``.ci/run`` sets it), or
 else the PostgreSQL URL listed in ``MAILDELIVERY_TEST_DATABASES``. The tables live in a
@@ -19,6 +20,7 @@ import os
 import random
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_maildelivery.extension import MailDelivery
-from flask_maildelivery.models import Base, WebhookToken
+from flask_maildelivery.models import Base, WebhookInbox, WebhookToken
 from flask_maildelivery.state import StatusFact, email_result, email_status, recipient_state
 
 from .conftest import DATABASE_URLS
@@ -163,11 +165,34 @@ def post_all(base_url: str, posts: list[Post]) -> list[int]:
     return statuses
 
 
-def test_gunicorn_workers_apply_overlapping_requests_exactly_once(schema_url: str) -> None:
+def wait_until_applied(app: Flask, count: int, timeout: float = 20.0) -> None:
+    """Wait until ``count`` inbox rows are settled (applied or failed): with
+    ``after_response``, the workers apply after answering."""
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        session = MailDelivery.state(app).sessions()
+        while time.monotonic() < deadline:
+            settled = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(WebhookInbox)
+                .where(WebhookInbox.status != "pending")
+            )
+            session.rollback()
+            if settled == count:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} inbox rows settled within {timeout} seconds")
+
+
+@pytest.mark.parametrize("apply_mode", ["inline", "after_response"])
+def test_gunicorn_workers_apply_overlapping_requests_exactly_once(
+    schema_url: str, apply_mode: str
+) -> None:
     sendgrid, mailgun = SendGridKit(), MailgunKit()
     keys = {
         "MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": SendGridKit.public_b64(sendgrid.key),
         "MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY": mailgun.signing_key,
+        "MAILDELIVERY_INBOX_APPLY": apply_mode,
     }
     app = create_app(schema_url, **keys)
     try:
@@ -208,6 +233,7 @@ def check_overlapping_requests(
 
     with serve({**keys, "MAILDELIVERY_HOST_DATABASE_URL": schema_url}, workers=WORKERS) as url:
         statuses = post_all(url, posts)
+        wait_until_applied(app, statuses.count(200))
 
     # every SendGrid post is answered 200 (a repeated event included); each Mailgun token
     # is accepted once, its other uses refused as replays
