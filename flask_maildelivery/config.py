@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_RETENTION_DAYS": None,
     # applied webhook inbox rows are purged after this many days (failed ones are kept)
     "MAILDELIVERY_INBOX_RETENTION_DAYS": 7,
+    # when a stored webhook request is applied: "inline" (before the answer) or
+    # "after_response" (once the answer is sent: the provider waits only for the store)
+    "MAILDELIVERY_INBOX_APPLY": "inline",
     "MAILDELIVERY_SMTP_HOST": "localhost",
     "MAILDELIVERY_SMTP_PORT": 25,
     "MAILDELIVERY_SMTP_USERNAME": None,

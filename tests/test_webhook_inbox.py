@@ -286,3 +286,46 @@ def test_the_log_page_counts_the_failed_inbox_requests(make_app: AppFactory) -> 
     locale["value"] = "fr"
     html = client.get("/maildelivery/").get_data(as_text=True).replace("&#39;", "'")
     assert "2 requêtes webhook n'ont pas pu être appliquées" in html
+
+
+def test_after_response_answers_once_stored_and_applies_when_the_answer_is_closed(
+    make_app: Any,
+) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app, MAILDELIVERY_INBOX_APPLY="after_response")
+    email_id, public_id = send_email(app)
+    body, headers = kit.request([kit.one_event("delivered", public_id)])
+    response = app.test_client().post(
+        "/maildelivery/webhooks/sendgrid", data=body, headers=headers, buffered=True
+    )
+    [row] = inbox_rows(app)
+    assert response.status_code == 200
+    assert response.get_json() == {"inbox": row.id, "status": "stored"}
+    response.close()  # what the server does once the answer is sent
+    [row] = inbox_rows(app)
+    assert (row.status, row.attempts) == ("applied", 1)
+    assert recipient_states(app, email_id)[ANN][0] == "delivered"
+
+
+def test_after_response_failure_leaves_the_row_failed(make_app: Any) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app, MAILDELIVERY_INBOX_APPLY="after_response")
+    _, public_id = send_email(app)
+    remove = _fail_on(app, "maildelivery_event")
+    try:
+        response = post(app, kit, kit.request([kit.one_event("delivered", public_id)]))
+        assert response.status_code == 200
+        response.close()
+    finally:
+        remove()
+    [row] = inbox_rows(app)
+    assert row.status == "failed"
+    assert stored_events(app) == []
+    with app.app_context():
+        [outcome] = inbox.retry(app, row.id)
+    assert outcome.applied
+
+
+def test_an_unknown_apply_mode_is_refused(make_app: Any) -> None:
+    with pytest.raises(ValueError, match='set it to "inline"'):
+        make_app(MAILDELIVERY_INBOX_APPLY="later")

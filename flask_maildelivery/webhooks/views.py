@@ -3,11 +3,14 @@
 Each request goes: size limit -> the provider's adapter verifies it (over the raw bytes)
 and parses it into normalized events (the body is validated before anything is stored) ->
 :func:`.inbox.store` commits the raw request to the webhook inbox -> :func:`.inbox.apply`
-applies its events (:func:`~flask_maildelivery.ingest.ingest_events`) right away. Answers:
+applies its events (:func:`~flask_maildelivery.ingest.ingest_events`) right away
+(``MAILDELIVERY_INBOX_APPLY = "inline"``, the default), or once the answer is sent
+(``"after_response"``: the provider waits only for the store). Answers:
 
 * 200 stored, with the counts (a repeated event included); also 200 when the request is
   stored but applying its events failed: the inbox row is ``failed`` and
-  ``flask maildelivery inbox retry`` applies it;
+  ``flask maildelivery inbox retry`` applies it; with ``"after_response"``, 200 with the
+  inbox row's id and ``"status": "stored"`` (the counts are not known yet);
 * 400 malformed body (JSON naming the problem), nothing stored;
 * 401/403 authentication failed or provider not configured (Mailgun: 406, which stops its
   retries; also for a reused token), nothing stored;
@@ -26,6 +29,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..context import config_value
+from ..events import NormalizedEvent
 from . import ADAPTERS, inbox
 from .base import (
     AuthenticationFailed,
@@ -40,6 +44,8 @@ logger = logging.getLogger("flask_maildelivery")
 
 #: The blueprint's name (endpoint ``maildelivery_webhooks.receive``).
 BLUEPRINT_NAME = "maildelivery_webhooks"
+#: The values of ``MAILDELIVERY_INBOX_APPLY``.
+APPLY_MODES = ("inline", "after_response")
 
 
 def build_adapters(app: Flask) -> dict[str, WebhookAdapter]:
@@ -90,6 +96,13 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
     at ``init_app``)."""
     prefix = str(config_value("URL_PREFIX", app) or "").rstrip("/")
     max_bytes = int(config_value("WEBHOOK_MAX_BYTES", app))
+    apply_mode = config_value("INBOX_APPLY", app)
+    if apply_mode not in APPLY_MODES:
+        raise ValueError(
+            f'MAILDELIVERY_INBOX_APPLY is {apply_mode!r}; set it to "inline" (apply a '
+            'webhook request before answering) or "after_response" (apply it once the '
+            "answer is sent)"
+        )
     blueprint = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=f"{prefix}/webhooks")
 
     @blueprint.route("/<provider>", methods=["POST", "HEAD"])
@@ -133,6 +146,13 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
             # nothing is stored: answer so that the provider retries
             logger.exception("could not store a %s webhook request", provider)
             return _error(adapter.retry_status, "the request could not be stored; retry later")
+        if apply_mode == "after_response":
+            # the row is committed: answer now, apply when the server closes the response
+            # (a failure leaves the row failed; a process killed meanwhile, pending: both
+            # are what ``inbox retry`` applies)
+            response = jsonify(inbox=inbox_id, status="stored")
+            response.call_on_close(lambda: _apply_after_response(app, inbox_id, events))
+            return response
         outcome = inbox.apply(app, inbox_id, events)
         if outcome.report is None:
             # stored: the provider must not retry; the inbox row keeps the error
@@ -143,6 +163,12 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
         )
 
     return blueprint
+
+
+def _apply_after_response(app: Flask, inbox_id: int, events: list[NormalizedEvent]) -> None:
+    """Apply a stored request once its answer is sent (the request's context is gone)."""
+    with app.app_context():
+        inbox.apply(app, inbox_id, events)
 
 
 def exempt_from_csrf(app: Flask, blueprint: Blueprint) -> None:
