@@ -149,6 +149,17 @@ def event_lines() -> Iterator[str]:
                 )
 
 
+def upgrade_schema(url: str) -> None:
+    """Apply the package's migrations the database does not have yet."""
+    from flask_maildelivery import migrations
+
+    engine = sa.create_engine(url)
+    try:
+        migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 def fill(url: str) -> None:
     """Drop the package's tables, build them with the package's migrations, fill them."""
     from flask_maildelivery import migrations
@@ -455,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
             f"filling {EMAILS:,} emails, {EMAILS * RECIPIENTS_PER_EMAIL:,} recipients", flush=True
         )
         fill(args.url)
+    else:
+        # data filled by an earlier version: bring its schema to the package's migrations
+        upgrade_schema(args.url)
     if args.fill_only:
         return 0
     return measure(args.url)
