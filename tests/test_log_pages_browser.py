@@ -6,7 +6,6 @@ are about the pages; storage runs on every database in test_log_pages.py).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,16 +13,11 @@ from typing import Any
 
 import pytest
 from flask import Flask, request
-from flask_babel import Babel
-from flask_sqlalchemy import SQLAlchemy
 from playwright.sync_api import Browser, Page
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from flask_maildelivery import MailDelivery
 from flask_maildelivery.testing import simulate_event
 
-from .conftest import free_port
-from .log_helpers import ADMIN
+from .live_server import browser_log_app, served
 
 pytestmark = pytest.mark.browser
 
@@ -41,13 +35,6 @@ class LiveLog:
     tracker_hits: list[str] = field(default_factory=list)
 
 
-def _serve(app: Any) -> tuple[BaseWSGIServer, threading.Thread, str]:
-    server: BaseWSGIServer = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread, f"http://127.0.0.1:{server.server_port}"
-
-
 def _tracker(hits: list[str]) -> Flask:
     tracker = Flask("tracker")
 
@@ -60,18 +47,7 @@ def _tracker(hits: list[str]) -> Flask:
 
 
 def _build_app(database: Path, served_paths: list[str], tracker: str) -> tuple[Flask, int, int]:
-    app = Flask("maildelivery_browser_test")
-    app.config.update(
-        SECRET_KEY="browser-test",
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
-        MAILDELIVERY_TRANSPORT="memory",
-        MAILDELIVERY_DEFAULT_SENDER="Acme Billing <billing@acme.test>",
-    )
-    db = SQLAlchemy()
-    db.init_app(app)
-    Babel(app, locale_selector=lambda: request.accept_languages.best_match(["en", "fr"]))
-    mail_delivery = MailDelivery(app, db=db)
-    mail_delivery.user_loader(lambda: ADMIN)
+    app, mail_delivery = browser_log_app("maildelivery_browser_test", database)
     mail_delivery.contact_url_loader(lambda kind, id_: f"/contacts/{kind}/{id_}/edit")
 
     @app.before_request
@@ -87,7 +63,6 @@ def _build_app(database: Path, served_paths: list[str], tracker: str) -> tuple[F
         return "the email's script ran"
 
     with app.app_context():
-        mail_delivery.create_all()
         failed = mail_delivery.send(
             subject="Invoice INV-0042",
             to=["ann@customer.test", "bob@customer.test"],
@@ -121,21 +96,14 @@ def _build_app(database: Path, served_paths: list[str], tracker: str) -> tuple[F
 @pytest.fixture(scope="module")
 def live_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveLog]:
     """The app served from a thread on 127.0.0.1 and a free port."""
-    served: list[str] = []
+    paths: list[str] = []
     hits: list[str] = []
-    servers = [_serve(_tracker(hits))]
-    tracker_url = servers[0][2]
-    app, failed_id, delivered_id = _build_app(
-        tmp_path_factory.mktemp("browser") / "log.db", served, tracker_url
-    )
-    servers.append(_serve(app))
-    try:
-        yield LiveLog(servers[1][2], failed_id, delivered_id, tracker_url, served, hits)
-    finally:
-        for server, thread, _ in servers:
-            server.shutdown()
-            thread.join()
-            server.server_close()
+    with served(_tracker(hits)) as tracker_url:
+        app, failed_id, delivered_id = _build_app(
+            tmp_path_factory.mktemp("browser") / "log.db", paths, tracker_url
+        )
+        with served(app) as base_url:
+            yield LiveLog(base_url, failed_id, delivered_id, tracker_url, paths, hits)
 
 
 @dataclass

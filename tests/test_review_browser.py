@@ -7,24 +7,18 @@ database in test_review_and_resend.py).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask, request
-from flask_babel import Babel
-from flask_sqlalchemy import SQLAlchemy
+from flask import Flask
 from playwright.sync_api import Browser, Page, expect
-from werkzeug.serving import make_server
 
-from flask_maildelivery import MailDelivery
 from flask_maildelivery.testing import simulate_event
 
-from .conftest import free_port
-from .log_helpers import ADMIN
+from .live_server import browser_log_app, served
 
 pytestmark = pytest.mark.browser
 
@@ -39,20 +33,8 @@ class LiveApp:
 
 
 def _build_app(database: Path) -> tuple[Flask, int, int]:
-    app = Flask("maildelivery_review_browser_test")
-    app.config.update(
-        SECRET_KEY="browser-test",
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
-        MAILDELIVERY_TRANSPORT="memory",
-        MAILDELIVERY_DEFAULT_SENDER="Acme Billing <billing@acme.test>",
-    )
-    db = SQLAlchemy()
-    db.init_app(app)
-    Babel(app, locale_selector=lambda: request.accept_languages.best_match(["en", "fr"]))
-    mail_delivery = MailDelivery(app, db=db)
-    mail_delivery.user_loader(lambda: ADMIN)
+    app, mail_delivery = browser_log_app("maildelivery_review_browser_test", database)
     with app.app_context():
-        mail_delivery.create_all()
         emails = []
         for number, address in (
             ("INV-0050", "dan@customer.test"),
@@ -76,15 +58,8 @@ def _build_app(database: Path) -> tuple[Flask, int, int]:
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     app, to_review, to_resend = _build_app(tmp_path_factory.mktemp("review") / "log.db")
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield LiveApp(f"http://127.0.0.1:{server.server_port}", to_review, to_resend)
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with served(app) as base_url:
+        yield LiveApp(base_url, to_review, to_resend)
 
 
 @pytest.fixture
