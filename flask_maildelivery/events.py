@@ -89,7 +89,7 @@ def content_event_id(provider: str, payload: Any) -> str:
 
 #: What PostgreSQL refuses in text and JSONB (NUL) and no UTF-8 encoder accepts (a
 #: surrogate code point outside a pair, e.g. from a ``\\ud800`` escape).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: What replaces an unstorable character: U+FFFD REPLACEMENT CHARACTER.
 REPLACEMENT = "\ufffd"
 #: Deepest nesting of a stored JSON payload: MariaDB's JSON functions (and its ``JSON``
@@ -103,7 +103,7 @@ def storable_text(value: str) -> str:
     encoded as UTF-8). The rest of the text is kept as it was."""
     if value.isascii() and "\x00" not in value:
         return value
-    return _UNSTORABLE.sub(REPLACEMENT, value)
+    return UNSTORABLE.sub(REPLACEMENT, value)
 
 
 def storable_json(value: Any) -> Any:
@@ -139,7 +139,7 @@ def _needs_repair(value: Any, depth: int) -> bool:
 
 
 def _unstorable(text: str) -> bool:
-    return "\x00" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
+    return "\x00" in text or (not text.isascii() and UNSTORABLE.search(text) is not None)
 
 
 def _repaired(value: Any, depth: int) -> Any:

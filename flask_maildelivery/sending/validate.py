@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email import headerregistry
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from ..context import config_value
+from ..events import UNSTORABLE, storable_json
 from ..mime import HOOK_HEADERS, build_mime, decoded_header
 from ..models import Base, Email, Recipient, new_public_id
 from ..transports import Address, Attachment, OutgoingMessage
@@ -49,13 +49,10 @@ def shown(value: str) -> str:
 #: has crashed with one on odd input).
 _PARSER_ERRORS = (ValueError, IndexError, HeaderParseError)
 
-#: What no text column stores (PostgreSQL refuses a NUL; an unpaired surrogate is no
-#: text, and no driver encodes it) and no message carries.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
 
 def _unstorable_problem(value: str) -> str | None:
-    found = _UNSTORABLE.search(value)
+    # what no text column stores (events.UNSTORABLE) is no text a message carries either
+    found = UNSTORABLE.search(value)
     if found is None:
         return None
     if found.group() == "\x00":
@@ -416,23 +413,26 @@ _SILENT_LENGTHS = frozenset({"address", "address_key"})
 
 
 def _storable(value: Any) -> tuple[Any, str | None]:
-    """``value`` (a string, or JSON data) with each NUL and unpaired surrogate replaced by
-    U+FFFD, and the first such problem found."""
+    """``value`` (a string, or JSON data) made storable as the ingest makes webhook data
+    (:func:`~flask_maildelivery.events.storable_json`: each NUL and unpaired surrogate
+    replaced by U+FFFD), and the first such character found, to report."""
+    return storable_json(value), _first_unstorable(value)
+
+
+def _first_unstorable(value: Any) -> str | None:
     if isinstance(value, str):
-        problem = _unstorable_problem(value)
-        return (value, None) if problem is None else (_UNSTORABLE.sub("\ufffd", value), problem)
-    if isinstance(value, dict | list):
-        if not value:
-            return value, None
-        pairs = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
-        cleaned = [(_storable(k), _storable(v)) for k, v in pairs]
-        problem = next((p for (_, pk), (_, pv) in cleaned for p in (pk, pv) if p), None)
-        if problem is None:
-            return value, None
-        if isinstance(value, dict):
-            return {k: v for (k, _), (v, _) in cleaned}, problem
-        return [v for _, (v, _) in cleaned], problem
-    return value, None
+        return _unstorable_problem(value)
+    if isinstance(value, dict):
+        pairs: Any = value.items()
+    elif isinstance(value, list):
+        pairs = enumerate(value)
+    else:
+        return None
+    for key, item in pairs:
+        problem = (isinstance(key, str) and _unstorable_problem(key)) or _first_unstorable(item)
+        if problem:
+            return problem
+    return None
 
 
 def _fit(row: dict[str, Any], key: str, length: int | None) -> list[str]:
@@ -440,7 +440,7 @@ def _fit(row: dict[str, Any], key: str, length: int | None) -> list[str]:
     characters); return why it had to change, each reason to follow the value's name."""
     value = row.get(key)
     if not isinstance(value, str) or (
-        (length is None or len(value) <= length) and _UNSTORABLE.search(value) is None
+        (length is None or len(value) <= length) and UNSTORABLE.search(value) is None
     ):
         return []
     reasons = []
