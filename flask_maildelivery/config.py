@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_URL_PREFIX": "/maildelivery",
     "MAILDELIVERY_BASE_TEMPLATE": "maildelivery/base.html",
     "MAILDELIVERY_PAGE_SIZE": 50,
+    # the detail page of an email still on its way asks the API this often (0: never)
+    "MAILDELIVERY_DETAIL_REFRESH_SECONDS": 5,
     "MAILDELIVERY_WEBHOOK_MAX_BYTES": 25 * 1024 * 1024,
     # provider webhooks: credentials (a provider left unconfigured refuses its webhook).
     # Secrets and credentials also accept a list, so a new one can be added before the old

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, request
 from flask_babel import Babel
@@ -18,15 +19,17 @@ from .conftest import free_port
 from .log_helpers import ADMIN
 
 
-def browser_log_app(name: str, database: Path) -> tuple[Flask, MailDelivery]:
+def browser_log_app(name: str, database: Path, **config: Any) -> tuple[Flask, MailDelivery]:
     """An app on a SQLite file with the memory transport, English and French by the
-    browser's Accept-Language, the administrator as the acting user, and its tables."""
+    browser's Accept-Language, the administrator as the acting user, and its tables;
+    ``config``: more configuration keys."""
     app = Flask(name)
     app.config.update(
         SECRET_KEY="browser-test",
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
         MAILDELIVERY_TRANSPORT="memory",
         MAILDELIVERY_DEFAULT_SENDER="Acme Billing <billing@acme.test>",
+        **config,
     )
     db = SQLAlchemy()
     db.init_app(app)

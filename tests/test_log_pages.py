@@ -208,7 +208,7 @@ def test_list_shows_failed_emails_first_and_toggles_to_all(log: LogApp) -> None:
 
     html = client.get("/maildelivery/?show=all").get_data(as_text=True)
     assert listed_ids(html) == [delivered_id, failed_id]  # newest first
-    assert "Show failed emails only" in html
+    assert "Show emails needing attention" in html
     assert 'href="/maildelivery/"' in html
 
 
@@ -321,8 +321,8 @@ STATUS_OPTIONS = {
     "fr": [
         ("", "Tous"),
         ("bounced", "Rebondi"),
-        ("dropped", "Tombé"),
-        ("failed", "Raté"),
+        ("dropped", "Abandonné"),
+        ("failed", "Échec"),
         ("suppressed", "Adresse bloquée"),
         ("complained", "Signalé comme spam"),
         ("deferred", "Différé"),
@@ -365,7 +365,7 @@ def test_list_empty_states_say_what_the_filter_shows(log: LogApp) -> None:
     html = client.get("/maildelivery/?show=all&subject=nothing-like-this").get_data(as_text=True)
     assert "No email matches these filters." in html
     html = client.get("/maildelivery/?recipient=nobody@").get_data(as_text=True)
-    assert "No failed email matches these filters." in html
+    assert "No email needing attention matches these filters." in html
 
 
 def test_list_filters_by_status_result_and_dates(log: LogApp) -> None:
@@ -781,7 +781,8 @@ def test_pages_follow_the_hosts_locale_selector(make_app: AppFactory) -> None:
     html = client.get("/maildelivery/").get_data(as_text=True)
     assert '<html lang="fr">' in html
     for french in (
-        "Nouvel historique d'envoi des e-mails",
+        "E-mails à traiter",
+        "Historique d'envoi des e-mails",
         "Afficher tous les e-mails",
         "Rebondi",
         "Alerte",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     get_flashed_messages,
     redirect,
     render_template,
@@ -28,10 +30,12 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..config import DEFAULTS
 from ..context import config_value, get_state
-from ..copies import is_failure, is_unchanged
+from ..copies import ON_ITS_WAY_RESULTS, ON_ITS_WAY_STATUSES, is_failure, is_unchanged
 from ..review import review_email
 from ..sending import (
     CopyStillOnItsWay,
@@ -62,8 +66,42 @@ FLASH_CATEGORY = "maildelivery"
 MACROS_TEMPLATE = "maildelivery/_macros.html"
 
 
+#: Content-Security-Policy of the pages when they use the package's own layout
+#: (``MAILDELIVERY_BASE_TEMPLATE`` left at its default): the stylesheet and the script are
+#: the package's own files, the email's body frame is same-origin, nothing else loads.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
+    "img-src 'self' data:; frame-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'"
+)
+
+
+def csp_nonce() -> str:
+    """The nonce of this response's script tags: the host's own (``g.csp_nonce``, or
+    Flask-Talisman's ``request.csp_nonce``) when it sets one, else one made for this
+    request (and sent in :data:`PAGE_CSP` with the package's own layout)."""
+    nonce = getattr(g, "csp_nonce", None) or getattr(request, "csp_nonce", None)
+    if not nonce:
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+    return str(nonce)
+
+
+def _set_csp(response: BaseResponse) -> BaseResponse:
+    """Send :data:`PAGE_CSP` with an HTML page of the package's own layout, unless the host
+    set a policy of its own."""
+    own_layout = config_value("BASE_TEMPLATE") == DEFAULTS["MAILDELIVERY_BASE_TEMPLATE"]
+    if (
+        own_layout
+        and response.mimetype == "text/html"
+        and "Content-Security-Policy" not in response.headers
+    ):
+        response.headers["Content-Security-Policy"] = PAGE_CSP.format(nonce=csp_nonce())
+    return response
+
+
 def _template_globals() -> dict[str, Any]:
     values: dict[str, Any] = {
+        "md_csp_nonce": csp_nonce,
         "_md": i18n.gettext,
         "md_ngettext": i18n.ngettext,
         "md_datetime": i18n.format_datetime,
@@ -92,15 +130,48 @@ def _filter_or_400() -> queries.LogFilter:
     try:
         return read_filter(request.args)
     except queries.FilterError as exc:
-        abort(Response(_render_error(str(exc)), status=400))
+        abort(400, description=str(exc))
 
 
-def _render_error(message: str) -> str:
-    return render_template("maildelivery/error.html", message=message)
+def error_page(exc: HTTPException) -> tuple[str, int]:
+    """A ``400``, ``403`` or ``404`` raised by the pages, shown inside the log's layout (and
+    the host's base template) with what happened and a way back. The template
+    ``maildelivery/error.html`` gets ``status``, ``title``, ``message`` and ``back_url``."""
+    status = exc.code or 500
+    callbacks = get_state().callbacks
+    may_view = callbacks.may_view_log(callbacks.current_user())
+    if status == 403:
+        title = i18n.gettext("Access refused")
+        message = (
+            i18n.gettext("Your account may read the delivery log but not act on it.")
+            if may_view
+            else i18n.gettext(
+                "Your account may not see the email delivery log. Ask an administrator for access."
+            )
+        )
+    elif status == 404:
+        title = i18n.gettext("Not found")
+        message = i18n.gettext("There is no such email in the delivery log.")
+    else:
+        title = i18n.gettext("This request cannot be answered")
+        # a message of the pages' own (a filter error, an expired form): already translated
+        message = str(exc.description) if exc.description else exc.name
+    back_url = url_for(".index") if may_view else request.script_root + "/"
+    html = render_template(
+        "maildelivery/error.html", status=status, title=title, message=message, back_url=back_url
+    )
+    return html, status
 
 
-def index() -> str:
-    """The delivery log: failed emails by default, all with ``?show=all``."""
+def index() -> str | BaseResponse:
+    """The delivery log: the emails needing attention by default, all with ``?show=all``.
+
+    The filter form is a ``GET`` form, which sends its empty fields too: a request with
+    empty parameters is redirected to the same filter without them, so that the address
+    bar (and a link copied from it) shows only the filters in use."""
+    if any(value == "" for value in request.args.values()):
+        kept: dict[str, Any] = {name: value for name, value in request.args.items() if value}
+        return redirect(url_for(".index", **kept))
     log_filter = _filter_or_400()
     state = get_state()
     with queries.reading() as connection:
@@ -138,8 +209,15 @@ def detail(email_id: int) -> str:
         else []
     )
     logs = status_logs(email)
+    poll_seconds = config_value("DETAIL_REFRESH_SECONDS")
+    on_its_way = email.result in ON_ITS_WAY_RESULTS or any(
+        r.status in ON_ITS_WAY_STATUSES for r in email.recipients
+    )
     return render_template(
         "maildelivery/detail.html",
+        live_refresh=poll_seconds if poll_seconds and on_its_way else None,
+        waiting_results=" ".join(sorted(ON_ITS_WAY_RESULTS)),
+        waiting_statuses=" ".join(sorted(ON_ITS_WAY_STATUSES)),
         email=email,
         recipients=logs.recipients,
         other_events=logs.other_events,
@@ -222,7 +300,7 @@ def review(email_id: int) -> BaseResponse:
     message = (
         i18n.gettext("The review was taken back: the email needs attention again.")
         if undo
-        else i18n.gettext("Marked reviewed: the email left the list of failed emails.")
+        else i18n.gettext("Marked reviewed: the email left the emails needing attention.")
     )
     flash(message, FLASH_CATEGORY)
     return redirect(url_for(".detail", email_id=email_id))
@@ -312,6 +390,9 @@ def create_pages_blueprint(app: Flask) -> Blueprint:
         return check_viewer()
 
     blueprint.context_processor(_template_globals)
+    blueprint.after_request(_set_csp)
+    for status in (400, 403, 404):
+        blueprint.register_error_handler(status, error_page)
     blueprint.add_url_rule("/", "index", index)
     blueprint.add_url_rule("/export.csv", "export_csv", export_csv)
     # an id past the databases' integers names no email: the route does not match (404)
