@@ -85,15 +85,30 @@ class IngestReport:
     resolved: list[tuple[int, int]] = field(default_factory=list)
 
 
-def ingest_events(events: Sequence[NormalizedEvent], app: Flask | None = None) -> IngestReport:
+def ingest_events(
+    events: Sequence[NormalizedEvent],
+    app: Flask | None = None,
+    *,
+    then: Callable[[Session], object] | None = None,
+) -> IngestReport:
     """Store and apply a batch of events in one transaction, then send the signals.
 
     A repeated event (same provider and provider event id) is acknowledged and changes
     nothing. If the database fails, the transaction is rolled back (nothing of the batch is
     stored) and the error propagates.
+
+    :param then: a last write of the caller's, run in the same transaction once the events
+        are applied (the webhook inbox marks its row applied): committed with them, or
+        rolled back with them.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    return _in_one_transaction(app, lambda session, report: _ingest(session, events, report))
+
+    def work(session: Session, report: IngestReport) -> None:
+        _ingest(session, events, report)
+        if then is not None:
+            then(session)
+
+    return _in_one_transaction(app, work)
 
 
 def apply_unmatched_events(app: Flask, email_ids: Sequence[int] | None = None) -> IngestReport:

@@ -4,6 +4,7 @@ cannot even be stored gets the answer that makes its provider retry."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,14 +55,15 @@ def test_refused_and_malformed_requests_are_not_kept(make_app: Any, kit: Kit) ->
     assert inbox_rows(app) == []
 
 
-def _fail_on(app: Flask, table: str) -> Any:
-    """Make every insert into ``table`` fail (the database is down); a function that
-    removes the fault."""
+def _fail_on(app: Flask, table: str, verb: str = "INSERT") -> Any:
+    """Make every insert into ``table`` (``verb="UPDATE"``: every update of it) fail (the
+    database is down); a function that removes the fault."""
     with app.app_context():
         engine = MailDelivery.state(app).db.engine
+    target = f" INTO {table} " if verb == "INSERT" else f"UPDATE {table} "
 
     def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().startswith("INSERT") and f" INTO {table} " in statement:
+        if statement.lstrip().startswith(verb) and target in statement:
             raise sa.exc.OperationalError(statement, {}, Exception("database unavailable"))
 
     sa.event.listen(engine, "before_cursor_execute", fail)
@@ -150,6 +152,72 @@ def test_a_stored_body_that_no_longer_parses_is_failed_not_lost(make_app: Any) -
     assert "not JSON" in outcome.error
     [row] = inbox_rows(app)
     assert (row.status, row.attempts) == ("failed", 2)
+
+
+def test_the_row_is_marked_applied_with_its_events_or_not_at_all(make_app: Any) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app)
+    # the database fails at the very end, when the row is marked applied: the events
+    # stored before it in the same transaction are rolled back with it
+    remove = _fail_on(app, "maildelivery_webhook_inbox", verb="UPDATE")
+    try:
+        response = post(app, kit, kit.request([kit.one_event("delivered", public_id)]))
+    finally:
+        remove()
+    [row] = inbox_rows(app)
+    assert response.status_code == 200
+    assert response.get_json() == {"inbox": row.id, "status": "failed"}
+    assert stored_events(app) == []
+    assert row.status == "pending"  # recording the failure failed too: still to apply
+    assert recipient_states(app, email_id)[ANN][0] == "queued"
+    with app.app_context():
+        [outcome] = inbox.retry(app)
+    assert outcome.report is not None
+    assert outcome.report.stored == 1
+    [row] = inbox_rows(app)
+    assert (row.status, row.attempts) == ("applied", 1)
+    assert recipient_states(app, email_id)[ANN][0] == "delivered"
+
+
+def test_one_unusable_event_is_kept_aside_while_its_batch_is_applied(
+    make_app: AppFactory,
+) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app)
+    unusable = {**kit.one_event("hard_bounce", public_id), "timestamp": "yesterday"}
+    batch = [kit.one_event("delivered", public_id), unusable, kit.one_event("open", public_id)]
+    response = post(app, kit, kit.request(batch))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"stored": 2, "duplicates": 0, "unmatched": 0, "unusable": 1}
+    assert recipient_states(app, email_id)[ANN][0] == "opened"
+    request_row, aside = inbox_rows(app)
+    assert request_row.status == "applied"
+    assert aside.status == "failed"
+    assert aside.error is not None
+    assert "timestamp" in aside.error
+    assert aside.body == json.dumps([unusable]).encode()
+    with app.app_context():
+        assert inbox.failed_count(app) == 1
+        # a retry tries the unusable item again (it still does not parse) and never the
+        # rest of its batch a second time
+        outcomes = inbox.retry(app)
+    assert [(o.inbox_id, o.applied) for o in outcomes] == [(aside.id, False)]
+    assert len(stored_events(app)) == 2
+    [_, aside] = inbox_rows(app)
+    assert (aside.status, aside.attempts) == ("failed", 1)
+
+
+def test_a_batch_with_no_usable_item_is_refused_whole(make_app: Any) -> None:
+    kit = SendGridKit()
+    app = kit.start(make_app)
+    _, public_id = send_email(app)
+    bad = [{**kit.one_event(k, public_id), "timestamp": "never"} for k in ("delivered", "open")]
+    response = post(app, kit, kit.request(bad))
+    assert response.status_code == 400
+    assert inbox_rows(app) == []
+    assert stored_events(app) == []
 
 
 #: Hours late, inside each provider's retry horizon (Postmark about 70 min, Brevo about
@@ -285,7 +353,7 @@ def test_the_log_page_counts_the_failed_inbox_requests(make_app: AppFactory) -> 
     assert "flask maildelivery inbox retry" in html
     locale["value"] = "fr"
     html = client.get("/maildelivery/").get_data(as_text=True).replace("&#39;", "'")
-    assert "2 requêtes webhook n'ont pas pu être appliquées" in html
+    assert "2 notifications webhook n'ont pas pu être appliquées" in html
 
 
 def test_after_response_answers_once_stored_and_applies_when_the_answer_is_closed(

@@ -14,13 +14,19 @@ so a retried row (or one applied by two processes at once) changes nothing the s
 A single-use token (Mailgun) is stored with the row, in the same transaction, under a
 unique constraint: its second use, in any process sharing the database, is refused
 (:class:`TokenReused`) and nothing of it is stored.
+
+One unusable event never blocks its batch (:func:`parse_usable`): when a batch (a JSON
+array) does not parse as a whole, its items are parsed one by one; the usable ones are
+applied, and each unusable one is kept as a ``failed`` row of its own, with its error, which
+the log page counts and ``inbox retry`` tries again (once the adapter understands it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -33,7 +39,7 @@ from ..events import NormalizedEvent
 from ..ingest import IngestReport, ingest_events
 from ..models import WebhookInbox, WebhookToken, utcnow
 from ..vocabulary import InboxStatus
-from .base import WebhookAdapter, WebhookRequest
+from .base import MalformedPayload, WebhookAdapter, WebhookRequest
 
 logger = logging.getLogger("flask_maildelivery")
 
@@ -62,6 +68,63 @@ class ApplyOutcome:
         return self.report is not None
 
 
+@dataclass(frozen=True)
+class ParsedRequest:
+    """The events of a request that its adapter could parse, and its unusable items."""
+
+    events: list[NormalizedEvent]
+    #: ``(body, error)`` of each item of a batch that did not parse: the item alone, as a
+    #: one-item batch the adapter parses again on a retry, and why it did not parse.
+    unusable: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def parse_usable(adapter: WebhookAdapter, request: WebhookRequest) -> ParsedRequest:
+    """The events of a verified ``request``; when a batch does not parse as a whole, the
+    events of its items that do, the others set aside (:attr:`ParsedRequest.unusable`).
+
+    :raises MalformedPayload: the body is not a batch of several items, or none of its
+        items parses: the request as a whole is malformed (a 400; nothing is stored).
+    :raises AuthenticationFailed: from the adapter (an event's own time checked).
+    """
+    try:
+        return ParsedRequest(adapter.parse(request))
+    except MalformedPayload as whole:
+        items = _batch_items(request)
+        if len(items) < 2:
+            raise
+        events: list[NormalizedEvent] = []
+        unusable: list[tuple[bytes, str]] = []
+        for item in items:
+            body = json.dumps([item]).encode()
+            alone = WebhookRequest(
+                body=body, headers=request.headers, received_at=request.received_at
+            )
+            try:
+                events.extend(adapter.parse(alone))
+            except MalformedPayload as exc:
+                unusable.append((body, _error_text(exc)))
+        if len(unusable) == len(items):
+            raise whole from None
+        return ParsedRequest(events, unusable)
+
+
+def _batch_items(request: WebhookRequest) -> list[object]:
+    """The items of a body that is a JSON array; ``[]`` for any other body."""
+    try:
+        data = request.json()
+    except MalformedPayload:
+        return []
+    return data if isinstance(data, list) else []
+
+
+def _error_text(exc: MalformedPayload) -> str:
+    """``exc`` with the fields it names, as kept on an inbox row."""
+    text = str(exc)
+    if exc.details is not None:
+        text += ": " + json.dumps(exc.details, default=str, sort_keys=True)
+    return text[:MAX_ERROR]
+
+
 def kept_headers(adapter: WebhookAdapter, request: WebhookRequest) -> dict[str, str]:
     """The headers of ``request`` worth keeping: the adapter's short allowlist (never
     ``Authorization``)."""
@@ -69,26 +132,39 @@ def kept_headers(adapter: WebhookAdapter, request: WebhookRequest) -> dict[str, 
     return {name: value for name in sorted(names) if (value := request.header(name)) is not None}
 
 
-def store(app: Flask, adapter: WebhookAdapter, request: WebhookRequest) -> int:
+def store(
+    app: Flask,
+    adapter: WebhookAdapter,
+    request: WebhookRequest,
+    unusable: Sequence[tuple[bytes, str]] = (),
+) -> int:
     """Commit an authenticated ``request`` to the inbox (``pending``), with its single-use
-    token if the provider has one; return the row's id.
+    token if the provider has one, and its ``unusable`` items (:func:`parse_usable`), each
+    a ``failed`` row with its error; return the request's row id.
 
     :raises TokenReused: the token was stored already; nothing is stored.
     :raises sqlalchemy.exc.SQLAlchemyError: the database failed; nothing is stored.
     """
     session = package_session(app)
+    row = {
+        "provider": adapter.provider,
+        "received_at": request.received_at,
+        "headers": kept_headers(adapter, request),
+        "attempts": 0,
+    }
     try:
         result = session.execute(
-            sa.insert(inbox_t).values(
-                provider=adapter.provider,
-                received_at=request.received_at,
-                headers=kept_headers(adapter, request),
-                body=request.body,
-                status=InboxStatus.PENDING,
-                attempts=0,
-            )
+            sa.insert(inbox_t).values(**row, body=request.body, status=InboxStatus.PENDING)
         )
         inbox_id = result.inserted_primary_key[0]  # type: ignore[attr-defined]
+        if unusable:
+            session.execute(
+                sa.insert(inbox_t),
+                [
+                    {**row, "body": body, "status": InboxStatus.FAILED, "error": error}
+                    for body, error in unusable
+                ],
+            )
         single_use = adapter.single_use_token(request)
         if single_use is not None:
             token, expires_at = single_use
@@ -120,10 +196,22 @@ def apply(
     :raises LookupError: there is no such row.
     """
     session = package_session(app)
+    applied = (
+        sa.update(inbox_t)
+        .where(inbox_t.c.id == inbox_id)
+        .values(
+            status=InboxStatus.APPLIED,
+            error=None,
+            attempts=inbox_t.c.attempts + 1,
+            applied_at=utcnow(),
+        )
+    )
     try:
         if events is None:
             events = _parse_stored(app, inbox_id)
-        report = ingest_events(events, app)
+        # the row is marked applied in the transaction that stores its events: both or
+        # neither are committed
+        report = ingest_events(events, app, then=lambda s: s.execute(applied))
     except LookupError:
         raise
     except Exception as exc:
@@ -131,9 +219,8 @@ def apply(
         session.rollback()
         error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
         logger.warning("webhook inbox row %s could not be applied: %s", inbox_id, error)
-        _mark(app, inbox_id, status=InboxStatus.FAILED, error=error, applied_at=None)
+        _mark_failed(app, inbox_id, error)
         return ApplyOutcome(inbox_id, error=error)
-    _mark(app, inbox_id, status=InboxStatus.APPLIED, error=None, applied_at=utcnow())
     return ApplyOutcome(inbox_id, report=report)
 
 
@@ -153,32 +240,23 @@ def _parse_stored(app: Flask, inbox_id: int) -> list[NormalizedEvent]:
     if adapter is None:
         raise ValueError(f"provider {provider!r} has no webhook adapter")
     request = WebhookRequest(body=bytes(body), headers=dict(headers), received_at=received_at)
-    return adapter.parse(request)
+    # the request's unusable items were kept aside when it was stored: apply the others
+    return parse_usable(adapter, request).events
 
 
-def _mark(
-    app: Flask,
-    inbox_id: int,
-    *,
-    status: InboxStatus,
-    error: str | None,
-    applied_at: datetime | None,
-) -> None:
-    """Record the outcome of one apply on the row (its own transaction). If even that
-    fails, the row stays ``pending``, which ``inbox list`` and ``inbox retry`` show too."""
-    values: dict[str, object] = {
-        "status": status,
-        "error": error,
-        "attempts": inbox_t.c.attempts + 1,
-    }
-    if applied_at is not None:
-        values["applied_at"] = applied_at
+def _mark_failed(app: Flask, inbox_id: int, error: str) -> None:
+    """Record a failed apply on the row (its own transaction). If even that fails, the row
+    stays as it was (``pending``), which ``inbox list`` and ``inbox retry`` show too."""
+    session = package_session(app)
     try:
-        # a connection of its own: a commit of the package's session would expire the
-        # objects that the signals just handed to their receivers
-        with get_state(app).db.engine.begin() as connection:
-            connection.execute(sa.update(inbox_t).where(inbox_t.c.id == inbox_id).values(**values))
+        session.execute(
+            sa.update(inbox_t)
+            .where(inbox_t.c.id == inbox_id)
+            .values(status=InboxStatus.FAILED, error=error, attempts=inbox_t.c.attempts + 1)
+        )
+        session.commit()
     except SQLAlchemyError:
+        session.rollback()
         logger.exception("could not record the outcome of webhook inbox row %s", inbox_id)
 
 

@@ -7,7 +7,9 @@ applies its events (:func:`~flask_maildelivery.ingest.ingest_events`) right away
 (``MAILDELIVERY_INBOX_APPLY = "inline"``, the default), or once the answer is sent
 (``"after_response"``: the provider waits only for the store). Answers:
 
-* 200 stored, with the counts (a repeated event included); also 200 when the request is
+* 200 stored, with the counts (a repeated event included; ``unusable``, only when there
+  are any: the items of a batch that did not parse, each kept aside as a ``failed`` inbox
+  row while the others were applied); also 200 when the request is
   stored but applying its events failed: the inbox row is ``failed`` and
   ``flask maildelivery inbox retry`` applies it; with ``"after_response"``, 200 with the
   inbox row's id and ``"status": "stored"`` (the counts are not known yet);
@@ -125,7 +127,7 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
         try:
             adapter.check_configured()
             adapter.verify(webhook_request)
-            events = adapter.parse(webhook_request)
+            parsed = inbox.parse_usable(adapter, webhook_request)
         except NotConfigured as exc:
             logger.warning("refused a %s webhook: %s", provider, exc)
             return _error(exc.status, str(exc))
@@ -138,7 +140,7 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
         except WebhookError as exc:
             return _error(exc.status, str(exc), exc.details)
         try:
-            inbox_id = inbox.store(app, adapter, webhook_request)
+            inbox_id = inbox.store(app, adapter, webhook_request, parsed.unusable)
         except inbox.TokenReused as exc:
             logger.warning("refused a %s webhook: %s", provider, exc)
             return _error(adapter.auth_failure_status, str(exc))
@@ -150,19 +152,27 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
             # the row is committed: answer now, apply when the server closes the response
             # (a failure leaves the row failed; a process killed meanwhile, pending: both
             # are what ``inbox retry`` applies)
-            response = jsonify(inbox=inbox_id, status="stored")
-            response.call_on_close(lambda: _apply_after_response(app, inbox_id, events))
+            response = jsonify(inbox=inbox_id, status="stored", **_unusable(parsed))
+            response.call_on_close(lambda: _apply_after_response(app, inbox_id, parsed.events))
             return response
-        outcome = inbox.apply(app, inbox_id, events)
+        outcome = inbox.apply(app, inbox_id, parsed.events)
         if outcome.report is None:
             # stored: the provider must not retry; the inbox row keeps the error
             return jsonify(inbox=inbox_id, status="failed")
         report = outcome.report
         return jsonify(
-            stored=report.stored, duplicates=report.duplicates, unmatched=report.unmatched
+            stored=report.stored,
+            duplicates=report.duplicates,
+            unmatched=report.unmatched,
+            **_unusable(parsed),
         )
 
     return blueprint
+
+
+def _unusable(parsed: inbox.ParsedRequest) -> dict[str, int]:
+    """``{"unusable": n}`` when items of the batch were set aside, else nothing."""
+    return {"unusable": len(parsed.unusable)} if parsed.unusable else {}
 
 
 def _apply_after_response(app: Flask, inbox_id: int, events: list[NormalizedEvent]) -> None:
