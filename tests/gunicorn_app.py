@@ -70,7 +70,7 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    environment: Mapping[str, str], *, workers: int = 4, ready_timeout: float = 20.0
+    environment: Mapping[str, str], *, workers: int = 4, ready_timeout: float = 90.0
 ) -> Iterator[str]:
     """Run gunicorn (``workers`` sync worker processes) serving :func:`create_app` on a free
     loopback port, with ``environment`` added to this process's; yield its base URL
