@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import context, signals
@@ -143,15 +143,37 @@ def _in_one_transaction(app: Flask, work: Callable[[Session, IngestReport], None
     """Run ``work`` in one transaction of the app's session, committed when it returns and
     rolled back (nothing of it stored) when it raises; then send the change signals."""
     session = _session(app)
-    report = IngestReport()
-    try:
-        work(session, report)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        report = IngestReport()
+        try:
+            work(session, report)
+            session.commit()
+            break
+        except sa.exc.OperationalError as exc:
+            session.rollback()
+            if attempt == DEADLOCK_ATTEMPTS or not _is_deadlock(exc):
+                raise
+        except BaseException:
+            session.rollback()
+            raise
     send_change_signals(app, report)
     return report
+
+
+#: Tries of a batch that the database chose as a deadlock's victim (rolled back whole).
+DEADLOCK_ATTEMPTS = 3
+
+
+def _is_deadlock(exc: sa.exc.OperationalError) -> bool:
+    """Whether the database rolled the transaction back to break a deadlock (PostgreSQL
+    SQLSTATE 40P01, MySQL/MariaDB error 1213). Batches lock emails in one order, but two
+    batches that touch the same addresses through different emails can still meet in
+    another order: the loser is applied again, from the start."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "40P01":
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] == 1213
 
 
 def _session(app: Flask) -> Session:
@@ -619,9 +641,7 @@ def _update_addresses(
         if facts.failures
     ]
     for row_chunk in _chunks(failing):
-        session.execute(
-            insert_or_skip(session, address_t, ["tenant_key", "address_key"]), row_chunk
-        )
+        session.execute(_insert_addresses(session), row_chunk)
     tenants: dict[str, list[str]] = defaultdict(list)
     for tenant, key in sorted(by_address):
         tenants[tenant].append(key)
@@ -653,6 +673,16 @@ def _update_addresses(
     if updates:
         columns = [*_STATE_COLUMNS, "failures", "address", "contact_type", "contact_id"]
         _update_by_id(session, address_t, updates, [*columns, "updated_at"])
+
+
+def _insert_addresses(session: Session) -> Any:
+    """``INSERT`` of address records that leaves an existing one alone. On MySQL/MariaDB an
+    ``ON DUPLICATE KEY UPDATE id = id``, which takes the existing row's exclusive lock: the
+    shared lock of ``INSERT IGNORE`` would deadlock two batches that both lock the row for
+    update next."""
+    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+        return mysql.insert(address_t).on_duplicate_key_update(id=address_t.c.id)
+    return insert_or_skip(session, address_t, ["tenant_key", "address_key"])
 
 
 #: The counters of a new address record.
