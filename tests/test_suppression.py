@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_maildelivery import AddressHealth, MailDelivery, signals
-from flask_maildelivery.models import AddressRecord, Email, Event, Recipient
+from flask_maildelivery import AddressHealth, MailDelivery, migrations, signals
+from flask_maildelivery.models import AddressRecord, Base, Email, Event, Recipient
 from flask_maildelivery.testing import outbox, simulate_event
 
 from .conftest import AppFactory, SMTPServer, get_or_fail
@@ -385,3 +385,101 @@ def test_concurrent_events_for_one_address_keep_exact_counts(
         bob = _record(app, BOB)
         assert (bob.hard_bounces, bob.soft_bounces, bob.suppressed) == (0, len(emails), False)
     assert [s["address"] for s in suppressed_log] == [ANN]
+
+
+#: Recipients stored before 0007: (email id, tenant, address, status, bounce type, minute,
+#: reason).
+OLD_RECIPIENTS = [
+    (1, None, "Ann@customer.test", "bounced", "hard", 10, "550 no such user"),
+    (1, None, "bob@customer.test", "delivered", None, 10, None),
+    (2, None, "ann@customer.test", "delivered", None, 5, None),
+    (2, None, "carol@customer.test", "complained", None, 20, "abuse"),
+    (3, "b", "ann@customer.test", "bounced", "soft", 30, "452 mailbox full"),
+    (4, None, "dave@customer.test", "delivered", None, 50, None),
+    (5, None, "dave@customer.test", "bounced", None, 40, "550 gone"),
+]
+
+
+def test_0007_backfills_the_address_records_from_the_stored_states(schema: sa.Engine) -> None:
+    Base.metadata.drop_all(schema)
+    start = datetime(2026, 11, 30, 10, 0)
+    try:
+        migrations.upgrade(schema, "0006_webhook_inbox")
+        with schema.begin() as connection:
+            emails = sorted({(row[0], row[1]) for row in OLD_RECIPIENTS})
+            for email_id, tenant in emails:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO maildelivery_email (id, public_id, tenant_id, created_at,"
+                        " updated_at, sender, subject, attachments, headers, metadata, status,"
+                        " result) VALUES (:id, :public_id, :tenant, :at, :at,"
+                        " 'billing@acme.test', 'Invoice', '[]', '{}', '{}', '', 'queued')"
+                    ),
+                    {"id": email_id, "public_id": f"old{email_id}", "tenant": tenant, "at": start},
+                )
+            for email_id, _, address, status, bounce_type, minute, reason in OLD_RECIPIENTS:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO maildelivery_recipient (email_id, address, address_key, kind,"
+                        " status, bounce_type, status_at, reason, updated_at) VALUES (:email_id,"
+                        " :address, :key, 'to', :status, :bounce_type, :status_at, :reason, :at)"
+                    ),
+                    {
+                        "email_id": email_id,
+                        "address": address,
+                        "key": address.lower(),
+                        "status": status,
+                        "bounce_type": bounce_type,
+                        "status_at": start + timedelta(minutes=minute),
+                        "reason": reason,
+                        "at": start,
+                    },
+                )
+        migrations.upgrade(schema, "0007_address_health")
+        with schema.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    AddressRecord.tenant_key,
+                    AddressRecord.address_key,
+                    AddressRecord.hard_bounces,
+                    AddressRecord.soft_bounces,
+                    AddressRecord.complaints,
+                    AddressRecord.failures,
+                    AddressRecord.last_failure_reason,
+                    AddressRecord.last_failure_email_id,
+                    AddressRecord.suppressed,
+                    AddressRecord.suppressed_cause,
+                    AddressRecord.suppressed_email_id,
+                    AddressRecord.last_delivered_at,
+                )
+            ).all()
+        found = {(row[0], row[1]): tuple(row[2:]) for row in rows}
+
+        def at(minute: int) -> datetime:
+            return (start + timedelta(minutes=minute)).replace(tzinfo=UTC)
+
+        assert found == {
+            ("", "ann@customer.test"): (1, 0, 0, 1, "550 no such user", 1, True, "hard", 1, at(5)),
+            ("", "carol@customer.test"): (0, 0, 1, 1, "abuse", 2, True, "complaint", 2, None),
+            ("b", "ann@customer.test"): (
+                0,
+                1,
+                0,
+                1,
+                "452 mailbox full",
+                3,
+                False,
+                None,
+                None,
+                None,
+            ),
+            # delivered after it bounced: counted, not suppressed
+            ("", "dave@customer.test"): (1, 0, 0, 1, "550 gone", 5, False, None, None, at(50)),
+        }
+        migrations.downgrade(schema, "0006_webhook_inbox")
+        assert "maildelivery_address" not in sa.inspect(schema).get_table_names()
+    finally:
+        with schema.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        Base.metadata.drop_all(schema)
+        Base.metadata.create_all(schema)
