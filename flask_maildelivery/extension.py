@@ -358,7 +358,7 @@ class MailDelivery:
         ``"suppressed"``), bounces, complaints, last failure and delivery. For an address
         never seen: ``state="ok"`` and zeros. E.g. to warn on the host's contact form.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         state = get_state()
         tenant = tenant_id if tenant_id is not None else state.callbacks.current_tenant()
@@ -371,7 +371,7 @@ class MailDelivery:
         so the next send goes to it; recorded with the time and ``user`` (default: the
         acting user of the ``user_loader``). Returns whether it was suppressed.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         state = get_state()
         tenant = tenant_id if tenant_id is not None else state.callbacks.current_tenant()

@@ -51,7 +51,7 @@ class AddressHealthSchema(Schema):
     """The health of one address (``GET /api/addresses/<address>``, and each row of
     ``GET /api/addresses``).
 
-    .. versionadded:: 0.3
+    .. versionadded:: 0.2
     """
 
     address = fields.String()

@@ -110,7 +110,7 @@ address_suppressed = _signals.signal(
     :param email: the :class:`~flask_maildelivery.models.Email` that failed.
     :param tenant_id: the tenant of the address, or ``None``.
 
-    .. versionadded:: 0.3
+    .. versionadded:: 0.2
     """,
 )
 

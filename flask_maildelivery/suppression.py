@@ -63,7 +63,7 @@ class AddressHealth:
     "block"``), ``"failing"`` (it bounced or complained, but is not suppressed) or ``"ok"``
     (no failure known; an address never seen has zeros).
 
-    .. versionadded:: 0.3
+    .. versionadded:: 0.2
     """
 
     address: str
