@@ -618,10 +618,12 @@ def _update_addresses(
     for id_chunk in _chunks(sorted(kinds)):
         rows = session.execute(_HEALTH_RECIPIENTS, {"ids": list(id_chunk)}).all()
         for id_, address, key, contact_type, contact_id, tenant_id in rows:
-            facts_of = by_address.setdefault(
-                (tenant_id or "", key), AddressFacts(address, contact_type, contact_id)
-            )
-            if contact_type:
+            facts_of = by_address.get((tenant_id or "", key))
+            if facts_of is None:
+                facts_of = by_address[(tenant_id or "", key)] = AddressFacts(
+                    address, contact_type, contact_id
+                )
+            elif contact_type:
                 facts_of.contact_type, facts_of.contact_id = contact_type, contact_id
             email_id = current[id_][0]
             for kind, fact in kinds[id_].items():

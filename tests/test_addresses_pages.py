@@ -5,15 +5,13 @@ English and French."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 
 from flask_maildelivery.testing import simulate_event
-from flask_maildelivery.views.csrf import CSRF_SESSION_KEY
 
 from .conftest import AppFactory
-from .log_helpers import ADMIN, CLERK, LogApp, User, make_log_app, send_failed
+from .log_helpers import ADMIN, CLERK, LogApp, User, csrf_client, make_log_app, send_failed
 
 AUDITOR = User("auditor", is_admin=True)
 PAGE = "/maildelivery/addresses"
@@ -26,13 +24,6 @@ def log(make_app: AppFactory) -> LogApp:
     log.viewer.user = ADMIN
     log.extension.action_permission_loader(lambda user: user.id != AUDITOR.id)
     return log
-
-
-def _client(log: LogApp) -> Any:
-    client = log.client()
-    with client.session_transaction() as session:
-        session[CSRF_SESSION_KEY] = "token"
-    return client
 
 
 def _listed(html: str) -> list[str]:
@@ -59,7 +50,7 @@ def _fill(log: LogApp) -> None:
 
 def test_worst_first_with_keyset_pages_and_filters(log: LogApp) -> None:
     _fill(log)
-    client = _client(log)
+    client = csrf_client(log)
     first = client.get(PAGE).get_data(as_text=True)
     assert _listed(first) == ["ann@customer.test", "dora@customer.test"]
     assert 'href="/contacts/customer/7/edit"' in first  # ann's contact record
@@ -84,9 +75,9 @@ def test_worst_first_with_keyset_pages_and_filters(log: LogApp) -> None:
     ["state=gone", "cursor=not-a-cursor", "cursor=MnwxfDE", f"contact_type={'x' * 65}"],
 )
 def test_bad_filters_are_a_clear_400(log: LogApp, query: str) -> None:
-    response = _client(log).get(f"{PAGE}?{query}")
+    response = csrf_client(log).get(f"{PAGE}?{query}")
     assert response.status_code == 400
-    api = _client(log).get(f"{API}?{query}")
+    api = csrf_client(log).get(f"{API}?{query}")
     assert api.status_code == 400
     assert api.get_json()["error"]
 
@@ -94,15 +85,15 @@ def test_bad_filters_are_a_clear_400(log: LogApp, query: str) -> None:
 def test_permissions_follow_the_log(log: LogApp) -> None:
     _fill(log)
     log.viewer.user = CLERK
-    assert _client(log).get(PAGE).status_code == 403
-    assert _client(log).get(f"{API}/ann@customer.test").status_code == 403
+    assert csrf_client(log).get(PAGE).status_code == 403
+    assert csrf_client(log).get(f"{API}/ann@customer.test").status_code == 403
     log.viewer.user = None
-    assert _client(log).get(PAGE).status_code == 401
+    assert csrf_client(log).get(PAGE).status_code == 401
 
 
 def test_lift_needs_csrf_and_the_action_permission_and_is_recorded(log: LogApp) -> None:
     _fill(log)
-    client = _client(log)
+    client = csrf_client(log)
     form = {"address": "ann@customer.test", "csrf_token": "token"}
     assert client.post(f"{PAGE}/lift", data={"address": "ann@customer.test"}).status_code == 400
     log.viewer.user = AUDITOR
@@ -128,7 +119,7 @@ def test_lift_needs_csrf_and_the_action_permission_and_is_recorded(log: LogApp) 
 
 def test_the_api_lists_and_reads_addresses(log: LogApp) -> None:
     _fill(log)
-    client = _client(log)
+    client = csrf_client(log)
     data = client.get(f"{API}?limit=1").get_json()
     (item,) = data["items"]
     assert item["address"] == "ann@customer.test"
@@ -158,7 +149,7 @@ def test_the_detail_page_shows_each_recipients_health(log: LogApp) -> None:
             subject="Invoice INV-9", to=["ann@customer.test", "dora@customer.test"], text="x"
         )
         email_id = email.id
-    page = _client(log).get(f"/maildelivery/{email_id}").get_data(as_text=True)
+    page = csrf_client(log).get(f"/maildelivery/{email_id}").get_data(as_text=True)
     health = re.findall(r'<dd class="md-address-health" data-state="(\w+)">\s*([^<]*)', page)
     assert [(state, text.split(",")[0]) for state, text in health] == [
         ("suppressed", "bounced once"),
@@ -172,6 +163,6 @@ def test_french(log: LogApp) -> None:
 
     Babel(log.app, locale_selector=lambda: "fr")
     _fill(log)
-    page = _client(log).get(PAGE).get_data(as_text=True).replace("&#39;", "'")
+    page = csrf_client(log).get(PAGE).get_data(as_text=True).replace("&#39;", "'")
     assert "Adresses en échec" in page
     assert "Lever la suppression" in page

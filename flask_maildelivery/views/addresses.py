@@ -7,8 +7,6 @@ failures, id), read newest-worst first with keyset pagination; no ``COUNT(*)``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +17,7 @@ import sqlalchemy as sa
 from ..context import get_state
 from ..models import AddressRecord
 from ..suppression import STATE_FAILING, STATE_SUPPRESSED, tenant_key
-from .queries import MAX_ID, FilterError, reading
+from .queries import MAX_ID, FilterError, decode_token, encode_token, reading
 from .reading import viewer_tenant
 
 #: The ``state`` filter's values (empty: every address with a problem).
@@ -39,8 +37,7 @@ class AddressCursor:
 
     def encode(self) -> str:
         """The cursor as an opaque URL-safe token."""
-        raw = f"{int(self.suppressed)}|{self.failures}|{self.id}"
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return encode_token(f"{int(self.suppressed)}|{self.failures}|{self.id}")
 
     @classmethod
     def decode(cls, token: str) -> AddressCursor:
@@ -49,15 +46,14 @@ class AddressCursor:
         :raises FilterError: the token was not made by :meth:`encode`.
         """
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            suppressed, failures, id_ = raw.split("|")
+            suppressed, failures, id_ = decode_token(token).split("|")
             if suppressed not in ("0", "1"):
                 raise ValueError("not a flag")
             for number in (failures, id_):
                 if not _DIGITS.fullmatch(number) or int(number) > MAX_ID:
                     raise ValueError("not a number")
             return cls(suppressed == "1", int(failures), int(id_))
-        except (ValueError, UnicodeDecodeError, binascii.Error):
+        except ValueError:
             raise FilterError(
                 "the page cursor is not valid; start again from the first page"
             ) from None

@@ -152,25 +152,8 @@ def _backfill() -> None:
         .group_by(tenant, recipient.c.address_key)
         .having(count(failed) > 0)
     )
-    op.execute(
-        address.insert().from_select(
-            [
-                "tenant_key",
-                "address",
-                "address_key",
-                "hard_bounces",
-                "soft_bounces",
-                "complaints",
-                "failures",
-                "soft_bounce_streak",
-                "last_failure_at",
-                "last_delivered_at",
-                "suppressed",
-                "updated_at",
-            ],
-            per_address,
-        )
-    )
+    # every selected column is labelled with the address column it fills
+    op.execute(address.insert().from_select(list(per_address.selected_columns.keys()), per_address))
     # the details of each address's last failure, from its latest failed recipient
     last = recipient.alias("last")
     last_email = email.alias("last_email")
