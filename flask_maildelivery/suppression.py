@@ -82,8 +82,9 @@ class AddressHealth:
     lifted_by: str | None = None
 
     @classmethod
-    def of(cls, address: str, record: AddressRecord | None) -> AddressHealth:
-        """The health of ``address`` from its record (``None``: never failed)."""
+    def of(cls, address: str, record: Any) -> AddressHealth:
+        """The health of ``address`` from its record (an :class:`~.models.AddressRecord` or a
+        row of its table; ``None``: never failed)."""
         if record is None:
             return cls(address=address)
         if record.suppressed:
@@ -112,18 +113,22 @@ class AddressHealth:
 
 def address_records(
     state: AppState, tenant_id: str | None, addresses: Collection[str]
-) -> dict[str, AddressRecord]:
-    """The records of ``addresses`` (any case) for ``tenant_id``, by lower-cased address."""
+) -> dict[str, Any]:
+    """The records of ``addresses`` (any case) for ``tenant_id``, by lower-cased address:
+    rows with the columns of :class:`~.models.AddressRecord` as attributes.
+
+    Read on a connection of its own, closed at once: a send or a host's form that asks
+    leaves no transaction open in the package's session (whose snapshot would hide later
+    changes on MySQL/MariaDB).
+    """
     keys = sorted({a.strip().lower() for a in addresses})
     if not keys:
         return {}
-    session = state.sessions()
-    found = session.scalars(
-        sa.select(AddressRecord).where(
-            AddressRecord.tenant_key == tenant_key(tenant_id), AddressRecord.address_key.in_(keys)
-        )
+    statement = sa.select(_address).where(
+        _address.c.tenant_key == tenant_key(tenant_id), _address.c.address_key.in_(keys)
     )
-    return {record.address_key: record for record in found}
+    with state.db.engine.connect() as connection:
+        return {row.address_key: row for row in connection.execute(statement)}
 
 
 def address_health(state: AppState, address: str, tenant_id: str | None) -> AddressHealth:
@@ -132,7 +137,7 @@ def address_health(state: AppState, address: str, tenant_id: str | None) -> Addr
     return AddressHealth.of(address, record)
 
 
-def suppression_note(record: AddressRecord) -> str:
+def suppression_note(record: Any) -> str:
     """Why a send skipped (or warned about) the suppressed address of ``record``, naming the
     failure and its record no.: ``address bounced on 2026-12-01 (record no. 42): 550 ...``."""
     verb = {COMPLAINT: "complained", SOFT: "soft-bounced repeatedly"}.get(
