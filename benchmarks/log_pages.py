@@ -244,7 +244,7 @@ INSERT INTO maildelivery_address (tenant_key, address, address_key, contact_type
     hard_bounces, soft_bounces, complaints, failures, soft_bounce_streak, last_delivered_at,
     suppressed, updated_at)
 SELECT '', a, a, 'customer', n::text, 0, 0, 0, 0, 0, now(), false, now()
-FROM (SELECT n, 'c' || n || '@customer' || (n % 500) || '.test' AS a
+FROM (SELECT n, 'c' || n || '@customer' || (n %% 500) || '.test' AS a
       FROM generate_series(0, %s - 1) AS n) AS customers
 ON CONFLICT (tenant_key, address_key) DO NOTHING
 """
