@@ -20,9 +20,10 @@ transaction with a handful of statements, whatever its size:
 5. when a copy (a resend) was delivered to a recipient, see whether its original is now
    resolved (:mod:`.copies`) and store which copy resolved it;
 6. fold the bounces, complaints and deliveries into the addresses' health records
-   (:mod:`.health`): insert the records of addresses failing for the first time
-   (conflict-skip, like the events), lock the batch's records (one locking ``SELECT`` per
-   tenant, after the emails, so batches lock in one order), update what changed;
+   (:mod:`.health`): insert the records of addresses failing for the first time with their
+   state (conflict-skip, like the events), lock the batch's other records (one locking
+   ``SELECT`` per tenant, after the emails, so batches lock in one order), update what
+   changed;
 7. commit, then send the signals for what really changed.
 
 A batch that touches a copy also locks the copy's original, in the same id-ordered lock
@@ -629,31 +630,17 @@ def _update_addresses(
             for kind, fact in kinds[id_].items():
                 facts_of.add(kind, fact, email_id)
     now = utcnow()
-    failing = [
-        {
-            "tenant_key": tenant,
-            "address_key": key,
-            "address": facts.address,
-            "contact_type": facts.contact_type,
-            "contact_id": facts.contact_id,
-            "updated_at": now,
-            **_ZEROS,
-        }
-        for (tenant, key), facts in sorted(by_address.items())
-        if facts.failures
-    ]
-    for row_chunk in _chunks(failing):
-        session.execute(_insert_addresses(session), row_chunk)
-    tenants: dict[str, list[str]] = defaultdict(list)
-    for tenant, key in sorted(by_address):
-        tenants[tenant].append(key)
     limit = int(context.config_value("SOFT_BOUNCE_LIMIT"))
+    pending = _insert_new_addresses(session, by_address, limit, now, report)
+    tenants: dict[str, list[str]] = defaultdict(list)
+    for tenant, key in sorted(pending):
+        tenants[tenant].append(key)
     updates = []
     for tenant, keys in tenants.items():
         for key_chunk in _chunks(keys):
             records = session.execute(_ADDRESSES, {"tenant": tenant, "ids": list(key_chunk)})
             for record_id, record_key, contact_type, contact_id, *values in records.all():
-                address_facts = by_address[(tenant, record_key)]
+                address_facts = pending[(tenant, record_key)]
                 before = AddressState(**dict(zip(_STATE_COLUMNS, values, strict=True)))
                 after, newly = fold_address(before, address_facts, soft_limit=limit, now=now)
                 if after == before:
@@ -677,25 +664,66 @@ def _update_addresses(
         _update_by_id(session, address_t, updates, [*columns, "updated_at"])
 
 
-def _insert_addresses(session: Session) -> Any:
-    """``INSERT`` of address records that leaves an existing one alone. On MySQL/MariaDB an
-    ``ON DUPLICATE KEY UPDATE id = id``, which takes the existing row's exclusive lock: the
-    shared lock of ``INSERT IGNORE`` would deadlock two batches that both lock the row for
-    update next."""
+def _insert_new_addresses(
+    session: Session,
+    by_address: dict[tuple[str, str], AddressFacts],
+    limit: int,
+    now: datetime,
+    report: IngestReport,
+) -> dict[tuple[str, str], AddressFacts]:
+    """Insert the records of the addresses failing for the first time; return the facts
+    still to fold into records that exist (under their row locks).
+
+    PostgreSQL and SQLite: each record is inserted with its state folded from nothing
+    (conflict-skip, ``RETURNING`` the rows really inserted), so a new record costs one
+    write; a record another batch created first is left to the locked update. MySQL/MariaDB
+    (whose ``RETURNING`` also names the rows it skips): empty records with ``ON DUPLICATE KEY
+    UPDATE id = id``, which takes the existing row's exclusive lock (the shared lock of
+    ``INSERT IGNORE`` would deadlock two batches that both lock the row for update next),
+    and every record is then updated.
+    """
+    pending = dict(by_address)
+    failing = sorted(key for key, facts in by_address.items() if facts.failures)
+    if not failing:
+        return pending
     if session.get_bind().dialect.name in ("mysql", "mariadb"):
-        return mysql.insert(address_t).on_duplicate_key_update(id=address_t.c.id)
-    return insert_or_skip(session, address_t, ["tenant_key", "address_key"])
+        stmt = mysql.insert(address_t).on_duplicate_key_update(id=address_t.c.id)
+        empty = [_new_address(key, by_address[key], AddressState(), now) for key in failing]
+        for row_chunk in _chunks(empty):
+            session.execute(stmt, row_chunk)
+        return pending
+    folded = {
+        key: fold_address(AddressState(), by_address[key], soft_limit=limit, now=now)
+        for key in failing
+    }
+    rows = [_new_address(key, by_address[key], folded[key][0], now) for key in failing]
+    stmt = insert_or_skip(session, address_t, ["tenant_key", "address_key"]).returning(
+        address_t.c.id, address_t.c.tenant_key, address_t.c.address_key
+    )
+    for row_chunk in _chunks(rows):
+        for id_, tenant, key in session.execute(stmt, row_chunk):
+            del pending[(tenant, key)]
+            after, newly = folded[(tenant, key)]
+            if newly and after.suppressed_email_id is not None:
+                report.suppressed.append((id_, after.suppressed_email_id))
+    return pending
 
 
-#: The counters of a new address record.
-_ZEROS = {
-    "hard_bounces": 0,
-    "soft_bounces": 0,
-    "complaints": 0,
-    "failures": 0,
-    "soft_bounce_streak": 0,
-    "suppressed": False,
-}
+def _new_address(
+    key: tuple[str, str], facts: AddressFacts, state: AddressState, now: datetime
+) -> dict[str, Any]:
+    """The row of a new address record with ``state``."""
+    row = {name: getattr(state, name) for name in _STATE_COLUMNS}
+    row.update(
+        tenant_key=key[0],
+        address_key=key[1],
+        address=facts.address,
+        contact_type=facts.contact_type,
+        contact_id=facts.contact_id,
+        failures=state.failures,
+        updated_at=now,
+    )
+    return row
 
 
 # locking reads, for what other batches committed while this one waited for the originals'
