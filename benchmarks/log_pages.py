@@ -8,6 +8,10 @@ emails failed), then measures the server time (median of 20 requests through the
 * the 1,000th page of all emails, reached by cursor,
 * a search by recipient address,
 * a detail page,
+* the addresses with problems (``/addresses``): first page, a page by cursor, the
+  suppressed ones, one contact type; over 200,000 address records (one per customer: the
+  failing ones as the migration's backfill makes them from the recipients, the others as
+  their deliveries left them),
 
 Target: each page at most 15 ms median. For information it also prints each page's floor
 (the bare SQL the page runs, through a raw psycopg connection) and the page's own statements
@@ -204,9 +208,63 @@ def fill(url: str) -> None:
                 f" (SELECT max(id) FROM {table}))"
             )
         connection.commit()
+    fill_addresses(url)
     with psycopg.connect(_libpq_url(url), autocommit=True) as maintenance:
         maintenance.execute("VACUUM ANALYZE")
     print(f"  filled in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+#: The failing addresses, as the backfill of migration 0007 makes them (hard bounces,
+#: suppressed when no delivery followed the last one).
+BACKFILL_SQL = """
+INSERT INTO maildelivery_address (tenant_key, address, address_key, contact_type, contact_id,
+    hard_bounces, soft_bounces, complaints, failures, soft_bounce_streak, last_failure_at,
+    last_failure_reason, last_failure_email_id, last_delivered_at, suppressed, suppressed_at,
+    suppressed_reason, suppressed_cause, suppressed_email_id, updated_at)
+SELECT '', max(r.address), r.address_key, 'customer', max(r.contact_id),
+    count(*) FILTER (WHERE r.status = 'bounced'), 0, 0,
+    count(*) FILTER (WHERE r.status = 'bounced'), 0,
+    max(r.status_at) FILTER (WHERE r.status = 'bounced'), max(r.reason), max(r.email_id),
+    max(r.status_at) FILTER (WHERE r.status IN ('delivered', 'opened', 'clicked')),
+    false, NULL, NULL, NULL, NULL, now()
+FROM maildelivery_recipient r
+GROUP BY r.address_key
+HAVING count(*) FILTER (WHERE r.status = 'bounced') > 0
+ON CONFLICT (tenant_key, address_key) DO NOTHING
+"""
+SUPPRESS_SQL = """
+UPDATE maildelivery_address SET suppressed = true, suppressed_at = last_failure_at,
+    suppressed_reason = last_failure_reason, suppressed_cause = 'hard',
+    suppressed_email_id = last_failure_email_id
+WHERE hard_bounces > 0 AND (last_delivered_at IS NULL OR last_delivered_at < last_failure_at)
+"""
+#: Every other customer address: delivered, no failure.
+TOP_UP_SQL = """
+INSERT INTO maildelivery_address (tenant_key, address, address_key, contact_type, contact_id,
+    hard_bounces, soft_bounces, complaints, failures, soft_bounce_streak, last_delivered_at,
+    suppressed, updated_at)
+SELECT '', a, a, 'customer', n::text, 0, 0, 0, 0, 0, now(), false, now()
+FROM (SELECT n, 'c' || n || '@customer' || (n %% 500) || '.test' AS a
+      FROM generate_series(0, %s - 1) AS n) AS customers
+ON CONFLICT (tenant_key, address_key) DO NOTHING
+"""
+
+
+def fill_addresses(url: str) -> None:
+    """One address record per customer (:data:`CUSTOMERS`): the failing ones from the
+    recipients (as the backfill of migration 0007 makes them), the others delivered."""
+    with psycopg.connect(_libpq_url(url)) as connection:
+        count = connection.execute("SELECT count(*) FROM maildelivery_address").fetchone()
+        if count is not None and count[0] >= CUSTOMERS:
+            return
+        started = time.perf_counter()
+        connection.execute(BACKFILL_SQL)
+        connection.execute(SUPPRESS_SQL)
+        connection.execute(TOP_UP_SQL, (CUSTOMERS,))
+        connection.commit()
+    with psycopg.connect(_libpq_url(url), autocommit=True) as maintenance:
+        maintenance.execute("VACUUM ANALYZE maildelivery_address")
+    print(f"  address records filled ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 def filled(url: str) -> bool:
@@ -318,6 +376,26 @@ def _bare_list(
     return run
 
 
+ADDRESSES_SQL = """
+SELECT id, address, contact_type, contact_id, hard_bounces, soft_bounces, complaints, failures,
+       last_failure_at, last_failure_reason, last_failure_email_id, last_delivered_at,
+       suppressed, suppressed_at, suppressed_reason, lifted_at, lifted_by
+FROM maildelivery_address WHERE tenant_key = '' AND (suppressed OR failures > 0) {where}
+ORDER BY suppressed DESC, failures DESC, id DESC LIMIT 51
+"""
+
+
+def _bare_addresses(
+    connection: psycopg.Connection[Any], where: str, params: tuple[Any, ...] = ()
+) -> Callable[[], object]:
+    sql = ADDRESSES_SQL.format(where=where)
+
+    def run() -> object:
+        return connection.execute(sql, params).fetchall()
+
+    return run
+
+
 def _bare_detail(connection: psycopg.Connection[Any], email_id: int) -> Callable[[], object]:
     def run() -> object:
         return [connection.execute(sql, (email_id,)).fetchall() for sql in DETAIL_SQL]
@@ -356,7 +434,7 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
     """The statements the page at ``path`` runs, on the connection the pages read on, unrendered."""
     from urllib.parse import parse_qs, urlsplit
 
-    from flask_maildelivery.views import queries
+    from flask_maildelivery.views import addresses, queries
 
     parts = urlsplit(path)
     args = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -364,6 +442,9 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
 
     def run() -> object:
         with app.app_context(), queries.reading() as connection:
+            if detail_id == "addresses":
+                address_filter = addresses.AddressFilter.from_args(args)
+                return addresses.address_page(connection, address_filter, None, 50)
             if detail_id.isdigit():
                 return queries.email_detail(connection, int(detail_id), None)
             log_filter = queries.LogFilter.from_args(args)
@@ -374,6 +455,7 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
 
 def measure(url: str) -> int:
     """Measure every page; print the figures; 0 when every page is within the target."""
+    from flask_maildelivery.views.addresses import AddressCursor
     from flask_maildelivery.views.queries import Cursor
 
     app = _make_app(url)
@@ -392,6 +474,15 @@ def measure(url: str) -> int:
         sent_at, last_id = page_end
         cursor = Cursor(sent_at.replace(tzinfo=UTC), last_id, "after")
         address = customer_address(EMAILS // 2, 0)
+        worst = connection.execute(
+            "SELECT suppressed, failures, id FROM maildelivery_address WHERE tenant_key = ''"
+            " AND (suppressed OR failures > 0) ORDER BY suppressed DESC, failures DESC, id DESC"
+            " OFFSET %s LIMIT 1",
+            (19 * 50 - 1,),
+        ).fetchone()
+        if worst is None:
+            raise RuntimeError("the database holds fewer than 20 pages of failing addresses")
+        address_cursor = AddressCursor(*worst)
         failed_id = next(i for i in range(EMAILS // 2, EMAILS) if failed_kind(i))
         Bare = Callable[[psycopg.Connection[Any]], Callable[[], object]]
         cases: list[tuple[str, str, Bare]] = [
@@ -417,6 +508,34 @@ def measure(url: str) -> int:
                 ),
             ),
             ("detail page", f"/maildelivery/{failed_id}", lambda c: _bare_detail(c, failed_id)),
+            ("addresses, first page", "/maildelivery/addresses", lambda c: _bare_addresses(c, "")),
+            (
+                "addresses, page 20 by cursor",
+                f"/maildelivery/addresses?cursor={address_cursor.encode()}",
+                lambda c: _bare_addresses(
+                    c,
+                    "AND (NOT suppressed AND %s OR suppressed = %s AND failures < %s"
+                    " OR suppressed = %s AND failures = %s AND id < %s)",
+                    (
+                        address_cursor.suppressed,
+                        address_cursor.suppressed,
+                        address_cursor.failures,
+                        address_cursor.suppressed,
+                        address_cursor.failures,
+                        address_cursor.id,
+                    ),
+                ),
+            ),
+            (
+                "addresses, suppressed only",
+                "/maildelivery/addresses?state=suppressed",
+                lambda c: _bare_addresses(c, "AND suppressed"),
+            ),
+            (
+                "addresses, one contact type",
+                "/maildelivery/addresses?contact_type=customer",
+                lambda c: _bare_addresses(c, "AND contact_type = 'customer'"),
+            ),
         ]
         print(
             f"\n{'page':<34}{'page ms':>9}{'target':>8}  {'':<6}{'floor ms':>9}{'queries ms':>12}"
@@ -432,7 +551,12 @@ def measure(url: str) -> int:
                 return timer.last_ms
 
             html = client.get(path).data
-            rows = html.count(b"data-email-id=") if "?" in path or path.endswith("/") else 1
+            if "/addresses" in path:
+                rows = html.count(b"<tr data-address=")
+            elif "?" in path or path.endswith("/"):
+                rows = html.count(b"data-email-id=")
+            else:
+                rows = 1
             page_ms, floor_ms, queries_ms = _interleaved_medians(
                 page, _untimed(bare(connection)), _untimed(_page_queries(app, path))
             )
@@ -469,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         # data filled by an earlier version: bring its schema to the package's migrations
         upgrade_schema(args.url)
+        fill_addresses(args.url)
     if args.fill_only:
         return 0
     return measure(args.url)

@@ -12,6 +12,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -202,7 +203,11 @@ def contact_edit(contact_id: int) -> str | BaseResponse:
             db.session.commit()
             flash(f"{contact.name} saved.", "success")
             return redirect(url_for("erp.contacts", kind=contact.kind))
-    return render_template("contact_edit.html", contact=contact, errors=errors, form=request.form)
+    # what the delivery log knows about the address: bounces, complaints, suppression
+    health = current_app.extensions["maildelivery"].extension.address_health(contact.email)
+    return render_template(
+        "contact_edit.html", contact=contact, errors=errors, form=request.form, health=health
+    )
 
 
 @bp.get("/users")

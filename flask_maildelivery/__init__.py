@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from .extension import MailDelivery
 from .sending import RecordingFailed, ResendRefused, SendCancelled, SendRefused
+from .suppression import AddressHealth
 from .transports import TransportError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddressHealth",
     "MailDelivery",
     "RecordingFailed",
     "ResendRefused",

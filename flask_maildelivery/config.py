@@ -28,6 +28,11 @@ DEFAULTS: dict[str, Any] = {
     # when a stored webhook request is applied: "inline" (before the answer) or
     # "after_response" (once the answer is sent: the provider waits only for the store)
     "MAILDELIVERY_INBOX_APPLY": "inline",
+    # address health: "block" (a send skips a suppressed address), "warn" (sends, and the
+    # record says so) or "off" (records kept, nothing suppressed at send time)
+    "MAILDELIVERY_SUPPRESSION": "block",
+    # soft bounces in a row (no delivery in between) that suppress an address
+    "MAILDELIVERY_SOFT_BOUNCE_LIMIT": 5,
     "MAILDELIVERY_SMTP_HOST": "localhost",
     "MAILDELIVERY_SMTP_PORT": 25,
     "MAILDELIVERY_SMTP_USERNAME": None,

@@ -21,6 +21,7 @@ from .context import EXTENSION_KEY, AppState, HostCallbacks, get_state
 from .models import Base, Email
 from .review import review_email
 from .sending import AddressLike, resend_email, send_email, send_email_message
+from .suppression import AddressHealth, address_health, check_settings, lift_suppression
 from .transports import create_transport
 from .views.api import create_api_blueprint
 from .views.pages import create_pages_blueprint
@@ -97,6 +98,11 @@ class MailDelivery:
         state = AppState(db=db, settings=config.read_settings(app), callbacks=self.callbacks)
         state.extension = self
         app.extensions[EXTENSION_KEY] = state
+        try:
+            check_settings(app)
+        except RuntimeError:
+            del app.extensions[EXTENSION_KEY]
+            raise
         transport = state.transport = create_transport(
             app, state.settings["MAILDELIVERY_TRANSPORT"]
         )
@@ -242,9 +248,17 @@ class MailDelivery:
         related: tuple[str, Any] | None = None,
         contacts: Mapping[str, tuple[str, Any]] | None = None,
         tenant_id: str | None = None,
+        ignore_suppression: bool = False,
     ) -> Email:
         """Record an email, hand it to the transport, record the outcome; return the
         :class:`~flask_maildelivery.models.Email`.
+
+        A recipient whose address is suppressed (an earlier hard bounce or complaint, see
+        :meth:`address_health`) is recorded ``suppressed`` and not sent to, with
+        ``MAILDELIVERY_SUPPRESSION = "block"`` (the default); the others are sent normally.
+        When every recipient is suppressed, the email is recorded (result ``error``)
+        without calling the transport, and returned. ``ignore_suppression=True`` sends to
+        them anyway (the log says so).
 
         The email and its recipients are committed (in the package's own session, never the
         host's) before the transport runs. A transport failure never loses the record: the
@@ -273,6 +287,7 @@ class MailDelivery:
             related=related,
             contacts=contacts,
             tenant_id=tenant_id,
+            ignore_suppression=ignore_suppression,
         )
 
     def send_message(
@@ -334,6 +349,34 @@ class MailDelivery:
         .. versionadded:: 0.2
         """
         return review_email(get_state(), email_id, user, undo=undo)
+
+    # -- address health ---------------------------------------------------------------
+
+    def address_health(self, address: str, *, tenant_id: str | None = None) -> AddressHealth:
+        """What the log knows about ``address`` for the current tenant (the
+        ``tenant_loader``'s, or ``tenant_id``): its state (``"ok"``, ``"failing"``,
+        ``"suppressed"``), bounces, complaints, last failure and delivery. For an address
+        never seen: ``state="ok"`` and zeros. E.g. to warn on the host's contact form.
+
+        .. versionadded:: 0.2
+        """
+        state = get_state()
+        tenant = tenant_id if tenant_id is not None else state.callbacks.current_tenant()
+        return address_health(state, address, tenant)
+
+    def lift_suppression(
+        self, address: str, *, tenant_id: str | None = None, user: Any = None
+    ) -> bool:
+        """Lift the suppression of ``address`` (the current tenant's, or ``tenant_id``'s),
+        so the next send goes to it; recorded with the time and ``user`` (default: the
+        acting user of the ``user_loader``). Returns whether it was suppressed.
+
+        .. versionadded:: 0.2
+        """
+        state = get_state()
+        tenant = tenant_id if tenant_id is not None else state.callbacks.current_tenant()
+        actor = user if user is not None else state.callbacks.current_user()
+        return lift_suppression(state, address, tenant, actor)
 
     def capture(self, mail: Any) -> Any:
         """Make every send of the Flask-Mail ``Mail`` object ``mail`` go through the hook:

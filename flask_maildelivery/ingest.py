@@ -19,7 +19,12 @@ transaction with a handful of statements, whatever its size:
    executemany);
 5. when a copy (a resend) was delivered to a recipient, see whether its original is now
    resolved (:mod:`.copies`) and store which copy resolved it;
-6. commit, then send the signals for what really changed.
+6. fold the bounces, complaints and deliveries into the addresses' health records
+   (:mod:`.health`): insert the records of addresses failing for the first time with their
+   state (conflict-skip, like the events), lock the batch's other records (one locking
+   ``SELECT`` per tenant, after the emails, so batches lock in one order), update what
+   changed;
+7. commit, then send the signals for what really changed.
 
 A batch that touches a copy also locks the copy's original, in the same id-ordered lock
 (step 2), so two batches delivering two copies of one email cannot both miss the other's
@@ -39,13 +44,14 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import context, signals
 from .copies import RecipientRow, is_delivered, resolving_copy
 from .events import NormalizedEvent, storable_id, storable_json, storable_text
-from .models import Email, Event, Recipient, utcnow
+from .health import AddressFacts, AddressState, fold_address, new_kinds
+from .models import AddressRecord, Email, Event, Recipient, utcnow
 from .state import (
     FAILURE_STATUSES,
     StatusFact,
@@ -63,6 +69,7 @@ CHUNK = 1000
 email_t: sa.Table = Email.__table__  # type: ignore[assignment]
 recipient_t: sa.Table = Recipient.__table__  # type: ignore[assignment]
 event_t: sa.Table = Event.__table__  # type: ignore[assignment]
+address_t: sa.Table = AddressRecord.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -83,6 +90,8 @@ class IngestReport:
     event_ids: list[int] = field(default_factory=list)
     #: ``(email_id, copy_id)`` for every email this batch resolved.
     resolved: list[tuple[int, int]] = field(default_factory=list)
+    #: ``(address record id, email_id)`` for every address this batch suppressed.
+    suppressed: list[tuple[int, int]] = field(default_factory=list)
 
 
 def ingest_events(
@@ -150,15 +159,37 @@ def _in_one_transaction(app: Flask, work: Callable[[Session, IngestReport], None
     """Run ``work`` in one transaction of the app's session, committed when it returns and
     rolled back (nothing of it stored) when it raises; then send the change signals."""
     session = _session(app)
-    report = IngestReport()
-    try:
-        work(session, report)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        report = IngestReport()
+        try:
+            work(session, report)
+            session.commit()
+            break
+        except sa.exc.OperationalError as exc:
+            session.rollback()
+            if attempt == DEADLOCK_ATTEMPTS or not _is_deadlock(exc):
+                raise
+        except BaseException:
+            session.rollback()
+            raise
     send_change_signals(app, report)
     return report
+
+
+#: Tries of a batch that the database chose as a deadlock's victim (rolled back whole).
+DEADLOCK_ATTEMPTS = 3
+
+
+def _is_deadlock(exc: sa.exc.OperationalError) -> bool:
+    """Whether the database rolled the transaction back to break a deadlock (PostgreSQL
+    SQLSTATE 40P01, MySQL/MariaDB error 1213). Batches lock emails in one order, but two
+    batches that touch the same addresses through different emails can still meet in
+    another order: the loser is applied again, from the start."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "40P01":
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] == 1213
 
 
 def _session(app: Flask) -> Session:
@@ -424,29 +455,28 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
 
 def _insert_skipping_duplicates(session: Session) -> Any:
     """``INSERT`` into the event table that skips a row already stored under the same
-    (``provider``, ``provider_event_id``) and returns the id and key of each row it inserted.
+    (``provider``, ``provider_event_id``) and returns the id and key of each row it inserted."""
+    stmt = insert_or_skip(session, event_t, ["provider", "provider_event_id"])
+    return stmt.returning(event_t.c.id, event_t.c.provider, event_t.c.provider_event_id)
+
+
+def insert_or_skip(session: Session, table: sa.Table, key: list[str]) -> Any:
+    """``INSERT`` into ``table`` that skips a row whose unique ``key`` is stored already.
 
     SQLAlchemy has no portable "insert or skip"; each database's own insert construct
     says it.
     """
     dialect = session.get_bind().dialect.name
-    stmt: Any
     if dialect == "postgresql":
-        stmt = postgresql.insert(event_t).on_conflict_do_nothing(
-            index_elements=["provider", "provider_event_id"]
-        )
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(event_t).on_conflict_do_nothing(
-            index_elements=["provider", "provider_event_id"]
-        )
-    elif dialect in ("mysql", "mariadb"):
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+    if dialect in ("mysql", "mariadb"):
         # not ON DUPLICATE KEY UPDATE: MariaDB's RETURNING also returns the duplicate rows
         # it leaves alone, so the batch could not tell them from new ones. Values are
         # clipped to their columns beforehand, so IGNORE only skips duplicates.
-        stmt = sa.insert(event_t).prefix_with("IGNORE")
-    else:
-        raise RuntimeError(f"flask-maildelivery does not support the {dialect} database")
-    return stmt.returning(event_t.c.id, event_t.c.provider, event_t.c.provider_event_id)
+        return sa.insert(table).prefix_with("IGNORE")
+    raise RuntimeError(f"flask-maildelivery does not support the {dialect} database")
 
 
 #: The columns a batch writes besides ``payload``.
@@ -518,6 +548,7 @@ def _apply(
     if not new_facts:
         return
     current = recipients.states
+    _update_addresses(session, new_facts, current, report)
     now = utcnow()
     updates: list[dict[str, Any]] = []
     delivered_copies: set[int] = set()
@@ -558,6 +589,156 @@ def _apply(
     _recompute_emails(session, statuses, locked, report, now)
     if delivered_copies:
         _resolve_originals(session, {originals[c] for c in delivered_copies}, report)
+
+
+_HEALTH_RECIPIENTS = sa.select(
+    recipient_t.c.id,
+    recipient_t.c.address,
+    recipient_t.c.address_key,
+    recipient_t.c.contact_type,
+    recipient_t.c.contact_id,
+    email_t.c.tenant_id,
+).where(recipient_t.c.id.in_(_IDS), email_t.c.id == recipient_t.c.email_id)
+#: The stored health of an address, as :class:`.health.AddressState` holds it.
+_STATE_COLUMNS = [name for name in AddressState.__dataclass_fields__ if name in address_t.c]
+_ADDRESSES = (
+    sa.select(
+        address_t.c.id,
+        address_t.c.address_key,
+        address_t.c.contact_type,
+        address_t.c.contact_id,
+        *(address_t.c[n] for n in _STATE_COLUMNS),
+    )
+    .where(address_t.c.tenant_key == sa.bindparam("tenant"), address_t.c.address_key.in_(_IDS))
+    .order_by(address_t.c.address_key)
+    .with_for_update()
+)
+
+
+def _update_addresses(
+    session: Session,
+    new_facts: dict[int, list[StatusFact]],
+    current: dict[int, tuple[int, StatusFact]],
+    report: IngestReport,
+) -> None:
+    """Fold the batch's bounces, complaints and deliveries (``new_facts`` by recipient id,
+    ``current`` their recipients' state before the batch) into the addresses' records."""
+    kinds = {}
+    for recipient_id, recipient_facts in new_facts.items():
+        brought = new_kinds(current[recipient_id][1], recipient_facts)
+        if brought:
+            kinds[recipient_id] = brought
+    if not kinds:
+        return
+    by_address: dict[tuple[str, str], AddressFacts] = {}
+    for id_chunk in _chunks(sorted(kinds)):
+        rows = session.execute(_HEALTH_RECIPIENTS, {"ids": list(id_chunk)}).all()
+        for id_, address, key, contact_type, contact_id, tenant_id in rows:
+            facts_of = by_address.get((tenant_id or "", key))
+            if facts_of is None:
+                facts_of = by_address[(tenant_id or "", key)] = AddressFacts(
+                    address, contact_type, contact_id
+                )
+            elif contact_type:
+                facts_of.contact_type, facts_of.contact_id = contact_type, contact_id
+            email_id = current[id_][0]
+            for kind, fact in kinds[id_].items():
+                facts_of.add(kind, fact, email_id)
+    now = utcnow()
+    limit = int(context.config_value("SOFT_BOUNCE_LIMIT"))
+    pending = _insert_new_addresses(session, by_address, limit, now, report)
+    tenants: dict[str, list[str]] = defaultdict(list)
+    for tenant, key in sorted(pending):
+        tenants[tenant].append(key)
+    updates = []
+    for tenant, keys in tenants.items():
+        for key_chunk in _chunks(keys):
+            records = session.execute(_ADDRESSES, {"tenant": tenant, "ids": list(key_chunk)})
+            for record_id, record_key, contact_type, contact_id, *values in records.all():
+                address_facts = pending[(tenant, record_key)]
+                before = AddressState(**dict(zip(_STATE_COLUMNS, values, strict=True)))
+                after, newly = fold_address(before, address_facts, soft_limit=limit, now=now)
+                if after == before:
+                    continue
+                row = {name: getattr(after, name) for name in _STATE_COLUMNS}
+                row.update(
+                    b_id=record_id,
+                    failures=after.failures,
+                    address=address_facts.address,
+                    updated_at=now,
+                )
+                if address_facts.contact_type:
+                    contact_type = address_facts.contact_type
+                    contact_id = address_facts.contact_id
+                row.update(contact_type=contact_type, contact_id=contact_id)
+                updates.append(row)
+                if newly and after.suppressed_email_id is not None:
+                    report.suppressed.append((record_id, after.suppressed_email_id))
+    if updates:
+        columns = [*_STATE_COLUMNS, "failures", "address", "contact_type", "contact_id"]
+        _update_by_id(session, address_t, updates, [*columns, "updated_at"])
+
+
+def _insert_new_addresses(
+    session: Session,
+    by_address: dict[tuple[str, str], AddressFacts],
+    limit: int,
+    now: datetime,
+    report: IngestReport,
+) -> dict[tuple[str, str], AddressFacts]:
+    """Insert the records of the addresses failing for the first time; return the facts
+    still to fold into records that exist (under their row locks).
+
+    PostgreSQL and SQLite: each record is inserted with its state folded from nothing
+    (conflict-skip, ``RETURNING`` the rows really inserted), so a new record costs one
+    write; a record another batch created first is left to the locked update. MySQL/MariaDB
+    (whose ``RETURNING`` also names the rows it skips): empty records with ``ON DUPLICATE KEY
+    UPDATE id = id``, which takes the existing row's exclusive lock (the shared lock of
+    ``INSERT IGNORE`` would deadlock two batches that both lock the row for update next),
+    and every record is then updated.
+    """
+    pending = dict(by_address)
+    failing = sorted(key for key, facts in by_address.items() if facts.failures)
+    if not failing:
+        return pending
+    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+        stmt = mysql.insert(address_t).on_duplicate_key_update(id=address_t.c.id)
+        empty = [_new_address(key, by_address[key], AddressState(), now) for key in failing]
+        for row_chunk in _chunks(empty):
+            session.execute(stmt, row_chunk)
+        return pending
+    folded = {
+        key: fold_address(AddressState(), by_address[key], soft_limit=limit, now=now)
+        for key in failing
+    }
+    rows = [_new_address(key, by_address[key], folded[key][0], now) for key in failing]
+    stmt = insert_or_skip(session, address_t, ["tenant_key", "address_key"]).returning(
+        address_t.c.id, address_t.c.tenant_key, address_t.c.address_key
+    )
+    for row_chunk in _chunks(rows):
+        for id_, tenant, key in session.execute(stmt, row_chunk):
+            del pending[(tenant, key)]
+            after, newly = folded[(tenant, key)]
+            if newly and after.suppressed_email_id is not None:
+                report.suppressed.append((id_, after.suppressed_email_id))
+    return pending
+
+
+def _new_address(
+    key: tuple[str, str], facts: AddressFacts, state: AddressState, now: datetime
+) -> dict[str, Any]:
+    """The row of a new address record with ``state``."""
+    row = {name: getattr(state, name) for name in _STATE_COLUMNS}
+    row.update(
+        tenant_key=key[0],
+        address_key=key[1],
+        address=facts.address,
+        contact_type=facts.contact_type,
+        contact_id=facts.contact_id,
+        failures=state.failures,
+        updated_at=now,
+    )
+    return row
 
 
 # locking reads, for what other batches committed while this one waited for the originals'
@@ -745,6 +926,7 @@ def send_change_signals(app: Flask, report: IngestReport) -> None:
     want_recipients = bool(signals.recipient_status_changed.receivers)
     want_results = bool(signals.email_result_changed.receivers)
     want_resolved = bool(signals.email_resolved.receivers)
+    want_suppressed = bool(signals.address_suppressed.receivers)
     if want_events:
         for event in _load(session, Event, report.event_ids):
             signals.send_safely(signals.event_received, app, event=event)
@@ -776,6 +958,22 @@ def send_change_signals(app: Flask, report: IngestReport) -> None:
         for email_id, copy_id in report.resolved:
             signals.send_safely(
                 signals.email_resolved, app, email=emails[email_id], copy=emails[copy_id]
+            )
+
+    if want_suppressed and report.suppressed:
+        records = {
+            r.id: r for r in _load(session, AddressRecord, [a for a, _ in report.suppressed])
+        }
+        emails = {e.id: e for e in _load(session, Email, [e for _, e in report.suppressed])}
+        for address_id, email_id in report.suppressed:
+            record = records[address_id]
+            signals.send_safely(
+                signals.address_suppressed,
+                app,
+                address=record.address,
+                reason=record.suppressed_reason,
+                email=emails.get(email_id),
+                tenant_id=record.tenant_key or None,
             )
 
 

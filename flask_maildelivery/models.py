@@ -349,3 +349,60 @@ class WebhookToken(Base):
     token: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     #: When the signature it came with is too old to be accepted anyway (purge after).
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+
+
+class AddressRecord(Base):
+    """The health of one address for one tenant (``maildelivery_address``): its bounces and
+    complaints, its last failure and delivery, and whether it is suppressed.
+
+    Kept by the ingest in the same transaction as the events (:mod:`.health` has the rules).
+    A record is created at the address's first failure; deliveries update an existing record.
+    Each email counts once per address and kind (a bounce reported twice is one bounce).
+    """
+
+    __tablename__ = "maildelivery_address"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_key", "address_key"),
+        # the addresses page, worst first, without a scan
+        sa.Index(
+            "ix_maildelivery_address_tenant_worst", "tenant_key", "suppressed", "failures", "id"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The tenant id, or ``""`` for none (a unique key holds no ``NULL``).
+    tenant_key: Mapped[str] = mapped_column(sa.String(64), nullable=False, default="")
+    #: The address as last sent to.
+    address: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    #: ``address`` lower-cased: what the record is found by.
+    address_key: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    #: The host's contact record that last held the address (for its link).
+    contact_type: Mapped[str | None] = mapped_column(sa.String(64))
+    contact_id: Mapped[str | None] = mapped_column(sa.String(64))
+    hard_bounces: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    soft_bounces: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    complaints: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    #: ``hard_bounces + soft_bounces + complaints``: the page's order.
+    failures: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    #: Soft bounces since the last delivery.
+    soft_bounce_streak: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    last_failure_email_id: Mapped[int | None] = mapped_column(BigId)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    suppressed: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    #: When the failure that suppressed the address happened.
+    suppressed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    suppressed_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: What suppressed it: ``"hard"`` (a hard bounce), ``"soft"`` (soft bounces in a row) or
+    #: ``"complaint"``.
+    suppressed_cause: Mapped[str | None] = mapped_column(sa.String(16))
+    suppressed_email_id: Mapped[int | None] = mapped_column(BigId)
+    #: The last lift of a suppression: when, and by whom (a user's ``sent_by`` value, or
+    #: ``"delivery"`` when a delivery lifted it).
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_by: Mapped[str | None] = mapped_column(sa.String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<AddressRecord {self.tenant_key!r}:{self.address} {self.failures}>"

@@ -47,6 +47,40 @@ class LogRecipientSchema(Schema):
     events = fields.List(fields.Nested(LogEventSchema))
 
 
+class AddressHealthSchema(Schema):
+    """The health of one address (``GET /api/addresses/<address>``, and each row of
+    ``GET /api/addresses``).
+
+    .. versionadded:: 0.2
+    """
+
+    address = fields.String()
+    state = fields.String()
+    hard_bounces = fields.Integer()
+    soft_bounces = fields.Integer()
+    complaints = fields.Integer()
+    last_failure_at = fields.AwareDateTime(allow_none=True)
+    last_failure_reason = fields.String(allow_none=True)
+    last_failure_email_id = fields.Integer(allow_none=True)
+    last_failure_url = fields.String(allow_none=True)
+    last_delivered_at = fields.AwareDateTime(allow_none=True)
+    suppressed = fields.Boolean()
+    suppressed_at = fields.AwareDateTime(allow_none=True)
+    suppressed_reason = fields.String(allow_none=True)
+    lifted_at = fields.AwareDateTime(allow_none=True)
+    lifted_by = fields.String(allow_none=True)
+    contact_type = fields.String(allow_none=True)
+    contact_id = fields.String(allow_none=True)
+    contact_url = fields.String(allow_none=True)
+
+
+class AddressPageSchema(Schema):
+    """A page of ``GET /api/addresses``: worst first, and the cursor of the next page."""
+
+    items = fields.List(fields.Nested(AddressHealthSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
 class LogAttachmentSchema(Schema):
     """An attachment's name, type and size (its content is not stored)."""
 

@@ -99,6 +99,22 @@ email_resolved = _signals.signal(
 )
 
 
+address_suppressed = _signals.signal(
+    "address-suppressed",
+    doc="""Sent once, after an address was suppressed and the change was committed (a hard
+    bounce, a complaint, or ``MAILDELIVERY_SOFT_BOUNCE_LIMIT`` soft bounces in a row).
+
+    :param sender: the app.
+    :param address: the address (as last sent to).
+    :param reason: the failure that suppressed it.
+    :param email: the :class:`~flask_maildelivery.models.Email` that failed.
+    :param tenant_id: the tenant of the address, or ``None``.
+
+    .. versionadded:: 0.2
+    """,
+)
+
+
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send ``signal`` to each receiver of ``sender``; a receiver that raises is logged with
     its traceback (logger ``flask_maildelivery``, ``ERROR``) and the other receivers still

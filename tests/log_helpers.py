@@ -91,6 +91,17 @@ def make_log_app(
     return LogApp(app, extension, viewer)
 
 
+def csrf_client(log: LogApp, token: str = "token") -> Any:
+    """A test client whose session holds the CSRF token ``token`` (post it as
+    ``csrf_token``)."""
+    from flask_maildelivery.views.csrf import CSRF_SESSION_KEY
+
+    client = log.client()
+    with client.session_transaction() as session:
+        session[CSRF_SESSION_KEY] = token
+    return client
+
+
 def send_failed(log: LogApp, subject: str = "Invoice INV-1", **kwargs: Any) -> Email:
     """An email whose first recipient bounced (result ``warning``)."""
     kwargs.setdefault("to", ["ann@customer.test", "bob@customer.test"])

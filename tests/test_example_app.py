@@ -417,6 +417,41 @@ def test_a_hard_bounce_flags_the_contact_until_its_address_changes(erp: Flask) -
     assert "Address bounced" not in client.get("/contacts?kind=customer").text
 
 
+def test_the_contact_form_warns_of_a_suppressed_address_until_it_is_corrected(
+    erp: Flask,
+) -> None:
+    client = sign_in(erp, "acme.clerk")
+    [invoice_id] = invoice_ids(erp, "INV-1008")
+    client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
+    with erp.app_context():
+        simulate_event(
+            first_or_fail(db.session, Email),
+            "bounced",
+            recipient="initech@bounce.example",
+            reason="550 5.1.1 no such user",
+            bounce_type="hard",
+        )
+        initech_id = contact_named("Initech").id
+    form = client.get(f"/contacts/{initech_id}/edit").text
+    warning = re.search(r'id="address-health" data-state="(\w+)">([^<]*)', form)
+    assert warning is not None
+    assert warning.group(1) == "suppressed"
+    assert "Invoices to initech@bounce.example are not sent" in warning.group(2)
+    # emailed again: the customer is skipped, the accounting copy goes out
+    with erp.app_context():
+        sent = len(outbox(erp))
+    client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
+    with erp.app_context():
+        assert outbox(erp)[sent].envelope_recipients == ["accounting@acme.example"]
+    client.post(
+        f"/contacts/{initech_id}/edit", data={"name": "Initech", "email": "ap@initech.example"}
+    )
+    assert 'id="address-health"' not in client.get(f"/contacts/{initech_id}/edit").text
+    client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
+    with erp.app_context():
+        assert "ap@initech.example" in outbox(erp)[-1].envelope_recipients
+
+
 def invoice_row(client: FlaskClient, number: str) -> str:
     """The row of invoice ``number`` on the invoices page."""
     row = re.search(rf'data-invoice="{number}".*?</tr>', client.get("/invoices").text, re.S)

@@ -292,8 +292,9 @@ def test_a_complaint_and_a_refused_recipient_behind_an_open_need_attention(
         complained = send_delivered(log, subject="Complained")
         simulate_event(complained, "opened", recipient="carl@customer.test")
         simulate_event(complained, "complained", recipient="carl@customer.test")
-        opened = send_delivered(log, subject="Opened")
-        simulate_event(opened, "opened", recipient="carl@customer.test")
+        # another customer: carl's complaint suppressed his address
+        opened = send_delivered(log, subject="Opened", to=["dan@customer.test"])
+        simulate_event(opened, "opened", recipient="dan@customer.test")
         ids = {"refused": refused.id, "complained": complained.id, "opened": opened.id}
     html = log.client().get("/maildelivery/").get_data(as_text=True)
     assert listed_ids(html) == [ids["complained"], ids["refused"]]

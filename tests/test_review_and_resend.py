@@ -15,10 +15,9 @@ from flask_maildelivery import MailDelivery, ResendRefused, SendRefused, signals
 from flask_maildelivery.models import Email
 from flask_maildelivery.sending import CopyStillOnItsWay, ResendNeedsConfirmation
 from flask_maildelivery.testing import outbox, simulate_event
-from flask_maildelivery.views.csrf import CSRF_SESSION_KEY
 
 from .conftest import AppFactory
-from .log_helpers import ADMIN, LogApp, User, listed_ids, make_log_app, send_failed
+from .log_helpers import ADMIN, LogApp, User, csrf_client, listed_ids, make_log_app, send_failed
 
 AUDITOR = User("auditor", is_admin=True)
 API = "/maildelivery/api/emails"
@@ -52,10 +51,7 @@ def recorded() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 
 def _client(log: LogApp) -> Any:
-    client = log.client()
-    with client.session_transaction() as session:
-        session[CSRF_SESSION_KEY] = "token"
-    return client
+    return csrf_client(log)
 
 
 def _email(app: Flask, email_id: int) -> Email:

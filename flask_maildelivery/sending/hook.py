@@ -20,13 +20,13 @@ from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from .. import signals
+from .. import signals, suppression
 from ..context import AppState, config_value
 from ..events import NormalizedEvent, storable_id
 from ..ingest import apply_unmatched_events, ingest_events, record_send_failure
 from ..mime import header_text
 from ..models import Email, Recipient, utcnow
-from ..transports import TransportError
+from ..transports import OutgoingMessage, TransportError
 from .errors import RecordingFailed, SendCancelled, SendRefused
 from .validate import AddressLike, CheckedSend, check_send, column_problems, message_problem
 
@@ -56,6 +56,7 @@ def send_email(
     contacts: Mapping[str, tuple[str, Any]] | None,
     tenant_id: str | None,
     resent_from_id: int | None = None,
+    ignore_suppression: bool = False,
 ) -> Email:
     """Implementation of :meth:`MailDelivery.send`."""
     checked = check_send(
@@ -78,6 +79,7 @@ def send_email(
         contacts=contacts,
         tenant_id=tenant_id,
         resent_from_id=resent_from_id,
+        ignore_suppression=ignore_suppression,
     )
 
 
@@ -89,9 +91,14 @@ def record_and_send(
     contacts: Mapping[str, tuple[str, Any]] | None,
     tenant_id: str | None,
     resent_from_id: int | None,
+    ignore_suppression: bool = False,
 ) -> Email:
     """Record the checked send, hand it to the transport, record the outcome; return the
     stored email.
+
+    A suppressed recipient (:mod:`..suppression`) is recorded ``suppressed`` and left out
+    of the hand-over (``MAILDELIVERY_SUPPRESSION = "block"``, unless
+    ``ignore_suppression``); when every recipient is, the transport is not called.
 
     A refused send (by the checks, by a ``before_send`` receiver's changes, or by a value
     its column cannot hold) is recorded ``failed`` with the reason and never reaches the
@@ -202,6 +209,8 @@ def record_and_send(
             refused.__cause__ = exc
         refused.email = email
         raise refused
+    if not _skip_suppressed(app, state, email, values["tenant_id"], outgoing, ignore_suppression):
+        return email  # every recipient is suppressed: recorded, nothing to hand over
     try:
         result = state.transport.send(outgoing)
     except TransportError as exc:
@@ -272,7 +281,13 @@ def _recording_problem(session: Session, exc: SQLAlchemyError) -> str:
 
 
 def _hook_event(
-    email: Email, address: str, kind: str, reason: str, **extra: Any
+    email: Email,
+    address: str,
+    kind: str,
+    reason: str,
+    *,
+    event_type: str = "failed",
+    **extra: Any,
 ) -> NormalizedEvent:
     event_id = f"{email.public_id}:{kind}:{address.lower()}"
     if len(event_id) > EVENT_ID_LENGTH:
@@ -282,7 +297,7 @@ def _hook_event(
     return NormalizedEvent(
         provider=HOOK_PROVIDER,
         provider_event_id=event_id,
-        type="failed",
+        type=event_type,
         raw_type=kind,
         occurred_at=utcnow(),
         recipient=address,
@@ -325,6 +340,57 @@ def _record_failure(app: Flask, email: Email, error: str) -> Email:
             f"email {email_id} was not sent, and that could not be recorded: {cause}"
         ) from exc
     return email
+
+
+def _skip_suppressed(
+    app: Flask,
+    state: AppState,
+    email: Email,
+    tenant_id: str | None,
+    outgoing: OutgoingMessage,
+    ignore_suppression: bool,
+) -> bool:
+    """Record the recipients whose address is suppressed: ``suppressed`` and left out of
+    ``outgoing`` (mode ``block``), or sent with a warning event in their log (mode
+    ``warn``, or ``ignore_suppression``). Returns whether any recipient is left to send to."""
+    mode = config_value("SUPPRESSION")
+    if mode == suppression.OFF:
+        return True
+    records = {
+        key: record
+        for key, record in suppression.address_records(
+            state, tenant_id, outgoing.envelope_recipients
+        ).items()
+        if record.suppressed
+    }
+    if not records:
+        return True
+    block = mode == suppression.BLOCK and not ignore_suppression
+    events = []
+    for address in outgoing.envelope_recipients:
+        record = records.get(address.lower())
+        if record is None:
+            continue
+        note = suppression.suppression_note(record)
+        if block:
+            events.append(_hook_event(email, address, "suppressed", note, event_type="suppressed"))
+        else:
+            why = "ignore_suppression" if mode == suppression.BLOCK else "MAILDELIVERY_SUPPRESSION"
+            events.append(
+                _hook_event(
+                    email,
+                    address,
+                    "suppression-warning",
+                    f"sent although suppressed ({why}): {note}",
+                    event_type="unknown",
+                )
+            )
+    if block:
+        for kind in ("to", "cc", "bcc"):
+            kept = [a for a in getattr(outgoing, kind) if a.address.lower() not in records]
+            setattr(outgoing, kind, kept)
+    ingest_events(events, app)
+    return bool(outgoing.envelope_recipients)
 
 
 def _recorded_headers(mime: Message) -> dict[str, str]:

@@ -79,7 +79,8 @@ def resend_email(
     since only their names and sizes are stored.
 
     :param tenant_id: when given, an email of another tenant is not found.
-    :param confirm: resend to addresses that are unchanged since they failed.
+    :param confirm: resend to addresses that are unchanged since they failed, suppressed
+        ones (see :mod:`flask_maildelivery.suppression`) included.
     :param force: skip both checks: an earlier copy on its way, an unchanged address.
     :raises LookupError: no such email (for this tenant).
     :raises ResendRefused: nothing to resend, the bodies were not stored,
@@ -153,6 +154,9 @@ def resend_email(
             contacts=contacts,
             tenant_id=original.tenant_id,
             resent_from_id=original.id,
+            # confirming a resend to an address unchanged since it failed is the decision
+            # a suppression waits for: the copy goes to it (its status log says so)
+            ignore_suppression=confirm or force,
         )
     except BaseException:
         # a send refused by its checks never reached the commit: release the lock

@@ -4,7 +4,10 @@
   ``result``, ``from``, ``to``, ``recipient``, ``subject``), ``cursor`` and ``limit``;
 * ``GET /api/emails/<id>``: one email with its recipients and their events, its copies
   (``resent_as``) and its review;
-* ``POST /api/emails/<id>/review``: mark it reviewed, or take the review back (``undo``).
+* ``POST /api/emails/<id>/review``: mark it reviewed, or take the review back (``undo``);
+* ``GET /api/addresses``: the addresses with problems, worst first (``state``,
+  ``contact_type``, ``cursor``, ``limit``);
+* ``GET /api/addresses/<address>``: the health of one address (zeros for one never seen).
 
 Same permissions and tenant scope as the pages (acting needs the host's
 ``action_permission_loader``). Errors are JSON: ``{"error": "..."}``.
@@ -22,7 +25,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..context import config_value, get_state
 from ..review import review_email
-from ..schemas import LogEmailPageSchema, dump_log_email
+from ..schemas import AddressHealthSchema, AddressPageSchema, LogEmailPageSchema, dump_log_email
+from ..suppression import STATE_FAILING, STATE_SUPPRESSED, address_health
+from . import addresses as address_list
 from . import queries
 from .access import check_actor, check_viewer
 from .csrf import check_csrf
@@ -38,19 +43,24 @@ class _BadRequest(Exception):
         self.message = message
 
 
+def _limit() -> int:
+    """The ``limit`` argument (default ``MAILDELIVERY_PAGE_SIZE``)."""
+    limit_arg = request.args.get("limit", "")
+    if not limit_arg:
+        return int(config_value("PAGE_SIZE"))
+    try:
+        return queries.parse_limit(limit_arg, MAX_LIMIT)
+    except queries.FilterError as exc:
+        raise _BadRequest(str(exc)) from None
+
+
 def list_emails() -> ResponseReturnValue:
     """A page of the log as JSON."""
     try:
         log_filter = read_filter(request.args)
     except queries.FilterError as exc:
         raise _BadRequest(str(exc)) from None
-    limit_arg = request.args.get("limit", "")
-    limit = int(config_value("PAGE_SIZE"))
-    if limit_arg:
-        try:
-            limit = queries.parse_limit(limit_arg, MAX_LIMIT)
-        except queries.FilterError as exc:
-            raise _BadRequest(str(exc)) from None
+    limit = _limit()
     with queries.reading() as connection:
         page = queries.log_page(connection, log_filter, viewer_tenant(), limit)
     data: dict[str, Any] = LogEmailPageSchema().dump(
@@ -121,6 +131,41 @@ def review(email_id: int) -> ResponseReturnValue:
     return get_email(email_id)
 
 
+def list_addresses() -> ResponseReturnValue:
+    """The addresses with problems, worst first, as JSON."""
+    try:
+        address_filter = address_list.AddressFilter.from_args(request.args)
+    except queries.FilterError as exc:
+        raise _BadRequest(str(exc)) from None
+    page = address_list.address_rows(address_filter, _limit())
+    items = []
+    for row in page.rows:
+        state = STATE_SUPPRESSED if row.suppressed else STATE_FAILING
+        items.append({**asdict(row), "state": state, "last_failure_url": _email_url(row)})
+    data: dict[str, Any] = AddressPageSchema().dump(
+        {"items": items, "next_cursor": page.next_cursor.encode() if page.next_cursor else None}
+    )
+    return data
+
+
+def _email_url(row: address_list.AddressRow) -> str | None:
+    if row.last_failure_email_id is None:
+        return None
+    return url_for("maildelivery_api.get_email", email_id=row.last_failure_email_id)
+
+
+def get_address(address: str) -> ResponseReturnValue:
+    """The health of one address of the viewer's tenant (zeros for one never seen)."""
+    health = address_health(get_state(), address, viewer_tenant())
+    url = (
+        url_for("maildelivery_api.get_email", email_id=health.last_failure_email_id)
+        if health.last_failure_email_id is not None
+        else None
+    )
+    data: dict[str, Any] = AddressHealthSchema().dump({**asdict(health), "last_failure_url": url})
+    return data
+
+
 def create_api_blueprint(app: Flask) -> Blueprint:
     """The ``maildelivery_api`` blueprint at ``{MAILDELIVERY_URL_PREFIX}/api``.
 
@@ -148,4 +193,6 @@ def create_api_blueprint(app: Flask) -> Blueprint:
     email_id = f"<int(max={queries.MAX_ID}):email_id>"
     blueprint.add_url_rule(f"/emails/{email_id}", "get_email", get_email)
     blueprint.add_url_rule(f"/emails/{email_id}/review", "review", review, methods=["POST"])
+    blueprint.add_url_rule("/addresses", "list_addresses", list_addresses)
+    blueprint.add_url_rule("/addresses/<path:address>", "get_address", get_address)
     return blueprint

@@ -44,8 +44,10 @@ from ..sending import (
     resend_address,
     resend_email,
 )
+from ..suppression import address_records, lift_suppression
 from ..tracking import tracking, tracking_health
 from ..webhooks import inbox
+from . import addresses as address_list
 from . import i18n, labels, queries
 from .access import check_actor, check_viewer
 from .csrf import check_csrf, csrf_available, csrf_token
@@ -213,12 +215,14 @@ def detail(email_id: int) -> str:
     on_its_way = email.result in ON_ITS_WAY_RESULTS or any(
         r.status in ON_ITS_WAY_STATUSES for r in email.recipients
     )
+    health = address_records(get_state(), email.tenant_id, [r.address for r in email.recipients])
     return render_template(
         "maildelivery/detail.html",
         live_refresh=poll_seconds if poll_seconds and on_its_way else None,
         waiting_results=" ".join(sorted(ON_ITS_WAY_RESULTS)),
         waiting_statuses=" ".join(sorted(ON_ITS_WAY_STATUSES)),
         email=email,
+        health=health,
         recipients=logs.recipients,
         other_events=logs.other_events,
         related_url=logs.related_url,
@@ -304,6 +308,59 @@ def review(email_id: int) -> BaseResponse:
     )
     flash(message, FLASH_CATEGORY)
     return redirect(url_for(".detail", email_id=email_id))
+
+
+def read_address_filter() -> address_list.AddressFilter:
+    """The addresses list's filter from the query arguments; ``400`` when one is not valid."""
+    try:
+        return address_list.AddressFilter.from_args(request.args)
+    except queries.FilterError as exc:
+        abort(Response(_render_error(str(exc)), status=400))
+
+
+def addresses() -> str:
+    """The addresses with problems, worst first, with their contact links and the lift
+    action."""
+    address_filter = read_address_filter()
+    callbacks = get_state().callbacks
+    return render_template(
+        "maildelivery/addresses.html",
+        page=address_list.address_rows(address_filter, config_value("PAGE_SIZE")),
+        address_filter=address_filter,
+        states=address_list.STATES,
+        can_act=callbacks.may_act(callbacks.current_user()),
+    )
+
+
+def lift_address() -> BaseResponse:
+    """Lift the suppression of the form's ``address`` (``POST``, CSRF-protected)."""
+    check_csrf()
+    check_actor()
+    address = (request.form.get("address") or "").strip()
+    state = get_state()
+    if address and lift_suppression(
+        state, address, viewer_tenant(), state.callbacks.current_user()
+    ):
+        flash(
+            i18n.gettext(
+                "The suppression of %(address)s was lifted: the next email goes to it.",
+                address=address,
+            ),
+            FLASH_CATEGORY,
+        )
+    else:
+        flash(
+            i18n.gettext("%(address)s is not suppressed: nothing to lift.", address=address),
+            f"{FLASH_CATEGORY}-error",
+        )
+    # back to the list as it was filtered (values url_for leaves out when empty)
+    return redirect(
+        url_for(
+            ".addresses",
+            state=request.form.get("state") or None,
+            contact_type=request.form.get("contact_type") or None,
+        )
+    )
 
 
 _CSV_COLUMNS = ("id", "sent_at", "status", "result", "subject", "sender", "to", "cc", "bcc")
@@ -395,6 +452,8 @@ def create_pages_blueprint(app: Flask) -> Blueprint:
         blueprint.register_error_handler(status, error_page)
     blueprint.add_url_rule("/", "index", index)
     blueprint.add_url_rule("/export.csv", "export_csv", export_csv)
+    blueprint.add_url_rule("/addresses", "addresses", addresses)
+    blueprint.add_url_rule("/addresses/lift", "lift_address", lift_address, methods=["POST"])
     # an id past the databases' integers names no email: the route does not match (404)
     email_id = f"<int(max={queries.MAX_ID}):email_id>"
     blueprint.add_url_rule(f"/{email_id}", "detail", detail)

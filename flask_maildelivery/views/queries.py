@@ -70,8 +70,9 @@ class Cursor:
 
     def encode(self) -> str:
         """The cursor as an opaque URL-safe token."""
-        raw = f"{self.direction[0]}|{self.sent_at.astimezone(UTC).isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return encode_token(
+            f"{self.direction[0]}|{self.sent_at.astimezone(UTC).isoformat()}|{self.id}"
+        )
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
@@ -80,8 +81,7 @@ class Cursor:
         :raises FilterError: the token was not made by :meth:`encode`.
         """
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            direction, sent_at, id_ = raw.split("|")
+            direction, sent_at, id_ = decode_token(token).split("|")
             direction = {"a": "after", "b": "before"}[direction]
             moment = datetime.fromisoformat(sent_at)
             if moment.tzinfo is None:
@@ -97,6 +97,20 @@ class Cursor:
             raise FilterError(
                 "the page cursor is not valid; start again from the first page"
             ) from None
+
+
+def encode_token(raw: str) -> str:
+    """``raw`` as an opaque URL-safe cursor token."""
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> str:
+    """The text of a token made by :func:`encode_token`.
+
+    :raises ValueError: it was not made by :func:`encode_token` (``binascii.Error`` and
+        ``UnicodeDecodeError`` are value errors).
+    """
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
 
 
 def parse_limit(text: str, maximum: int) -> int:
