@@ -315,7 +315,7 @@ def read_address_filter() -> address_list.AddressFilter:
     try:
         return address_list.AddressFilter.from_args(request.args)
     except queries.FilterError as exc:
-        abort(Response(_render_error(str(exc)), status=400))
+        abort(400, description=str(exc))
 
 
 def addresses() -> str:
