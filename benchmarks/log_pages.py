@@ -454,6 +454,54 @@ def measure(url: str) -> int:
     return 0 if ok else 1
 
 
+OVERVIEW_TARGET_MS = 50.0
+
+
+def measure_overview(url: str) -> int:
+    """Measure the overview page and its statements; print the figures; 0 within target."""
+    from flask_maildelivery.views import i18n
+    from flask_maildelivery.views.reading import read_overview
+
+    app = _make_app(url)
+    timer = ServerTimer(app.wsgi_app)
+    app.wsgi_app = timer
+    client = app.test_client()
+    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
+        newest = connection.execute("SELECT max(sent_at) FROM maildelivery_email").fetchone()
+    if newest is None or newest[0] is None or newest[0] < datetime.now(UTC).replace(tzinfo=None) - timedelta(days=2):
+        print(
+            "\nthe emails end more than two days ago: the overview's last 30 days would be"
+            " nearly empty; fill again with --refill to measure it"
+        )
+        return 1
+
+    def page() -> float:
+        response = client.get("/maildelivery/overview")
+        if response.status_code != 200:
+            raise RuntimeError(f"/maildelivery/overview answered {response.status_code}")
+        return timer.last_ms
+
+    def statements() -> object:
+        with app.test_request_context():
+            return read_overview(None, i18n.viewer_timezone())
+
+    with app.test_request_context():
+        figures = read_overview(None, i18n.viewer_timezone())
+    emails = sum(day.total for day in figures.days)
+    page_ms, queries_ms = _interleaved_medians(page, _untimed(statements))
+    holds = page_ms <= OVERVIEW_TARGET_MS
+    print(
+        f"\n{'page':<34}{'page ms':>9}{'target':>8}  {'':<6}{'queries ms':>12}{'emails':>9}\n"
+        f"{'overview (30 days)':<34}{page_ms:>9.2f}{OVERVIEW_TARGET_MS:>8.0f}"
+        f"  {'ok' if holds else 'MISS':<6}{queries_ms:>12.2f}{emails:>9,}"
+    )
+    print(
+        f"\nmedian of {REPEAT} rounds (ms); emails: those of the chart's 30 days; queries:"
+        f" the overview's statements through SQLAlchemy, without rendering."
+    )
+    return 0 if holds else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -461,6 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--refill", action="store_true", help="drop and fill the tables again")
     parser.add_argument("--fill-only", action="store_true", help="fill, do not measure")
+    parser.add_argument(
+        "--only",
+        choices=("pages", "overview"),
+        default=None,
+        help="measure only the log pages, or only the overview",
+    )
     args = parser.parse_args(argv)
     create_database_if_missing(args.url)
     if args.refill or not filled(args.url):
@@ -473,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         upgrade_schema(args.url)
     if args.fill_only:
         return 0
-    return measure(args.url)
+    pages = 0 if args.only == "overview" else measure(args.url)
+    overview = 0 if args.only == "pages" else measure_overview(args.url)
+    return pages or overview
 
 
 if __name__ == "__main__":
