@@ -444,6 +444,9 @@ def provider_health(
                 Email.sent_at >= now - LAG_WINDOW,
                 Email.sent_at < now,
                 Event.provider == provider,
+                # an event is received after its email was sent: an index range on
+                # (provider, received_at) instead of every event of the provider
+                Event.received_at >= now - LAG_WINDOW,
             )
             .group_by(Email.id, Email.sent_at)
         )
