@@ -468,7 +468,11 @@ def measure_overview(url: str) -> int:
     client = app.test_client()
     with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
         newest = connection.execute("SELECT max(sent_at) FROM maildelivery_email").fetchone()
-    if newest is None or newest[0] is None or newest[0] < datetime.now(UTC).replace(tzinfo=None) - timedelta(days=2):
+    if (
+        newest is None
+        or newest[0] is None
+        or newest[0] < datetime.now(UTC).replace(tzinfo=None) - timedelta(days=2)
+    ):
         print(
             "\nthe emails end more than two days ago: the overview's last 30 days would be"
             " nearly empty; fill again with --refill to measure it"

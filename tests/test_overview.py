@@ -97,7 +97,7 @@ def direct_counts(log: LogApp, tenant: str | None, now: datetime) -> dict[str, A
             .join(Email)
             .where(tenant_clause)
         ).all()
-    local_day = {id_: sent_at.astimezone(PARIS).date() for id_, sent_at, _ in emails}
+    local_day = {id_: at.astimezone(PARIS).date() for id_, at, _ in emails if at is not None}
     result_of = {id_: result for id_, _, result in emails}
     days: dict[date, Counter[str]] = {first + timedelta(days=n): Counter() for n in range(30)}
     for id_, day in local_day.items():

@@ -14,7 +14,7 @@ at :data:`COUNT_CAP`.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -276,48 +276,53 @@ def _tenant(tenant_id: str | None) -> sa.ColumnElement[bool]:
     return Email.tenant_id.is_(None) if tenant_id is None else Email.tenant_id == tenant_id
 
 
-def _day_index(bounds: Sequence[datetime]) -> sa.ColumnElement[int]:
-    """The chart day (0 = the first) of an email's ``sent_at`` within ``bounds``."""
+def _day_index(bounds: Sequence[datetime], low: int = 0, high: int | None = None) -> Any:
+    """The chart day (0 = the first) of an email's ``sent_at``, for an email between
+    ``bounds[0]`` and ``bounds[-1]``: ``CASE`` expressions nested as a binary search, so
+    each row is compared with five bounds, not thirty."""
+    high = len(bounds) - 1 if high is None else high
+    if high - low == 1:
+        return sa.literal(low, sa.Integer)
+    middle = (low + high) // 2
     return sa.case(
-        *[(Email.sent_at < bound, index) for index, bound in enumerate(bounds[1:])],
-        else_=None,
+        (Email.sent_at < bounds[middle], _day_index(bounds, low, middle)),
+        else_=_day_index(bounds, middle, high),
     )
 
 
+def _in_window(bounds: Sequence[datetime], tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
+    return [_tenant(tenant_id), Email.sent_at >= bounds[0], Email.sent_at < bounds[-1]]
+
+
 def _per_day(
-    connection: sa.Connection,
-    bounds: Sequence[datetime],
-    tenant_id: str | None,
-    key: sa.ColumnElement[Any] | sa.orm.InstrumentedAttribute[Any],
-    *where: sa.ColumnElement[bool],
-    count: Callable[[Any], sa.ColumnElement[int]] | None = None,
-    join: Any = None,
-) -> dict[tuple[int, Any], int]:
-    """Emails of the window counted by (chart day, ``key``): one ``GROUP BY`` over an
-    index range on ``(tenant_id, ..., sent_at)``."""
-    source = sa.select(_day_index(bounds).label("day"), key.label("key"), Email.id.label("id"))
-    if join is not None:
-        source = source.select_from(join)
-    rows = source.where(
-        _tenant(tenant_id), Email.sent_at >= bounds[0], Email.sent_at < bounds[-1], *where
-    ).subquery()
-    counted = (count or (lambda c: sa.func.count()))(rows.c.id)
-    statement = sa.select(rows.c.day, rows.c.key, counted).group_by(rows.c.day, rows.c.key)
-    return {(day, key_): n for day, key_, n in connection.execute(statement)}
+    connection: sa.Connection, source: Any, *, distinct: bool = False
+) -> dict[tuple[Any, ...], int]:
+    """``source`` (a ``SELECT`` of a ``day`` column, key columns and ``id``) counted by day
+    and keys (each email once with ``distinct``): one ``GROUP BY``."""
+    rows = source.subquery()
+    keys = [column for column in rows.c if column.name != "id"]
+    counted = sa.func.count(sa.distinct(rows.c.id)) if distinct else sa.func.count()
+    statement = sa.select(*keys, counted).group_by(*keys)
+    return {tuple(row[:-1]): row[-1] for row in connection.execute(statement)}
 
 
-def chart_days(
+def outcomes(
     connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
-) -> list[Day]:
+) -> dict[tuple[Any, ...], int]:
+    """Emails of the window by ``(day, result, status)``: an index-only range scan of
+    ``ix_maildelivery_email_tenant_sent_outcome`` on PostgreSQL."""
+    source = sa.select(_day_index(bounds).label("day"), Email.result, Email.status, Email.id).where(
+        *_in_window(bounds, tenant_id)
+    )
+    return _per_day(connection, source)
+
+
+def chart_days(bounds: Sequence[datetime], counts: dict[tuple[Any, ...], int]) -> list[Day]:
     """Emails per viewer day by series over the days ``bounds`` cut (moments in the viewer's
-    time zone)."""
-    counts = _per_day(connection, bounds, tenant_id, Email.result)
-    days = []
-    for index, start in enumerate(bounds[:-1]):
-        by_series = dict.fromkeys(SERIES, 0)
-        for result, name in _SERIES_OF_RESULT.items():
-            by_series[name] += counts.get((index, str(result)), 0)
-        days.append(Day(start.date(), by_series))
+    time zone), from :func:`outcomes`."""
+    days = [Day(start.date(), dict.fromkeys(SERIES, 0)) for start in bounds[:-1]]
+    for (index, result, _), n in counts.items():
+        days[index].counts[_SERIES_OF_RESULT[result]] += n
     return days
 
 
@@ -325,32 +330,34 @@ def rates(
     connection: sa.Connection,
     bounds: Sequence[datetime],
     tenant_id: str | None,
-    days: list[Day],
+    counts: dict[tuple[Any, ...], int],
     bounce: Thresholds,
     complaint: Thresholds,
 ) -> list[Rates]:
     """Bounce and complaint rates over each of :data:`RATE_WINDOWS` (the last days of
-    ``bounds``), from the chart's counts and two indexed counts of the failed emails."""
-    bounced = _per_day(
-        connection, bounds, tenant_id, Email.status, Email.status == EmailStatus.BOUNCED
-    )
+    ``bounds``), from :func:`outcomes` and one indexed count of the emails with a complaint
+    (among those whose status a complaint may hide behind)."""
     complained = _per_day(
         connection,
-        bounds,
-        tenant_id,
-        sa.literal("complained"),
-        Email.status.in_(_COMPLAINT_STATUSES),
-        Recipient.status == RecipientStatus.COMPLAINED,
-        join=sa.join(Email, Recipient, Recipient.email_id == Email.id),
-        count=lambda column: sa.func.count(sa.distinct(column)),
+        sa.select(_day_index(bounds).label("day"), Email.id)
+        .join(Recipient, Recipient.email_id == Email.id)
+        .where(
+            *_in_window(bounds, tenant_id),
+            Email.status.in_(_COMPLAINT_STATUSES),
+            Recipient.status == RecipientStatus.COMPLAINED,
+        ),
+        distinct=True,
     )
     found = []
-    last = len(days)
+    last = len(bounds) - 1
     for window in RATE_WINDOWS:
-        chosen = range(max(0, last - window), last)
-        sent = sum(days[i].total - days[i].counts["failed"] for i in chosen)
-        bounces = sum(n for (i, _), n in bounced.items() if i in chosen)
-        complaints = sum(n for (i, _), n in complained.items() if i in chosen)
+        first = max(0, last - window)
+        sent = bounces = 0
+        for (index, result, status), n in counts.items():
+            if index >= first and result != EmailResult.FAILED:
+                sent += n
+                bounces += n if status == EmailStatus.BOUNCED else 0
+        complaints = sum(n for (index,), n in complained.items() if index >= first)
         bounce_rate = bounces / sent if sent else None
         complaint_rate = complaints / sent if sent else None
         found.append(
@@ -389,10 +396,8 @@ def failing_domains(
         )
         .join(Email, Email.id == Recipient.email_id)
         .where(
-            _tenant(tenant_id),
+            *_in_window(bounds, tenant_id),
             Email.result.in_(_FAILED_RESULTS),
-            Email.sent_at >= bounds[0],
-            Email.sent_at < bounds[-1],
             Recipient.status.in_(sorted(FAILURE_STATUSES)),
         )
         .subquery()
@@ -510,12 +515,12 @@ def read_overview(
     now = now or utcnow()
     zone_info = as_zoneinfo(zone)
     bounds = [moment.astimezone(zone_info) for moment in day_bounds(zone_info, now)]
-    days = chart_days(connection, bounds, tenant_id)
+    counts = outcomes(connection, bounds, tenant_id)
     return Overview(
         generated_at=now,
         timezone=zone_info.key,
-        days=days,
-        rates=rates(connection, bounds, tenant_id, days, bounce, complaint),
+        days=chart_days(bounds, counts),
+        rates=rates(connection, bounds, tenant_id, counts, bounce, complaint),
         domains=failing_domains(connection, bounds, tenant_id),
         providers=provider_health(connection, providers, tenant_id, track, now),
         counts=attention_counts(connection, tenant_id, track, now),
