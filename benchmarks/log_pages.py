@@ -374,14 +374,19 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
     return run
 
 
+def _timed_app(url: str) -> tuple[Any, ServerTimer, Any]:
+    """The benchmark's app on ``url``, the timer of its requests, and its test client."""
+    app = _make_app(url)
+    timer = ServerTimer(app.wsgi_app)
+    app.wsgi_app = timer
+    return app, timer, app.test_client()
+
+
 def measure(url: str) -> int:
     """Measure every page; print the figures; 0 when every page is within the target."""
     from flask_maildelivery.views.queries import Cursor
 
-    app = _make_app(url)
-    timer = ServerTimer(app.wsgi_app)
-    app.wsgi_app = timer
-    client = app.test_client()
+    app, timer, client = _timed_app(url)
     with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
         # the row that ends page 999 of "all emails": its cursor opens page 1,000
         page_end = connection.execute(
@@ -462,10 +467,7 @@ def measure_overview(url: str) -> int:
     from flask_maildelivery.views import i18n
     from flask_maildelivery.views.reading import read_overview
 
-    app = _make_app(url)
-    timer = ServerTimer(app.wsgi_app)
-    app.wsgi_app = timer
-    client = app.test_client()
+    app, timer, client = _timed_app(url)
     with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
         newest = connection.execute("SELECT max(sent_at) FROM maildelivery_email").fetchone()
     if (
