@@ -90,15 +90,16 @@ def direct_counts(log: LogApp, tenant: str | None, now: datetime) -> dict[str, A
         session = MailDelivery.state(log.app).sessions()
         tenant_clause = Email.tenant_id.is_(None) if tenant is None else Email.tenant_id == tenant
         emails = session.execute(
-            sa.select(Email.id, Email.sent_at, Email.result).where(tenant_clause)
+            sa.select(Email.id, Email.sent_at, Email.result, Email.status).where(tenant_clause)
         ).all()
         recipients = session.execute(
             sa.select(Recipient.email_id, Recipient.address_key, Recipient.status)
             .join(Email)
             .where(tenant_clause)
         ).all()
-    local_day = {id_: at.astimezone(PARIS).date() for id_, at, _ in emails if at is not None}
-    result_of = {id_: result for id_, _, result in emails}
+    local_day = {id_: at.astimezone(PARIS).date() for id_, at, _, _ in emails if at is not None}
+    result_of = {id_: result for id_, _, result, _ in emails}
+    status_of = {id_: status for id_, _, _, status in emails}
     days: dict[date, Counter[str]] = {first + timedelta(days=n): Counter() for n in range(30)}
     for id_, day in local_day.items():
         if day in days:
@@ -111,7 +112,8 @@ def direct_counts(log: LogApp, tenant: str | None, now: datetime) -> dict[str, A
             if today - timedelta(days=window - 1) <= day <= today and result_of[id_] != "failed"
         }
         bounced = {e for e, _, status in recipients if e in chosen and status == "bounced"}
-        complained = {e for e, _, status in recipients if e in chosen and status == "complained"}
+        # a complaint counts when no recipient failed (a failure outranks it in the status)
+        complained = {e for e in chosen if status_of[e] == "complained"}
         rates[window] = (len(chosen), len(bounced), len(complained))
     failures = Counter(
         address.rsplit("@", 1)[1]

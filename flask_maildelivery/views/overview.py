@@ -14,6 +14,7 @@ at :data:`COUNT_CAP`.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -30,7 +31,7 @@ from ..context import config_value
 from ..models import Email, Event, Recipient, utcnow
 from ..state import FAILURE_STATUSES
 from ..tracking import Tracking
-from ..vocabulary import EmailResult, EmailStatus, RecipientStatus
+from ..vocabulary import EmailResult, EmailStatus
 from .queries import LogFilter, filter_clauses
 
 #: Days the chart shows (today included).
@@ -53,17 +54,6 @@ SERIES: dict[str, tuple[EmailResult, ...]] = {
     "failed": (EmailResult.FAILED,),
 }
 _SERIES_OF_RESULT = {result: name for name, results in SERIES.items() for result in results}
-#: Email statuses under which a recipient may have complained: ``complained`` and the
-#: statuses that outrank it (:func:`~flask_maildelivery.state.email_status`).
-_COMPLAINT_STATUSES = sorted(
-    {
-        EmailStatus.COMPLAINED,
-        EmailStatus.BOUNCED,
-        EmailStatus.DROPPED,
-        EmailStatus.FAILED,
-        EmailStatus.SUPPRESSED,
-    }
-)
 _FAILED_RESULTS = sorted({EmailResult.WARNING, EmailResult.ERROR, EmailResult.FAILED})
 
 
@@ -133,8 +123,11 @@ class Rates:
     """Bounce and complaint rates over the last ``days`` days.
 
     ``sent``: emails handed to the transport (every email but those refused at send time);
-    ``bounced``: of those, emails with a bounced recipient; ``complained``: emails with a
-    recipient who reported it as spam. A rate is ``None`` when nothing was sent.
+    ``bounced``: of those, emails whose status is ``bounced`` (a recipient bounced);
+    ``complained``: those whose status is ``complained`` (a recipient reported it as spam,
+    and none failed: a failure outranks a complaint in the email's status, so an email that
+    both bounced and was reported counts as a bounce). A rate is ``None`` when nothing was
+    sent.
     """
 
     days: int
@@ -294,27 +287,19 @@ def _in_window(bounds: Sequence[datetime], tenant_id: str | None) -> list[sa.Col
     return [_tenant(tenant_id), Email.sent_at >= bounds[0], Email.sent_at < bounds[-1]]
 
 
-def _per_day(
-    connection: sa.Connection, source: Any, *, distinct: bool = False
-) -> dict[tuple[Any, ...], int]:
-    """``source`` (a ``SELECT`` of a ``day`` column, key columns and ``id``) counted by day
-    and keys (each email once with ``distinct``): one ``GROUP BY``."""
-    rows = source.subquery()
-    keys = [column for column in rows.c if column.name != "id"]
-    counted = sa.func.count(sa.distinct(rows.c.id)) if distinct else sa.func.count()
-    statement = sa.select(*keys, counted).group_by(*keys)
-    return {tuple(row[:-1]): row[-1] for row in connection.execute(statement)}
-
-
 def outcomes(
     connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
 ) -> dict[tuple[Any, ...], int]:
     """Emails of the window by ``(day, result, status)``: an index-only range scan of
     ``ix_maildelivery_email_tenant_sent_outcome`` on PostgreSQL."""
-    source = sa.select(_day_index(bounds).label("day"), Email.result, Email.status, Email.id).where(
-        *_in_window(bounds, tenant_id)
+    rows = (
+        sa.select(_day_index(bounds).label("day"), Email.result, Email.status)
+        .where(*_in_window(bounds, tenant_id))
+        .subquery()
     )
-    return _per_day(connection, source)
+    keys = list(rows.c)
+    statement = sa.select(*keys, sa.func.count()).group_by(*keys)
+    return {tuple(row[:-1]): int(row[-1]) for row in connection.execute(statement)}
 
 
 def chart_days(bounds: Sequence[datetime], counts: dict[tuple[Any, ...], int]) -> list[Day]:
@@ -327,47 +312,32 @@ def chart_days(bounds: Sequence[datetime], counts: dict[tuple[Any, ...], int]) -
 
 
 def rates(
-    connection: sa.Connection,
     bounds: Sequence[datetime],
-    tenant_id: str | None,
     counts: dict[tuple[Any, ...], int],
     bounce: Thresholds,
     complaint: Thresholds,
 ) -> list[Rates]:
     """Bounce and complaint rates over each of :data:`RATE_WINDOWS` (the last days of
-    ``bounds``), from :func:`outcomes` and one indexed count of the emails with a complaint
-    (among those whose status a complaint may hide behind)."""
-    complained = _per_day(
-        connection,
-        sa.select(_day_index(bounds).label("day"), Email.id)
-        .join(Recipient, Recipient.email_id == Email.id)
-        .where(
-            *_in_window(bounds, tenant_id),
-            Email.status.in_(_COMPLAINT_STATUSES),
-            Recipient.status == RecipientStatus.COMPLAINED,
-        ),
-        distinct=True,
-    )
+    ``bounds``), from :func:`outcomes`: no statement of their own."""
     found = []
     last = len(bounds) - 1
     for window in RATE_WINDOWS:
         first = max(0, last - window)
-        sent = bounces = 0
+        by_status: Counter[str] = Counter()
         for (index, result, status), n in counts.items():
             if index >= first and result != EmailResult.FAILED:
-                sent += n
-                bounces += n if status == EmailStatus.BOUNCED else 0
-        complaints = sum(n for (index,), n in complained.items() if index >= first)
-        bounce_rate = bounces / sent if sent else None
-        complaint_rate = complaints / sent if sent else None
+                by_status[status] += n
+        sent = by_status.total()
+        bounces = by_status[EmailStatus.BOUNCED]
+        complaints = by_status[EmailStatus.COMPLAINED]
         found.append(
             Rates(
                 days=window,
                 sent=sent,
                 bounced=bounces,
                 complained=complaints,
-                bounce_level=bounce.level(bounce_rate),
-                complaint_level=complaint.level(complaint_rate),
+                bounce_level=bounce.level(bounces / sent if sent else None),
+                complaint_level=complaint.level(complaints / sent if sent else None),
             )
         )
     return found
@@ -520,7 +490,7 @@ def read_overview(
         generated_at=now,
         timezone=zone_info.key,
         days=chart_days(bounds, counts),
-        rates=rates(connection, bounds, tenant_id, counts, bounce, complaint),
+        rates=rates(bounds, counts, bounce, complaint),
         domains=failing_domains(connection, bounds, tenant_id),
         providers=provider_health(connection, providers, tenant_id, track, now),
         counts=attention_counts(connection, tenant_id, track, now),
