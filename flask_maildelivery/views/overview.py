@@ -211,10 +211,6 @@ class Overview:
         """The first day of the chart."""
         return self.days[0].day
 
-    def series_total(self, name: str) -> int:
-        """Emails of series ``name`` over the chart's days."""
-        return sum(day.counts[name] for day in self.days)
-
 
 class domain_of(FunctionElement[str]):
     """The part of an address after its last ``@`` (lower-cased addresses: ``address_key``).
