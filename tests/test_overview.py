@@ -82,9 +82,11 @@ def seed(log: LogApp, tenant: str | None, now: datetime) -> dict[str, int]:
     return ids
 
 
-def direct_counts(log: LogApp, tenant: str | None, now: datetime) -> dict[str, Any]:
-    """The overview's figures counted straight from the rows, in Python."""
-    today = now.astimezone(PARIS).date()
+def direct_counts(
+    log: LogApp, tenant: str | None, now: datetime, zone: ZoneInfo = PARIS
+) -> dict[str, Any]:
+    """The overview's figures counted straight from the rows, in Python, days in ``zone``."""
+    today = now.astimezone(zone).date()
     first = today - timedelta(days=29)
     with log.app.app_context():
         session = MailDelivery.state(log.app).sessions()
@@ -97,7 +99,7 @@ def direct_counts(log: LogApp, tenant: str | None, now: datetime) -> dict[str, A
             .join(Email)
             .where(tenant_clause)
         ).all()
-    local_day = {id_: at.astimezone(PARIS).date() for id_, at, _, _ in emails if at is not None}
+    local_day = {id_: at.astimezone(zone).date() for id_, at, _, _ in emails if at is not None}
     result_of = {id_: result for id_, _, result, _ in emails}
     status_of = {id_: status for id_, _, _, status in emails}
     days: dict[date, Counter[str]] = {first + timedelta(days=n): Counter() for n in range(30)}
@@ -226,14 +228,13 @@ def test_days_follow_the_time_zone_asked(log: LogApp) -> None:
     now = utcnow()
     seed(log, None, now)
     client = log.client()
-    paris = client.get("/maildelivery/api/overview").get_json()
-    utc = client.get("/maildelivery/api/overview?tz=UTC").get_json()
-    assert utc["timezone"] == "UTC"
-    assert sum(d["total"] for d in paris["days"]) == sum(d["total"] for d in utc["days"])
-    paris_days = {d["day"]: d["total"] for d in paris["days"] if d["total"]}
-    utc_days = {d["day"]: d["total"] for d in utc["days"] if d["total"]}
-    # the emails around the Paris midnight are one day apart in Paris only
-    assert len(paris_days) == len(utc_days) + 1 or paris_days != utc_days
+    for zone in ("UTC", "Asia/Kolkata", "America/New_York"):
+        expected = direct_counts(log, None, now, ZoneInfo(zone))["days"]
+        api = client.get(f"/maildelivery/api/overview?tz={zone}").get_json()
+        assert api["timezone"] == zone
+        assert {d["day"]: d["counts"] for d in api["days"]} == {
+            day: {name: counts.get(name, 0) for name in SERIES} for day, counts in expected.items()
+        }, zone
 
 
 def test_tenants_see_only_their_own_figures(log: LogApp) -> None:
@@ -368,3 +369,23 @@ def test_providers_last_event_lag_and_overdue(
     html = log.client().get("/maildelivery/overview").get_data(as_text=True)
     assert 'data-count-key="overdue" data-count="1"' in html
     assert 'href="/maildelivery/?overdue=1"' in html
+
+
+def test_the_log_filters_by_recipient_domain(log: LogApp) -> None:
+    now = utcnow()
+    ids = seed(log, None, now)
+    client = log.client()
+    bad = {ids["warning"], ids["error"], ids["old"]}
+    for domain in ("bad.test", "@BAD.test", " bad.test "):
+        listed = client.get(f"/maildelivery/api/emails?show=all&domain={domain}").get_json()
+        assert {item["id"] for item in listed["items"]} == bad, domain
+    # a LIKE wildcard in the domain is a character, not a pattern
+    assert client.get("/maildelivery/api/emails?show=all&domain=b_d.test").get_json()["items"] == []
+    assert client.get("/maildelivery/api/emails?show=all&domain=%25.test").get_json()["items"] == []
+    # the overview's link: from the chart's first day, so the old email is left out
+    html = client.get("/maildelivery/overview").get_data(as_text=True)
+    link = re.search(r'<a href="(/maildelivery/\?[^"]*domain=bad\.test[^"]*)"', html)
+    assert link is not None
+    page = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert set(map(int, re.findall(r'data-email-id="(\d+)"', page))) == bad - {ids["old"]}
+    assert 'name="domain" value="bad.test"' in page
