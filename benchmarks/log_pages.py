@@ -49,7 +49,9 @@ RECIPIENTS_PER_EMAIL = 3
 CUSTOMERS = 200_000
 REPEAT = 20
 TARGET_MS = 15.0
-START = datetime(2025, 11, 1, tzinfo=UTC)
+# the year of emails ends when the database is filled, so the overview's last 30 days hold
+# a month of them
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=365, minutes=5)
 SPAN = timedelta(days=365)
 
 REASON = "550 5.1.1 The email account that you tried to reach does not exist"
@@ -453,15 +455,20 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
     return run
 
 
+def _timed_app(url: str) -> tuple[Any, ServerTimer, Any]:
+    """The benchmark's app on ``url``, the timer of its requests, and its test client."""
+    app = _make_app(url)
+    timer = ServerTimer(app.wsgi_app)
+    app.wsgi_app = timer
+    return app, timer, app.test_client()
+
+
 def measure(url: str) -> int:
     """Measure every page; print the figures; 0 when every page is within the target."""
     from flask_maildelivery.views.addresses import AddressCursor
     from flask_maildelivery.views.queries import Cursor
 
-    app = _make_app(url)
-    timer = ServerTimer(app.wsgi_app)
-    app.wsgi_app = timer
-    client = app.test_client()
+    app, timer, client = _timed_app(url)
     with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
         # the row that ends page 999 of "all emails": its cursor opens page 1,000
         page_end = connection.execute(
@@ -576,6 +583,89 @@ def measure(url: str) -> int:
     return 0 if ok else 1
 
 
+OVERVIEW_TARGET_MS = 50.0
+
+
+#: The overview's statements, timed one by one for information.
+OVERVIEW_PARTS = ("days by result and status", "failing domains", "providers", "attention counts")
+
+
+def _overview_part(app: Any, part: str) -> Callable[[], None]:
+    """One group of the overview's statements (see :data:`OVERVIEW_PARTS`), untimed."""
+    from flask_maildelivery.context import get_state
+    from flask_maildelivery.models import utcnow
+    from flask_maildelivery.tracking import tracking
+    from flask_maildelivery.views import overview, queries
+
+    def run() -> None:
+        with app.test_request_context(), queries.reading() as connection:
+            now = utcnow()
+            zone = overview.as_zoneinfo(None)
+            bounds = overview.day_bounds(zone, now)
+            track = tracking(get_state())
+            if part == OVERVIEW_PARTS[0]:
+                overview.outcomes(connection, bounds, None)
+            elif part == OVERVIEW_PARTS[1]:
+                overview.failing_domains(connection, bounds, None)
+            elif part == OVERVIEW_PARTS[2]:
+                overview.provider_health(connection, ["sendgrid"], None, track, now)
+            else:
+                overview.attention_counts(connection, None, track, now)
+
+    return run
+
+
+def measure_overview(url: str) -> int:
+    """Measure the overview page and its statements; print the figures; 0 within target."""
+    from flask_maildelivery.views import i18n
+    from flask_maildelivery.views.reading import read_overview
+
+    app, timer, client = _timed_app(url)
+    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
+        newest = connection.execute("SELECT max(sent_at) FROM maildelivery_email").fetchone()
+    if (
+        newest is None
+        or newest[0] is None
+        or newest[0] < datetime.now(UTC).replace(tzinfo=None) - timedelta(days=2)
+    ):
+        print(
+            "\nthe emails end more than two days ago: the overview's last 30 days would be"
+            " nearly empty; fill again with --refill to measure it"
+        )
+        return 1
+
+    def page() -> float:
+        response = client.get("/maildelivery/overview")
+        if response.status_code != 200:
+            raise RuntimeError(f"/maildelivery/overview answered {response.status_code}")
+        return timer.last_ms
+
+    def statements() -> object:
+        with app.test_request_context():
+            return read_overview(None, i18n.viewer_timezone())
+
+    with app.test_request_context():
+        figures = read_overview(None, i18n.viewer_timezone())
+    emails = sum(day.total for day in figures.days)
+    page_ms, queries_ms, *parts_ms = _interleaved_medians(
+        page, _untimed(statements), *(_overview_part(app, part) for part in OVERVIEW_PARTS)
+    )
+    holds = page_ms <= OVERVIEW_TARGET_MS
+    print(
+        f"\n{'page':<34}{'page ms':>9}{'target':>8}  {'':<6}{'queries ms':>12}{'emails':>9}\n"
+        f"{'overview (30 days)':<34}{page_ms:>9.2f}{OVERVIEW_TARGET_MS:>8.0f}"
+        f"  {'ok' if holds else 'MISS':<6}{queries_ms:>12.2f}{emails:>9,}"
+    )
+    print("\nthe overview's statements, each on its own (ms):")
+    for part, ms in zip(OVERVIEW_PARTS, parts_ms, strict=True):
+        print(f"  {part:<34}{ms:>9.2f}")
+    print(
+        f"\nmedian of {REPEAT} rounds (ms); emails: those of the chart's 30 days; queries:"
+        f" the overview's statements through SQLAlchemy, without rendering."
+    )
+    return 0 if holds else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -583,6 +673,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--refill", action="store_true", help="drop and fill the tables again")
     parser.add_argument("--fill-only", action="store_true", help="fill, do not measure")
+    parser.add_argument(
+        "--only",
+        choices=("pages", "overview"),
+        default=None,
+        help="measure only the log pages, or only the overview",
+    )
     args = parser.parse_args(argv)
     create_database_if_missing(args.url)
     if args.refill or not filled(args.url):
@@ -596,7 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         fill_addresses(args.url)
     if args.fill_only:
         return 0
-    return measure(args.url)
+    pages = 0 if args.only == "overview" else measure(args.url)
+    overview = 0 if args.only == "pages" else measure_overview(args.url)
+    return pages or overview
 
 
 if __name__ == "__main__":

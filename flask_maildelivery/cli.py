@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -10,8 +12,10 @@ from sqlalchemy.engine import Engine
 from . import migrations
 from .context import config_value, get_state
 from .ingest import apply_unmatched_events
-from .maintenance import purge, retention_cutoff, stats
+from .maintenance import purge, retention_cutoff
 from .sending import RecordingFailed, ResendRefused, SendRefused, resend_email
+from .views.overview import SERIES
+from .views.reading import read_overview
 from .webhooks import inbox
 
 
@@ -78,19 +82,69 @@ def purge_command(days: int | None, bodies_only: bool, inbox_failed: bool) -> No
     click.echo(f"purged {rows} webhook inbox row(s) older than {inbox_days} day(s){kept}")
 
 
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2%}"
+
+
 @maildelivery_cli.command("stats")
-@click.option("--days", type=int, default=7, show_default=True)
-@click.option("--tenant", default=None)
+@click.option("--tenant", default=None, help="Default: the emails without a tenant.")
+@click.option("--tz", "zone_name", default="UTC", show_default=True, help="Time zone of the days.")
 @with_appcontext
-def stats_command(days: int, tenant: str | None) -> None:
-    """Print emails by result and recipients by status over the last DAYS days."""
-    figures = stats(current_app, retention_cutoff(days), tenant)
-    click.echo(f"emails sent in the last {days} day(s), by result:")
-    for name, count in sorted(figures["results"].items()):
-        click.echo(f"  {name:<10} {count}")
-    click.echo("recipients, by status:")
-    for name, count in sorted(figures["statuses"].items()):
-        click.echo(f"  {name:<12} {count}")
+def stats_command(tenant: str | None, zone_name: str) -> None:
+    """Print the overview page's figures: the attention counts, emails per day by result
+    over the last 30 days, bounce and complaint rates, the failing domains, the providers."""
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise click.BadParameter(
+            f"{zone_name!r} is not an IANA time zone name such as Europe/Paris",
+            param_hint="--tz",
+        ) from None
+    figures = read_overview(tenant, zone)
+    click.echo(
+        f"overview of {'tenant ' + tenant if tenant else 'the emails without a tenant'},"
+        f" {figures.first_day} to {figures.days[-1].day} ({figures.timezone})"
+    )
+    for count in figures.counts:
+        shown = f"{count.value}{'+' if count.capped else ''}"
+        click.echo(f"  {count.key:<14} {shown}")
+    names = list(SERIES)
+    click.echo("\nemails per day, by result:")
+    click.echo("  " + f"{'day':<10}" + "".join(f"{name:>10}" for name in [*names, "total"]))
+    for day in reversed(figures.days):
+        counts = [day.counts[name] for name in names]
+        click.echo(f"  {day.day}" + "".join(f"{n:>10}" for n in [*counts, day.total]))
+    click.echo("\nbounce and complaint rates (emails sent; level):")
+    for rate in figures.rates:
+        click.echo(
+            f"  last {rate.days:>2} days  sent {rate.sent}"
+            f"  bounced {rate.bounced} ({_percent(rate.bounce_rate)}, {rate.bounce_level})"
+            f"  complained {rate.complained}"
+            f" ({_percent(rate.complaint_rate)}, {rate.complaint_level})"
+        )
+    click.echo("\nrecipient domains with the most failures:")
+    if not figures.domains:
+        click.echo("  none")
+    for domain in figures.domains:
+        reason = (domain.last_reason or "").splitlines()[0] if domain.last_reason else ""
+        click.echo(
+            f"  {domain.domain:<30} {domain.failures:>7} {_percent(domain.share):>8}  {reason}"
+        )
+    click.echo("\nproviders:")
+    if not figures.providers:
+        click.echo("  none reports outcomes: only the mail server's acceptance is known")
+    for provider in figures.providers:
+        last = f"{provider.last_event_at:%Y-%m-%d %H:%M:%S}Z" if provider.last_event_at else "never"
+        lag = (
+            f"{provider.median_lag:.0f} s over {provider.lag_emails} email(s)"
+            if provider.median_lag is not None
+            else "-"
+        )
+        overdue = "-" if provider.overdue is None else str(provider.overdue)
+        click.echo(
+            f"  {provider.provider:<12} last event {last}  median lag (last day) {lag}"
+            f"  overdue {overdue}"
+        )
 
 
 @maildelivery_cli.command("resend")

@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     # the detail page of an email still on its way asks the API this often (0: never)
     "MAILDELIVERY_DETAIL_REFRESH_SECONDS": 5,
     "MAILDELIVERY_WEBHOOK_MAX_BYTES": 25 * 1024 * 1024,
+    # the overview's rate colours: (amber from, red from), as fractions. Complaints: Gmail's
+    # sender guidelines (below 0.10%, never 0.30%); bounces: the package's own defaults
+    "MAILDELIVERY_BOUNCE_RATE_THRESHOLDS": (0.02, 0.05),
+    "MAILDELIVERY_COMPLAINT_RATE_THRESHOLDS": (0.001, 0.003),
     # provider webhooks: credentials (a provider left unconfigured refuses its webhook).
     # Secrets and credentials also accept a list, so a new one can be added before the old
     # one is removed (rotation). ``*_WEBHOOK_TOLERANCE`` (signed providers) is in seconds;

@@ -56,28 +56,3 @@ def purge(app: Flask, older_than: datetime, *, bodies_only: bool = False) -> int
 def retention_cutoff(days: int) -> datetime:
     """The creation time before which records are older than ``days`` days."""
     return utcnow() - timedelta(days=days)
-
-
-def stats(app: Flask, since: datetime, tenant_id: str | None = None) -> dict[str, dict[str, int]]:
-    """Counts of emails by ``result`` and of recipients by ``status``, for emails sent since
-    ``since`` (an index range on ``sent_at``, never the whole table)."""
-    session = package_session(app)
-    email_filter = [Email.sent_at >= since]
-    if tenant_id is not None:
-        email_filter.append(Email.tenant_id == tenant_id)
-    results = {
-        str(result): count
-        for result, count in session.execute(
-            sa.select(Email.result, sa.func.count()).where(*email_filter).group_by(Email.result)
-        )
-    }
-    statuses = {
-        str(status): count
-        for status, count in session.execute(
-            sa.select(Recipient.status, sa.func.count())
-            .join(Email, Email.id == Recipient.email_id)
-            .where(*email_filter)
-            .group_by(Recipient.status)
-        )
-    }
-    return {"results": results, "statuses": statuses}

@@ -138,6 +138,15 @@ class Email(Base):
         sa.Index("ix_maildelivery_email_tenant_result_sent", "tenant_id", "result", "sent_at"),
         sa.Index("ix_maildelivery_email_tenant_status_sent", "tenant_id", "status", "sent_at"),
         sa.Index("ix_maildelivery_email_related", "related_type", "related_id"),
+        # the overview: a tenant's emails of a period by result and status, index-only
+        sa.Index(
+            "ix_maildelivery_email_tenant_sent_outcome",
+            "tenant_id",
+            "sent_at",
+            "result",
+            "status",
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -121,6 +121,78 @@ class LogEmailPageSchema(Schema):
     previous_cursor = fields.String(allow_none=True)
 
 
+class OverviewDaySchema(Schema):
+    """One day of the overview's chart: emails sent that day by series, and their total."""
+
+    day = fields.Date()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    total = fields.Integer()
+
+
+class OverviewRatesSchema(Schema):
+    """Bounce and complaint rates over the last ``days`` days, and their levels."""
+
+    days = fields.Integer()
+    sent = fields.Integer()
+    bounced = fields.Integer()
+    complained = fields.Integer()
+    bounce_rate = fields.Float(allow_none=True)
+    complaint_rate = fields.Float(allow_none=True)
+    bounce_level = fields.String()
+    complaint_level = fields.String()
+
+
+class OverviewDomainSchema(Schema):
+    """A recipient domain with failed recipients."""
+
+    domain = fields.String()
+    failures = fields.Integer()
+    share = fields.Float()
+    last_reason = fields.String(allow_none=True)
+    last_failure_at = fields.AwareDateTime(allow_none=True)
+    url = fields.String()
+
+
+class OverviewProviderSchema(Schema):
+    """A provider's last event, median lag over the last day (seconds) and overdue emails."""
+
+    provider = fields.String()
+    last_event_at = fields.AwareDateTime(allow_none=True)
+    median_lag = fields.Float(allow_none=True)
+    lag_emails = fields.Integer()
+    overdue = fields.Integer(allow_none=True)
+
+
+class OverviewCountSchema(Schema):
+    """A count of the attention section; ``capped``: there are at least that many."""
+
+    key = fields.String()
+    value = fields.Integer()
+    capped = fields.Boolean()
+    url = fields.String(allow_none=True)
+
+
+class OverviewThresholdsSchema(Schema):
+    """Where a rate turns amber (``warn``) and red (``alarm``), as fractions."""
+
+    warn = fields.Float()
+    alarm = fields.Float()
+
+
+class OverviewSchema(Schema):
+    """The overview: the figures of ``{URL_PREFIX}/overview``."""
+
+    generated_at = fields.AwareDateTime()
+    timezone = fields.String()
+    days = fields.List(fields.Nested(OverviewDaySchema))
+    rates = fields.List(fields.Nested(OverviewRatesSchema))
+    domains = fields.List(fields.Nested(OverviewDomainSchema))
+    providers = fields.List(fields.Nested(OverviewProviderSchema))
+    counts = fields.List(fields.Nested(OverviewCountSchema))
+    bounce_thresholds = fields.Nested(OverviewThresholdsSchema)
+    complaint_thresholds = fields.Nested(OverviewThresholdsSchema)
+
+
 class LogCopySchema(Schema):
     """A copy sent of an email (a resend): its id, when it was sent, its result."""
 

@@ -67,9 +67,11 @@ def test_stats(app: Flask, mail_delivery: MailDelivery) -> None:
     mail_delivery.send(subject="b", to=["a@b.test"], text="x")
     simulate_event(a, "bounced")
     output = app.test_cli_runner().invoke(args=["maildelivery", "stats"]).output
-    assert "error      1" in output
-    assert "queued     1" in output
-    assert "bounced      1" in output
+    today = next(line for line in output.splitlines() if line.strip().startswith("20"))
+    # delivered, pending, warning, error, failed, total
+    assert today.split()[1:] == ["0", "1", "0", "1", "0", "2"]
+    assert "last  7 days  sent 2  bounced 1 (50.00%, alarm)" in output
+    assert "attention      1" in output
 
 
 def test_resend_sends_a_copy_to_the_failed_recipients_at_their_current_address(

@@ -1,13 +1,14 @@
 """The delivery log's JSON API (blueprint ``maildelivery_api``, at ``{URL_PREFIX}/api``).
 
 * ``GET /api/emails``: a page of the log, with the list page's filters (``show``, ``status``,
-  ``result``, ``from``, ``to``, ``recipient``, ``subject``), ``cursor`` and ``limit``;
+  ``result``, ``from``, ``to``, ``recipient``, ``domain``, ``subject``), ``cursor`` and ``limit``;
 * ``GET /api/emails/<id>``: one email with its recipients and their events, its copies
   (``resent_as``) and its review;
 * ``POST /api/emails/<id>/review``: mark it reviewed, or take the review back (``undo``);
 * ``GET /api/addresses``: the addresses with problems, worst first (``state``,
   ``contact_type``, ``cursor``, ``limit``);
-* ``GET /api/addresses/<address>``: the health of one address (zeros for one never seen).
+* ``GET /api/addresses/<address>``: the health of one address (zeros for one never seen);
+* ``GET /api/overview``: the overview page's figures (``tz``: the time zone of its days).
 
 Same permissions and tenant scope as the pages (acting needs the host's
 ``action_permission_loader``). Errors are JSON: ``{"error": "..."}``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Flask, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
@@ -25,13 +27,20 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..context import config_value, get_state
 from ..review import review_email
-from ..schemas import AddressHealthSchema, AddressPageSchema, LogEmailPageSchema, dump_log_email
+from ..schemas import (
+    AddressHealthSchema,
+    AddressPageSchema,
+    LogEmailPageSchema,
+    OverviewSchema,
+    dump_log_email,
+)
 from ..suppression import STATE_FAILING, STATE_SUPPRESSED, address_health
 from . import addresses as address_list
-from . import queries
+from . import i18n, queries
 from .access import check_actor, check_viewer
 from .csrf import check_csrf
-from .reading import read_email, read_filter, status_logs, viewer_tenant
+from .overview import rate_thresholds
+from .reading import read_email, read_filter, read_overview, status_logs, viewer_tenant
 
 #: Largest ``limit`` the list accepts.
 MAX_LIMIT = 500
@@ -166,6 +175,56 @@ def get_address(address: str) -> ResponseReturnValue:
     return data
 
 
+def _api_list_url(args: dict[str, Any]) -> str:
+    """The URL of the API's list with the query arguments ``args``."""
+    return url_for("maildelivery_api.list_emails", **args)
+
+
+def overview() -> ResponseReturnValue:
+    """The overview's figures as JSON (the page's numbers; days in the viewer's time zone,
+    or ``?tz=Europe/Paris``)."""
+    zone_name = request.args.get("tz", "")
+    zone = i18n.viewer_timezone()
+    if zone_name:
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise _BadRequest(
+                f"tz must be an IANA time zone name such as Europe/Paris, not {zone_name!r}"
+            ) from None
+    figures = read_overview(viewer_tenant(), zone)
+    bounce, complaint = rate_thresholds()
+    data: dict[str, Any] = OverviewSchema().dump(
+        {
+            **vars(figures),
+            "domains": [
+                {
+                    **asdict(domain),
+                    "url": _api_list_url(
+                        {
+                            "show": "all",
+                            "domain": domain.domain,
+                            "from": figures.first_day.isoformat(),
+                        }
+                    ),
+                }
+                for domain in figures.domains
+            ],
+            "counts": [
+                {
+                    **asdict(count),
+                    "capped": count.capped,
+                    "url": None if count.log_args is None else _api_list_url(count.log_args),
+                }
+                for count in figures.counts
+            ],
+            "bounce_thresholds": bounce,
+            "complaint_thresholds": complaint,
+        }
+    )
+    return data
+
+
 def create_api_blueprint(app: Flask) -> Blueprint:
     """The ``maildelivery_api`` blueprint at ``{MAILDELIVERY_URL_PREFIX}/api``.
 
@@ -195,4 +254,5 @@ def create_api_blueprint(app: Flask) -> Blueprint:
     blueprint.add_url_rule(f"/emails/{email_id}/review", "review", review, methods=["POST"])
     blueprint.add_url_rule("/addresses", "list_addresses", list_addresses)
     blueprint.add_url_rule("/addresses/<path:address>", "get_address", get_address)
+    blueprint.add_url_rule("/overview", "overview", overview)
     return blueprint

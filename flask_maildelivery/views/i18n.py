@@ -8,11 +8,12 @@ Flask-Babel, the pages render in English with UTC dates.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import babel.dates
+import babel.numbers
 import flask_babel
 from babel import Locale
 from flask import current_app
@@ -68,6 +69,24 @@ def format_datetime(value: datetime | None, format: str = "medium") -> str:
     return babel.dates.format_datetime(value, format, tzinfo=UTC, locale=ENGLISH)
 
 
+def format_date(value: date, format: str = "medium") -> str:
+    """A day in the viewer's locale (Flask-Babel's :func:`~flask_babel.format_date`); in
+    English without Flask-Babel."""
+    if babel_ready():
+        return str(flask_babel.format_date(value, format))
+    return babel.dates.format_date(value, format, locale=ENGLISH)
+
+
+def viewer_timezone() -> tzinfo:
+    """The viewer's time zone (Flask-Babel's :func:`~flask_babel.get_timezone`); UTC without
+    Flask-Babel."""
+    if babel_ready():
+        zone: tzinfo | None = flask_babel.get_timezone()
+        if zone is not None:
+            return zone
+    return UTC
+
+
 def format_size(size: int | None) -> str:
     """A byte count for people (``12.3 kB``), in the viewer's locale."""
     if size is None:
@@ -83,3 +102,19 @@ def format_size(size: int | None) -> str:
         flask_babel.format_decimal(round(number, 1)) if babel_ready() else f"{round(number, 1)}"
     )
     return f"{formatted} {unit}"
+
+
+def format_number(value: int) -> str:
+    """A count in the viewer's locale (``1,234``; ``1 234`` in French)."""
+    if babel_ready():
+        return str(flask_babel.format_decimal(value))
+    return babel.numbers.format_decimal(value, locale=ENGLISH)
+
+
+def format_percent(value: float | None) -> str:
+    """A rate in the viewer's locale, to two decimals (``0.12%``); ``—`` for ``None``."""
+    if value is None:
+        return "—"
+    if babel_ready():
+        return str(flask_babel.format_percent(value, "#,##0.00%"))
+    return babel.numbers.format_percent(value, "#,##0.00%", locale=ENGLISH)

@@ -93,3 +93,43 @@ def result_options() -> list[tuple[str, str]]:
     """``(result, label)`` of every email result the list can filter by, in the viewer's
     language."""
     return [(result, result_label(result)) for result in RESULTS]
+
+
+_SERIES_LABELS = {
+    "delivered": _("Delivered"),
+    "pending": _("Processing or queued"),
+    "warning": _("Warning"),
+    "error": _("Error"),
+    "failed": _("Failed"),
+}
+#: The tone of each series of the overview's chart (its bars' CSS modifier).
+SERIES_TONES = {
+    "delivered": "good",
+    "pending": "neutral",
+    "warning": "warn",
+    "error": "bad",
+    "failed": "failed",
+}
+_COUNT_LABELS = {
+    "attention": _("Emails needing attention"),
+    "overdue": _("Overdue emails"),
+    "failed_inbox": _("Failed webhook requests"),
+}
+_LEVEL_LABELS = {"ok": _("Within limits"), "warn": _("Watch"), "alarm": _("Too high")}
+#: The badge tone of a rate level.
+LEVEL_TONES = {"ok": "good", "warn": "warn", "alarm": "bad"}
+
+
+def series_label(name: str) -> str:
+    """The label of a series of the overview's chart, in the viewer's language."""
+    return gettext(_SERIES_LABELS[name])
+
+
+def count_label(key: str) -> str:
+    """The label of a count of the overview, in the viewer's language."""
+    return gettext(_COUNT_LABELS[key]) if key in _COUNT_LABELS else key
+
+
+def level_label(level: str) -> str:
+    """The label of a rate level (``ok``, ``warn``, ``alarm``), in the viewer's language."""
+    return gettext(_LEVEL_LABELS[level])

@@ -48,10 +48,10 @@ from ..suppression import address_records, lift_suppression
 from ..tracking import tracking, tracking_health
 from ..webhooks import inbox
 from . import addresses as address_list
-from . import i18n, labels, queries
+from . import i18n, labels, overview, queries
 from .access import check_actor, check_viewer
 from .csrf import check_csrf, csrf_available, csrf_token
-from .reading import read_email, read_filter, status_logs, viewer_tenant
+from .reading import read_email, read_filter, read_overview, status_logs, viewer_tenant
 
 #: Content-Security-Policy of a stored HTML body: nothing remote loads (no tracking pixel
 #: fires when someone looks), no script runs, no form posts, no plugin; inline styles and
@@ -113,6 +113,9 @@ def _template_globals() -> dict[str, Any]:
         "md_status_label": labels.status_label,
         "md_kind_label": labels.kind_label,
         "md_tone": labels.tone,
+        "md_number": i18n.format_number,
+        "md_percent": i18n.format_percent,
+        "md_date": i18n.format_date,
         "md_base_template": config_value("BASE_TEMPLATE"),
         "md_csrf_token": csrf_token,
         "md_csrf_available": csrf_available,
@@ -187,6 +190,26 @@ def index() -> str | BaseResponse:
         failed_inbox=inbox.failed_count(),
         status_options=labels.status_options(),
         result_options=labels.result_options(),
+    )
+
+
+def overview_page() -> str:
+    """Deliverability at a glance: emails per day by result (an SVG chart drawn here, and
+    its table), bounce and complaint rates against the mailbox providers' thresholds, the
+    domains that fail most, each provider's last event and lag, the attention counts."""
+    figures = read_overview(viewer_tenant(), i18n.viewer_timezone())
+    bounce, complaint = overview.rate_thresholds()
+    return render_template(
+        "maildelivery/overview.html",
+        overview=figures,
+        series=list(overview.SERIES),
+        bounce=bounce,
+        complaint=complaint,
+        series_label=labels.series_label,
+        series_tones=labels.SERIES_TONES,
+        count_label=labels.count_label,
+        level_label=labels.level_label,
+        level_tones=labels.LEVEL_TONES,
     )
 
 
@@ -431,6 +454,7 @@ def create_pages_blueprint(app: Flask) -> Blueprint:
     blueprint's ``static`` folder.
     """
     prefix = str(config_value("URL_PREFIX", app)).rstrip("/")
+    overview.rate_thresholds(app)  # a wrong threshold fails here, not on the first view
     blueprint = Blueprint(
         "maildelivery",
         __name__,
@@ -454,6 +478,7 @@ def create_pages_blueprint(app: Flask) -> Blueprint:
     blueprint.add_url_rule("/export.csv", "export_csv", export_csv)
     blueprint.add_url_rule("/addresses", "addresses", addresses)
     blueprint.add_url_rule("/addresses/lift", "lift_address", lift_address, methods=["POST"])
+    blueprint.add_url_rule("/overview", "overview", overview_page)
     # an id past the databases' integers names no email: the route does not match (404)
     email_id = f"<int(max={queries.MAX_ID}):email_id>"
     blueprint.add_url_rule(f"/{email_id}", "detail", detail)

@@ -4,11 +4,13 @@ email with the status log of each of its recipients."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import tzinfo
 from typing import Any
 
 from ..context import get_state
 from ..tracking import tracking
-from . import queries
+from ..webhooks import inbox
+from . import overview, queries
 
 
 def viewer_tenant() -> str | None:
@@ -30,6 +32,33 @@ def read_email(email_id: int) -> queries.EmailDetail | None:
     API."""
     with queries.reading() as connection:
         return queries.email_detail(connection, email_id, viewer_tenant())
+
+
+def read_overview(tenant_id: str | None, zone: tzinfo) -> overview.Overview:
+    """The overview of ``tenant_id``, its days cut in ``zone``: for the overview page and the
+    API (the viewer's tenant and time zone) and ``flask maildelivery stats``.
+
+    Its counts end with the failed webhook inbox requests (the app's, not a tenant's): a
+    count added here appears on the page, in the API and in the terminal alike.
+    """
+    state = get_state()
+    track = tracking(state)
+    providers = set(state.reporting_providers)
+    if track.provider is not None:
+        providers.add(track.provider)
+    bounce, complaint = overview.rate_thresholds()
+    with queries.reading() as connection:
+        figures = overview.read_overview(
+            connection,
+            tenant_id,
+            zone=zone,
+            track=track,
+            providers=sorted(providers),
+            bounce=bounce,
+            complaint=complaint,
+        )
+    figures.counts.append(overview.Count("failed_inbox", inbox.failed_count()))
+    return figures
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,493 @@
+"""The figures of the overview page, its JSON API and ``flask maildelivery stats``: emails per
+day by result over the last 30 days, bounce and complaint rates against the thresholds
+mailbox providers enforce, the recipient domains that fail most, each provider's last event
+and lag, and the counts that lead to the attention list.
+
+Everything here only reads, scoped to one tenant like the log. Every figure is an indexed
+aggregate over the emails of the window (``maildelivery_email`` by tenant, result or status
+and ``sent_at``), never a scan of the whole table: the days are the viewer's, cut at the
+viewer's midnights (converted to UTC in Python, so every database groups them alike, time
+zone tables or not), and the counts that may grow without bound (attention, overdue) stop
+at :data:`COUNT_CAP`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FunctionElement
+
+from ..context import config_value
+from ..models import Email, Event, Recipient, utcnow
+from ..state import FAILURE_STATUSES
+from ..tracking import Tracking
+from ..vocabulary import EmailResult, EmailStatus
+from .queries import LogFilter, filter_clauses
+
+#: Days the chart shows (today included).
+CHART_DAYS = 30
+#: The windows of the rates, in days (today included).
+RATE_WINDOWS = (7, 30)
+#: How many failing domains the page lists.
+TOP_DOMAINS = 10
+#: Counts that could grow without bound stop here (the page shows "1000+").
+COUNT_CAP = 1000
+#: The window of a provider's event lag.
+LAG_WINDOW = timedelta(days=1)
+
+#: The chart's series, bottom to top, and the results each one counts.
+SERIES: dict[str, tuple[EmailResult, ...]] = {
+    "delivered": (EmailResult.DELIVERED,),
+    "pending": (EmailResult.PROCESSED, EmailResult.QUEUED),
+    "warning": (EmailResult.WARNING,),
+    "error": (EmailResult.ERROR,),
+    "failed": (EmailResult.FAILED,),
+}
+_SERIES_OF_RESULT = {result: name for name, results in SERIES.items() for result in results}
+_FAILED_RESULTS = sorted({EmailResult.WARNING, EmailResult.ERROR, EmailResult.FAILED})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where a rate turns amber (``warn``) and red (``alarm``), as fractions."""
+
+    warn: float
+    alarm: float
+
+    def level(self, rate: float | None) -> str:
+        """``"ok"``, ``"warn"`` or ``"alarm"`` for ``rate`` (``"ok"`` when nothing was sent)."""
+        if rate is None or rate < self.warn:
+            return "ok"
+        return "warn" if rate < self.alarm else "alarm"
+
+
+def thresholds(key: str, value: Any) -> Thresholds:
+    """The :class:`Thresholds` of configuration key ``key`` (``(warn, alarm)`` fractions).
+
+    :raises ValueError: ``value`` is not two fractions from 0 to 1, the first not above the
+        second; the message says what is expected.
+    """
+    try:
+        warn, alarm = (float(part) for part in value)
+    except (TypeError, ValueError):
+        warn = alarm = -1.0
+    if not 0 <= warn <= alarm <= 1:
+        raise ValueError(
+            f"{key} must be two fractions (amber from, red from), such as (0.001, 0.003) for "
+            f"0.1% and 0.3%, the first not above the second; not {value!r}"
+        )
+    return Thresholds(warn, alarm)
+
+
+def rate_thresholds(app: Flask | None = None) -> tuple[Thresholds, Thresholds]:
+    """The app's bounce and complaint :class:`Thresholds`.
+
+    :raises ValueError: a key's value is not valid (checked when the pages are registered).
+    """
+    return (
+        thresholds(
+            "MAILDELIVERY_BOUNCE_RATE_THRESHOLDS", config_value("BOUNCE_RATE_THRESHOLDS", app)
+        ),
+        thresholds(
+            "MAILDELIVERY_COMPLAINT_RATE_THRESHOLDS",
+            config_value("COMPLAINT_RATE_THRESHOLDS", app),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of the chart: emails sent that day by series (:data:`SERIES`)."""
+
+    day: date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every email sent that day."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Bounce and complaint rates over the last ``days`` days.
+
+    ``sent``: emails handed to the transport (every email but those refused at send time);
+    ``bounced``: of those, emails whose status is ``bounced`` (a recipient bounced);
+    ``complained``: those whose status is ``complained`` (a recipient reported it as spam,
+    and none failed: a failure outranks a complaint in the email's status, so an email that
+    both bounced and was reported counts as a bounce). A rate is ``None`` when nothing was
+    sent.
+    """
+
+    days: int
+    sent: int
+    bounced: int
+    complained: int
+    bounce_level: str
+    complaint_level: str
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """``bounced / sent``."""
+        return self.bounced / self.sent if self.sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        """``complained / sent``."""
+        return self.complained / self.sent if self.sent else None
+
+
+@dataclass(frozen=True)
+class FailingDomain:
+    """A recipient domain with failed recipients in the chart's window."""
+
+    domain: str
+    #: Recipients of that domain whose status is a failure (bounced, dropped, ...).
+    failures: int
+    #: ``failures`` over every failed recipient of the window.
+    share: float
+    #: The reason of its latest failure and when it happened.
+    last_reason: str | None
+    last_failure_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    """Whether a provider's events still arrive."""
+
+    provider: str
+    #: When its last event was received (any tenant: the webhook is the app's).
+    last_event_at: datetime | None
+    #: Median seconds between an email's send and its first event from this provider, over
+    #: the emails sent in the last day that have one; ``None`` when none has.
+    median_lag: float | None
+    #: Emails of the last day that have an event from it.
+    lag_emails: int
+    #: Emails still without a final word after the outcome timeout (the tracked provider
+    #: only; ``None`` for the others), up to :data:`COUNT_CAP`.
+    overdue: int | None
+
+
+@dataclass(frozen=True)
+class Count:
+    """One count of the attention section, with the log's query arguments that list it
+    (``None``: it links elsewhere or nowhere)."""
+
+    key: str
+    value: int
+    log_args: dict[str, str] | None = None
+
+    @property
+    def capped(self) -> bool:
+        """Whether the count stopped at :data:`COUNT_CAP` (there are at least that many)."""
+        return self.value >= COUNT_CAP
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Every figure of the overview, as the page, the API and the CLI show them."""
+
+    generated_at: datetime
+    timezone: str
+    days: list[Day]
+    rates: list[Rates]
+    domains: list[FailingDomain]
+    providers: list[ProviderHealth]
+    counts: list[Count] = field(default_factory=list)
+
+    @property
+    def first_day(self) -> date:
+        """The first day of the chart."""
+        return self.days[0].day
+
+
+class domain_of(FunctionElement[str]):
+    """The part of an address after its last ``@`` (lower-cased addresses: ``address_key``).
+
+    Each database spells it its own way; SQLAlchemy has no portable function for it.
+    """
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(domain_of)
+def _domain_of_default(element: domain_of, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite: substr after instr finds the first '@'; an address_key holds one
+    column = compiler.process(element.clauses, **kw)
+    return f"substr({column}, instr({column}, '@') + 1)"
+
+
+@compiles(domain_of, "postgresql")
+def _domain_of_postgresql(element: domain_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"split_part({compiler.process(element.clauses, **kw)}, '@', -1)"
+
+
+@compiles(domain_of, "mysql")
+@compiles(domain_of, "mariadb")
+def _domain_of_mysql(element: domain_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substring_index({compiler.process(element.clauses, **kw)}, '@', -1)"
+
+
+def as_zoneinfo(zone: tzinfo | None) -> ZoneInfo:
+    """``zone`` (a pytz zone from Flask-Babel, a :class:`~zoneinfo.ZoneInfo`, or ``None``
+    for UTC) as a :class:`~zoneinfo.ZoneInfo`, whose conversions follow daylight saving."""
+    if zone is None:
+        return ZoneInfo("UTC")
+    if isinstance(zone, ZoneInfo):
+        return zone
+    return ZoneInfo(getattr(zone, "zone", None) or str(zone))
+
+
+def day_bounds(zone: ZoneInfo, now: datetime, days: int = CHART_DAYS) -> list[datetime]:
+    """The UTC moments of the viewer's midnights that cut the last ``days`` days (today
+    included) in ``zone``: ``days + 1`` moments, the last one tomorrow's midnight."""
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    return [
+        datetime.combine(first + timedelta(days=n), time.min, tzinfo=zone).astimezone(UTC)
+        for n in range(days + 1)
+    ]
+
+
+def _tenant(tenant_id: str | None) -> sa.ColumnElement[bool]:
+    return Email.tenant_id.is_(None) if tenant_id is None else Email.tenant_id == tenant_id
+
+
+def _day_index(bounds: Sequence[datetime], low: int = 0, high: int | None = None) -> Any:
+    """The chart day (0 = the first) of an email's ``sent_at``, for an email between
+    ``bounds[0]`` and ``bounds[-1]``: ``CASE`` expressions nested as a binary search, so
+    each row is compared with five bounds, not thirty."""
+    high = len(bounds) - 1 if high is None else high
+    if high - low == 1:
+        return sa.literal(low, sa.Integer)
+    middle = (low + high) // 2
+    return sa.case(
+        (Email.sent_at < bounds[middle], _day_index(bounds, low, middle)),
+        else_=_day_index(bounds, middle, high),
+    )
+
+
+def _in_window(bounds: Sequence[datetime], tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
+    return [_tenant(tenant_id), Email.sent_at >= bounds[0], Email.sent_at < bounds[-1]]
+
+
+def outcomes(
+    connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
+) -> dict[tuple[Any, ...], int]:
+    """Emails of the window by ``(day, result, status)``: an index-only range scan of
+    ``ix_maildelivery_email_tenant_sent_outcome`` on PostgreSQL."""
+    rows = (
+        sa.select(_day_index(bounds).label("day"), Email.result, Email.status)
+        .where(*_in_window(bounds, tenant_id))
+        .subquery()
+    )
+    keys = list(rows.c)
+    statement = sa.select(*keys, sa.func.count()).group_by(*keys)
+    return {tuple(row[:-1]): int(row[-1]) for row in connection.execute(statement)}
+
+
+def chart_days(bounds: Sequence[datetime], counts: dict[tuple[Any, ...], int]) -> list[Day]:
+    """Emails per viewer day by series over the days ``bounds`` cut (moments in the viewer's
+    time zone), from :func:`outcomes`."""
+    days = [Day(start.date(), dict.fromkeys(SERIES, 0)) for start in bounds[:-1]]
+    for (index, result, _), n in counts.items():
+        days[index].counts[_SERIES_OF_RESULT[result]] += n
+    return days
+
+
+def rates(
+    bounds: Sequence[datetime],
+    counts: dict[tuple[Any, ...], int],
+    bounce: Thresholds,
+    complaint: Thresholds,
+) -> list[Rates]:
+    """Bounce and complaint rates over each of :data:`RATE_WINDOWS` (the last days of
+    ``bounds``), from :func:`outcomes`: no statement of their own."""
+    found = []
+    last = len(bounds) - 1
+    for window in RATE_WINDOWS:
+        first = max(0, last - window)
+        by_status: Counter[str] = Counter()
+        for (index, result, status), n in counts.items():
+            if index >= first and result != EmailResult.FAILED:
+                by_status[status] += n
+        sent = by_status.total()
+        bounces = by_status[EmailStatus.BOUNCED]
+        complaints = by_status[EmailStatus.COMPLAINED]
+        found.append(
+            Rates(
+                days=window,
+                sent=sent,
+                bounced=bounces,
+                complained=complaints,
+                bounce_level=bounce.level(bounces / sent if sent else None),
+                complaint_level=complaint.level(complaints / sent if sent else None),
+            )
+        )
+    return found
+
+
+def failing_domains(
+    connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
+) -> list[FailingDomain]:
+    """The :data:`TOP_DOMAINS` recipient domains with the most failed recipients among the
+    emails of the window (those whose result says a recipient failed: an index range), with
+    each one's latest reason: one statement, window functions for the latest and the counts."""
+    domain = domain_of(Recipient.address_key)
+    failed = (
+        sa.select(
+            domain.label("domain"),
+            Recipient.reason,
+            Recipient.status_at,
+            sa.func.row_number()
+            .over(
+                partition_by=domain,
+                order_by=(Recipient.status_at.desc(), Recipient.id.desc()),
+            )
+            .label("position"),
+            sa.func.count().over(partition_by=domain).label("failures"),
+            sa.func.count().over().label("everything"),
+        )
+        .join(Email, Email.id == Recipient.email_id)
+        .where(
+            *_in_window(bounds, tenant_id),
+            Email.result.in_(_FAILED_RESULTS),
+            Recipient.status.in_(sorted(FAILURE_STATUSES)),
+        )
+        .subquery()
+    )
+    statement = (
+        sa.select(
+            failed.c.domain,
+            failed.c.failures,
+            failed.c.everything,
+            failed.c.reason,
+            failed.c.status_at,
+        )
+        .where(failed.c.position == 1)
+        .order_by(failed.c.failures.desc(), failed.c.domain)
+        .limit(TOP_DOMAINS)
+    )
+    return [
+        FailingDomain(name, failures, failures / everything, reason, at)
+        for name, failures, everything, reason, at in connection.execute(statement)
+    ]
+
+
+def capped_count(connection: sa.Connection, *where: sa.ColumnElement[bool]) -> int:
+    """How many emails match ``where``, counted up to :data:`COUNT_CAP`."""
+    limited = sa.select(Email.id).where(*where).limit(COUNT_CAP).subquery()
+    return int(connection.execute(sa.select(sa.func.count()).select_from(limited)).scalar_one())
+
+
+def provider_health(
+    connection: sa.Connection,
+    providers: Sequence[str],
+    tenant_id: str | None,
+    track: Tracking,
+    now: datetime,
+) -> list[ProviderHealth]:
+    """Each of ``providers``: its last event, its median lag over the last day, and (the
+    tracked one) its overdue emails."""
+    rule = track.overdue_rule(now)
+    found = []
+    for provider in providers:
+        last_event_at = connection.execute(
+            sa.select(sa.func.max(Event.received_at)).where(Event.provider == provider)
+        ).scalar_one()
+        firsts = (
+            sa.select(Email.sent_at, sa.func.min(Event.received_at).label("first"))
+            .join(Event, Event.email_id == Email.id)
+            .where(
+                _tenant(tenant_id),
+                Email.sent_at >= now - LAG_WINDOW,
+                Email.sent_at < now,
+                Event.provider == provider,
+                # an event is received after its email was sent: an index range on
+                # (provider, received_at) instead of every event of the provider
+                Event.received_at >= now - LAG_WINDOW,
+            )
+            .group_by(Email.id, Email.sent_at)
+        )
+        lags = [
+            max(0.0, (first - sent_at).total_seconds())
+            for sent_at, first in connection.execute(firsts)
+            if sent_at is not None and first is not None
+        ]
+        overdue = (
+            capped_count(connection, _tenant(tenant_id), rule.clause())
+            if rule is not None and provider == track.provider
+            else None
+        )
+        found.append(
+            ProviderHealth(
+                provider,
+                last_event_at,
+                statistics.median(lags) if lags else None,
+                len(lags),
+                overdue,
+            )
+        )
+    return found
+
+
+def attention_counts(
+    connection: sa.Connection, tenant_id: str | None, track: Tracking, now: datetime
+) -> list[Count]:
+    """The counts that lead to the attention list: needing attention (the log's default
+    list) and overdue, each up to :data:`COUNT_CAP`. The caller adds its own (failed inbox
+    requests, ...): one :class:`Count` each."""
+    rule = track.overdue_rule(now)
+    attention = LogFilter(overdue_rule=rule)
+    counts = [
+        Count("attention", capped_count(connection, *filter_clauses(attention, tenant_id)), {})
+    ]
+    if rule is not None:
+        overdue = LogFilter(overdue_only=True, overdue_rule=rule)
+        counts.append(
+            Count(
+                "overdue",
+                capped_count(connection, *filter_clauses(overdue, tenant_id)),
+                {"overdue": "1"},
+            )
+        )
+    return counts
+
+
+def read_overview(
+    connection: sa.Connection,
+    tenant_id: str | None,
+    *,
+    zone: tzinfo | None,
+    track: Tracking,
+    providers: Sequence[str],
+    bounce: Thresholds,
+    complaint: Thresholds,
+    now: datetime | None = None,
+) -> Overview:
+    """Every figure of the overview for ``tenant_id``, its days cut in ``zone``."""
+    now = now or utcnow()
+    zone_info = as_zoneinfo(zone)
+    bounds = [moment.astimezone(zone_info) for moment in day_bounds(zone_info, now)]
+    counts = outcomes(connection, bounds, tenant_id)
+    return Overview(
+        generated_at=now,
+        timezone=zone_info.key,
+        days=chart_days(bounds, counts),
+        rates=rates(bounds, counts, bounce, complaint),
+        domains=failing_domains(connection, bounds, tenant_id),
+        providers=provider_health(connection, providers, tenant_id, track, now),
+        counts=attention_counts(connection, tenant_id, track, now),
+    )
