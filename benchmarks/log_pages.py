@@ -7,11 +7,13 @@ emails failed), then measures the server time (median of 20 requests through the
 * the first page of all emails ("Show all emails"),
 * the 1,000th page of all emails, reached by cursor,
 * a search by recipient address,
+* a search by part of an address (a domain, ``LIKE '%customer0.test%'``, through the
+  trigram index of migration ``0011_address_trigram``),
 * a detail page,
 
-Target: each page at most 15 ms median. For information it also prints each page's floor
-(the bare SQL the page runs, through a raw psycopg connection) and the page's own statements
-through SQLAlchemy without rendering.
+Target: each page at most 15 ms median, the search by part of an address at most 50 ms. For
+information it also prints each page's floor (the bare SQL the page runs, through a raw
+psycopg connection) and the page's own statements through SQLAlchemy without rendering.
 
 ::
 
@@ -45,6 +47,8 @@ RECIPIENTS_PER_EMAIL = 3
 CUSTOMERS = 200_000
 REPEAT = 20
 TARGET_MS = 15.0
+#: The search by part of an address reads a trigram index, not a b-tree range.
+CONTAINS_TARGET_MS = 50.0
 START = datetime(2025, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
 
@@ -393,8 +397,9 @@ def measure(url: str) -> int:
         cursor = Cursor(sent_at.replace(tzinfo=UTC), last_id, "after")
         address = customer_address(EMAILS // 2, 0)
         failed_id = next(i for i in range(EMAILS // 2, EMAILS) if failed_kind(i))
+        domain = f"customer{(EMAILS // 2) % 500}.test"
         Bare = Callable[[psycopg.Connection[Any]], Callable[[], object]]
-        cases: list[tuple[str, str, Bare]] = [
+        cases: list[tuple[str, str, Bare] | tuple[str, str, Bare, float]] = [
             (
                 "failed emails, first page",
                 "/maildelivery/",
@@ -413,8 +418,19 @@ def measure(url: str) -> int:
                     c,
                     "AND id IN (SELECT email_id FROM maildelivery_recipient"
                     " WHERE address_key LIKE %s)",
-                    (address + "%",),
+                    ("%" + address + "%",),
                 ),
+            ),
+            (
+                "search by part of an address",
+                f"/maildelivery/?show=all&recipient={domain}",
+                lambda c: _bare_list(
+                    c,
+                    "AND id IN (SELECT email_id FROM maildelivery_recipient"
+                    " WHERE address_key LIKE %s)",
+                    ("%" + domain + "%",),
+                ),
+                CONTAINS_TARGET_MS,
             ),
             ("detail page", f"/maildelivery/{failed_id}", lambda c: _bare_detail(c, failed_id)),
         ]
@@ -423,7 +439,8 @@ def measure(url: str) -> int:
             f"{'rows':>6}"
         )
         ok = True
-        for name, path, bare in cases:
+        for name, path, bare, *limit in cases:
+            target = limit[0] if limit else TARGET_MS
 
             def page(path: str = path) -> float:
                 response = client.get(path)
@@ -436,16 +453,16 @@ def measure(url: str) -> int:
             page_ms, floor_ms, queries_ms = _interleaved_medians(
                 page, _untimed(bare(connection)), _untimed(_page_queries(app, path))
             )
-            holds = page_ms <= TARGET_MS
+            holds = page_ms <= target
             ok = ok and holds
             print(
-                f"{name:<34}{page_ms:>9.2f}{TARGET_MS:>8.0f}  {'ok' if holds else 'MISS':<6}"
+                f"{name:<34}{page_ms:>9.2f}{target:>8.0f}  {'ok' if holds else 'MISS':<6}"
                 f"{floor_ms:>9.2f}{queries_ms:>12.2f}{rows:>6}"
             )
     print(
         f"\nmedian of {REPEAT} rounds (ms), the three taking turns in each round; page: the"
         f" server time of the\nwhole request (WSGI call to the last byte of the body), against"
-        f" the target of {TARGET_MS:.0f} ms;\nfor information, floor: the page's bare SQL on a"
+        f" its target;\nfor information, floor: the page's bare SQL on a"
         f" raw psycopg connection in autocommit mode;\nqueries: the page's own statements"
         f" through SQLAlchemy, without rendering."
     )
