@@ -142,7 +142,7 @@ def test_without_pg_trgm_the_migration_goes_on_and_the_log_searches_by_prefix(
             ids, html = _shown(log, "recipient=customer.test")
             assert ids == []  # by the start of an address only
             assert 'id="md-search-prefix"' in html
-            assert "Only addresses starting with “customer.test” are found" in html
+            assert "Only addresses starting with “customer.test” are found: this PostgreSQL" in html
             assert 'placeholder="Address or its start"' in html
             ids, html = _shown(log, "recipient=ann")
             assert ids == [annabel, ann]
