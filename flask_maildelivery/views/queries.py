@@ -285,6 +285,26 @@ def address_search(connection: sa.Connection) -> str:
     return SEARCH_CONTAINS if found is not None else SEARCH_PREFIX
 
 
+def plan_for_each_search(connection: sa.Connection, log_filter: LogFilter) -> None:
+    """On PostgreSQL, before a search by part of an address: plan each statement of this
+    transaction for its own values.
+
+    psycopg prepares a statement run five times on a connection, and PostgreSQL may then
+    keep one generic plan for any value; for ``address_key LIKE $1`` that plan cannot read
+    the trigram index and scans every recipient (seconds at millions). ``SET LOCAL`` ends
+    with the transaction, which is the package's own.
+    """
+    if (
+        connection.dialect.name == "postgresql"
+        and log_filter.recipient
+        and log_filter.recipient_search == SEARCH_CONTAINS
+        and (connection.dialect.server_version_info or (0,)) >= (12,)
+    ):
+        connection.execute(
+            sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True))
+        )
+
+
 def _like_prefix(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
@@ -452,6 +472,7 @@ def log_page(
     """One page of the list for ``tenant_id``, read on ``connection`` (see
     :func:`reading`)."""
     statement = list_statement(connection.dialect.name, log_filter, tenant_id, page_size + 1)
+    plan_for_each_search(connection, log_filter)
     fetched = list(connection.execute(statement).all())
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
@@ -485,6 +506,7 @@ def iter_emails(
     recipients; read in keyset batches, so memory stays flat whatever the number."""
     cursor: Cursor | None = None
     dialect_name = session.get_bind(mapper=Email).dialect.name
+    plan_for_each_search(session.connection(), log_filter)
     while True:
         batch_filter = replace(log_filter, cursor=cursor)
         statement = list_statement(dialect_name, batch_filter, tenant_id, batch_size)
