@@ -184,3 +184,32 @@ def test_the_trigram_migration_builds_the_index_where_pg_trgm_may_be_created(
         with admin.begin() as connection:
             connection.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
         admin.dispose()
+
+
+def test_a_search_by_part_of_an_address_is_planned_for_its_own_pattern(
+    make_app: AppFactory,
+) -> None:
+    """psycopg prepares a statement run five times; PostgreSQL could then keep a generic plan
+    for ``LIKE $1``, which cannot read the trigram index: the package's transaction asks for
+    a plan per execution instead (and leaves other databases and searches alone)."""
+    log = make_log_app(make_app)
+    log.viewer.user = ADMIN
+    ann, _, bob = _send_three(log)
+    with log.app.app_context(), queries.reading() as connection:
+        postgresql = connection.dialect.name == "postgresql"
+
+        def plan_cache_mode() -> str | None:
+            if not postgresql:
+                return None
+            return str(connection.execute(sa.text("SHOW plan_cache_mode")).scalar())
+
+        by_start = queries.LogFilter(show="all", recipient="ann")
+        queries.log_page(connection, by_start, None, 10)
+        assert plan_cache_mode() in (None, "auto")
+        contains = queries.LogFilter(
+            show="all", recipient="customer.test", recipient_search=queries.SEARCH_CONTAINS
+        )
+        for _ in range(8):  # past psycopg's prepare threshold
+            page = queries.log_page(connection, contains, None, 10)
+            assert [row.id for row in page.rows] == [bob, ann]
+        assert plan_cache_mode() == ("force_custom_plan" if postgresql else None)
