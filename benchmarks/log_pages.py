@@ -325,6 +325,16 @@ def _bare_list(
     return run
 
 
+def _bare_search(connection: psycopg.Connection[Any], text: str) -> Callable[[], object]:
+    """The list's bare SQL searching recipient addresses that contain ``text``."""
+    return _bare_list(
+        connection,
+        "AND id IN (SELECT email_id FROM maildelivery_recipient WHERE address_key LIKE %s)",
+        (f"%{text}%",),
+        prepare=False,
+    )
+
+
 def _bare_detail(connection: psycopg.Connection[Any], email_id: int) -> Callable[[], object]:
     def run() -> object:
         return [connection.execute(sql, (email_id,)).fetchall() for sql in DETAIL_SQL]
@@ -420,24 +430,12 @@ def measure(url: str) -> int:
             (
                 "search by recipient address",
                 f"/maildelivery/?show=all&recipient={address}",
-                lambda c: _bare_list(
-                    c,
-                    "AND id IN (SELECT email_id FROM maildelivery_recipient"
-                    " WHERE address_key LIKE %s)",
-                    ("%" + address + "%",),
-                    prepare=False,
-                ),
+                lambda c: _bare_search(c, address),
             ),
             (
                 "search by part of an address",
                 f"/maildelivery/?show=all&recipient={domain}",
-                lambda c: _bare_list(
-                    c,
-                    "AND id IN (SELECT email_id FROM maildelivery_recipient"
-                    " WHERE address_key LIKE %s)",
-                    ("%" + domain + "%",),
-                    prepare=False,
-                ),
+                lambda c: _bare_search(c, domain),
                 CONTAINS_TARGET_MS,
             ),
             ("detail page", f"/maildelivery/{failed_id}", lambda c: _bare_detail(c, failed_id)),

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 from example_app.simulator import SimulatorTiming
 from example_app.stack import ExampleStack, start_stack
@@ -50,6 +50,12 @@ def visit(page: Page, url: str) -> Response:
     return response
 
 
+def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
+    """A browser context of its own (no cookies shared) and a page in it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    return context, context.new_page()
+
+
 def sign_in(page: Page, base: str, username: str) -> None:
     page.goto(base + "login")
     page.fill("#username", username)
@@ -78,8 +84,7 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     stack: ExampleStack, browser: Browser, screenshots: Path
 ) -> None:
     base = stack.url
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
+    context, page = new_page(browser)
 
     # the clerk emails three invoices; Initech's address bounces
     sign_in(page, base, "acme.clerk")
@@ -176,8 +181,7 @@ def test_french_log_and_a_contact_fixed_from_a_failed_email_returns_to_it(
     stack: ExampleStack, browser: Browser, screenshots: Path
 ) -> None:
     base = stack.url
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
+    context, page = new_page(browser)
     sign_in(page, base, "acme.admin")
 
     # the switch in the header: the delivery log in French, the choice kept
