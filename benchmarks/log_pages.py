@@ -7,15 +7,17 @@ emails failed), then measures the server time (median of 20 requests through the
 * the first page of all emails ("Show all emails"),
 * the 1,000th page of all emails, reached by cursor,
 * a search by recipient address,
+* a search by part of an address (a domain, ``LIKE '%customer0.test%'``, through the
+  trigram index of migration ``0011_address_trigram``),
 * a detail page,
 * the addresses with problems (``/addresses``): first page, a page by cursor, the
   suppressed ones, one contact type; over 200,000 address records (one per customer: the
   failing ones as the migration's backfill makes them from the recipients, the others as
   their deliveries left them),
 
-Target: each page at most 15 ms median. For information it also prints each page's floor
-(the bare SQL the page runs, through a raw psycopg connection) and the page's own statements
-through SQLAlchemy without rendering.
+Target: each page at most 15 ms median, the search by part of an address at most 50 ms. For
+information it also prints each page's floor (the bare SQL the page runs, through a raw
+psycopg connection) and the page's own statements through SQLAlchemy without rendering.
 
 ::
 
@@ -36,6 +38,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +55,8 @@ TARGET_MS = 15.0
 # the year of emails ends when the database is filled, so the overview's last 30 days hold
 # a month of them
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=365, minutes=5)
+#: The search by part of an address reads a trigram index, not a b-tree range.
+CONTAINS_TARGET_MS = 50.0
 SPAN = timedelta(days=365)
 
 REASON = "550 5.1.1 The email account that you tried to reach does not exist"
@@ -366,12 +371,14 @@ class ServerTimer:
 
 
 def _bare_list(
-    connection: psycopg.Connection[Any], where: str, params: tuple[Any, ...]
+    connection: psycopg.Connection[Any], where: str, params: tuple[Any, ...], prepare: bool = True
 ) -> Callable[[], object]:
+    """The list's bare SQL; ``prepare=False`` for a search by part of an address: planned
+    for its own pattern each time, as the page has it (``plan_for_each_search``)."""
     sql = LIST_SQL.format(where=where)
 
     def run() -> object:
-        rows = connection.execute(sql, params).fetchall()
+        rows = connection.execute(sql, params, prepare=None if prepare else False).fetchall()
         ids = [r[0] for r in rows[:50]]
         return connection.execute(TO_SQL, (ids,)).fetchall()
 
@@ -396,6 +403,16 @@ def _bare_addresses(
         return connection.execute(sql, params).fetchall()
 
     return run
+
+
+def _bare_search(connection: psycopg.Connection[Any], text: str) -> Callable[[], object]:
+    """The list's bare SQL searching recipient addresses that contain ``text``."""
+    return _bare_list(
+        connection,
+        "AND id IN (SELECT email_id FROM maildelivery_recipient WHERE address_key LIKE %s)",
+        (f"%{text}%",),
+        prepare=False,
+    )
 
 
 def _bare_detail(connection: psycopg.Connection[Any], email_id: int) -> Callable[[], object]:
@@ -449,7 +466,10 @@ def _page_queries(app: Any, path: str) -> Callable[[], object]:
                 return addresses.address_page(connection, address_filter, None, 50)
             if detail_id.isdigit():
                 return queries.email_detail(connection, int(detail_id), None)
-            log_filter = queries.LogFilter.from_args(args)
+            log_filter = replace(
+                queries.LogFilter.from_args(args),
+                recipient_search=queries.address_search(connection),
+            )
             return queries.log_page(connection, log_filter, None, 50)
 
     return run
@@ -491,8 +511,9 @@ def measure(url: str) -> int:
             raise RuntimeError("the database holds fewer than 20 pages of failing addresses")
         address_cursor = AddressCursor(*worst)
         failed_id = next(i for i in range(EMAILS // 2, EMAILS) if failed_kind(i))
+        domain = f"customer{(EMAILS // 2) % 500}.test"
         Bare = Callable[[psycopg.Connection[Any]], Callable[[], object]]
-        cases: list[tuple[str, str, Bare]] = [
+        cases: list[tuple[str, str, Bare] | tuple[str, str, Bare, float]] = [
             (
                 "failed emails, first page",
                 "/maildelivery/",
@@ -507,12 +528,13 @@ def measure(url: str) -> int:
             (
                 "search by recipient address",
                 f"/maildelivery/?show=all&recipient={address}",
-                lambda c: _bare_list(
-                    c,
-                    "AND id IN (SELECT email_id FROM maildelivery_recipient"
-                    " WHERE address_key LIKE %s)",
-                    (address + "%",),
-                ),
+                lambda c: _bare_search(c, address),
+            ),
+            (
+                "search by part of an address",
+                f"/maildelivery/?show=all&recipient={domain}",
+                lambda c: _bare_search(c, domain),
+                CONTAINS_TARGET_MS,
             ),
             ("detail page", f"/maildelivery/{failed_id}", lambda c: _bare_detail(c, failed_id)),
             ("addresses, first page", "/maildelivery/addresses", lambda c: _bare_addresses(c, "")),
@@ -549,7 +571,8 @@ def measure(url: str) -> int:
             f"{'rows':>6}"
         )
         ok = True
-        for name, path, bare in cases:
+        for name, path, bare, *limit in cases:
+            target = limit[0] if limit else TARGET_MS
 
             def page(path: str = path) -> float:
                 response = client.get(path)
@@ -567,16 +590,16 @@ def measure(url: str) -> int:
             page_ms, floor_ms, queries_ms = _interleaved_medians(
                 page, _untimed(bare(connection)), _untimed(_page_queries(app, path))
             )
-            holds = page_ms <= TARGET_MS
+            holds = page_ms <= target
             ok = ok and holds
             print(
-                f"{name:<34}{page_ms:>9.2f}{TARGET_MS:>8.0f}  {'ok' if holds else 'MISS':<6}"
+                f"{name:<34}{page_ms:>9.2f}{target:>8.0f}  {'ok' if holds else 'MISS':<6}"
                 f"{floor_ms:>9.2f}{queries_ms:>12.2f}{rows:>6}"
             )
     print(
         f"\nmedian of {REPEAT} rounds (ms), the three taking turns in each round; page: the"
         f" server time of the\nwhole request (WSGI call to the last byte of the body), against"
-        f" the target of {TARGET_MS:.0f} ms;\nfor information, floor: the page's bare SQL on a"
+        f" its target;\nfor information, floor: the page's bare SQL on a"
         f" raw psycopg connection in autocommit mode;\nqueries: the page's own statements"
         f" through SQLAlchemy, without rendering."
     )

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_babel import Babel
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.config import DEFAULTS
 
+from .language import select_locale
 from .models import User, db
 
 #: Where the SQLite database, the secret key and the simulator's signing key live by default.
@@ -100,6 +102,8 @@ def create_app(
     app.config.update(config or {})
 
     db.init_app(app)
+    # English or French, from the switch in the header: the delivery log pages follow
+    Babel(app, locale_selector=select_locale)
     login_manager.init_app(app)
     csrf.init_app(app)
     # after CSRFProtect: the package exempts its webhook endpoints (providers sign their

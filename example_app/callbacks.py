@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import has_request_context, url_for
+from flask import has_request_context, request, url_for
 from flask_login import current_user
 
 from .models import CONTACT_KINDS, Contact, Invoice, db
@@ -27,6 +27,11 @@ def may_view_email_log(user: Any) -> bool:
     return bool(getattr(user, "may_view_email_log", False))
 
 
+def may_act_on_email_log(user: Any) -> bool:
+    """Resending and reviewing: those who read the log, auditors excepted."""
+    return bool(getattr(user, "may_act_on_email_log", False))
+
+
 def sent_by_name(user: Any) -> str:
     """The log shows who sent an email by username, not by database id."""
     return str(user.username)
@@ -42,9 +47,14 @@ def _contact(contact_type: str, contact_id: str) -> Contact | None:
 
 
 def contact_edit_url(contact_type: str, contact_id: str) -> str | None:
-    """The edit form of the contact that holds an address."""
+    """The edit form of the contact that holds an address; opened from an email of the
+    delivery log, saving the contact returns to that email."""
     contact = _contact(contact_type, contact_id)
-    return url_for("erp.contact_edit", contact_id=contact.id) if contact else None
+    if contact is None:
+        return None
+    if has_request_context() and request.endpoint == "maildelivery.detail":
+        return url_for("erp.contact_edit", contact_id=contact.id, next=request.path)
+    return url_for("erp.contact_edit", contact_id=contact.id)
 
 
 def contact_current_address(contact_type: str, contact_id: str) -> str | None:
@@ -74,6 +84,7 @@ def register(mail_delivery: MailDelivery) -> None:
     """Register the callbacks on ``mail_delivery`` (idempotent)."""
     mail_delivery.tenant_loader(current_company_id)
     mail_delivery.permission_loader(may_view_email_log)
+    mail_delivery.action_permission_loader(may_act_on_email_log)
     mail_delivery.sent_by_loader(sent_by_name)
     mail_delivery.contact_url_loader(contact_edit_url)
     mail_delivery.contact_address_loader(contact_current_address)

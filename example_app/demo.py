@@ -48,6 +48,9 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("acme.auditor", "Aude Auditor", "Acme Supplies", "auditor", can_view_email_log=True),
     DemoUser("globex.admin", "Gina Admin", "Globex Corporation", "admin"),
     DemoUser("globex.clerk", "Greg Clerk", "Globex Corporation", "clerk"),
+    DemoUser(
+        "globex.auditor", "Gail Auditor", "Globex Corporation", "auditor", can_view_email_log=True
+    ),
 )
 
 COMPANIES = {

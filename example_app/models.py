@@ -20,7 +20,8 @@ db = SQLAlchemy(model_class=Model)
 
 #: Contact kinds: each one is a contact record holding an email address.
 CONTACT_KINDS = ("customer", "vendor", "employee")
-#: User roles. ``auditor`` is a read-only role that may be granted the delivery log.
+#: User roles. ``auditor`` is a read-only role that may be granted the delivery log: it
+#: reads the log but neither resends nor reviews.
 ROLES = ("admin", "clerk", "auditor")
 
 
@@ -63,6 +64,12 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     def may_view_email_log(self) -> bool:
         """The permission the delivery log pages ask for (see ``permission_loader``)."""
         return self.is_admin or self.can_view_email_log
+
+    @property
+    def may_act_on_email_log(self) -> bool:
+        """Whether the user may resend or review an email of the log (see
+        ``action_permission_loader``): an auditor only reads it."""
+        return self.may_view_email_log and self.role != "auditor"
 
     def set_password(self, password: str) -> None:
         """Store a hash of ``password``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import flask_login
 import sqlalchemy as sa
@@ -17,8 +18,11 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
+    session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.wrappers import Response as BaseResponse
@@ -26,6 +30,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from flask_maildelivery import SendRefused
 from flask_maildelivery.models import Email
 
+from .language import LANGUAGE_KEY, LANGUAGES
 from .mailing import email_invoice
 from .models import CONTACT_KINDS, Contact, Invoice, User, db
 from .pdf import invoice_filename, invoice_pdf
@@ -39,6 +44,21 @@ def login_required(view: _View) -> _View:
     """Flask-Login's ``login_required`` with its type stated: Flask-Login ships no type
     information, so the decorator as it comes would leave every view untyped."""
     return cast(_View, flask_login.login_required(view))
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site (``/maildelivery/12``), else ``None``: an
+    absolute URL, a scheme-relative ``//host``, a backslash (which browsers read as a
+    slash), a scheme (``javascript:``) or a control character (which browsers drop) could
+    send the user to another site after a form."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 def _own(model: Any, record_id: int) -> Any:
@@ -57,11 +77,8 @@ def login() -> str | BaseResponse:
         user = db.session.scalar(sa.select(User).where(User.username == username))
         if user is not None and user.check_password(request.form.get("password", "")):
             login_user(user)
-            target = request.args.get("next", "")
             # only same-site paths: never an open redirect
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("erp.invoices")
-            return redirect(target)
+            return redirect(local_path(request.args.get("next")) or url_for("erp.invoices"))
         flash("Unknown username or wrong password.", "error")
     users = db.session.scalars(
         sa.select(User).options(joinedload(User.company)).order_by(User.company_id, User.id)
@@ -176,10 +193,13 @@ def contacts() -> str:
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
 @login_required
 def contact_edit(contact_id: int) -> str | BaseResponse:
-    """Edit a contact's name and email address."""
+    """Edit a contact's name and email address; saved, back to ``next`` (the email of the
+    delivery log it was opened from) when that is a path on this site, else to the
+    contacts."""
     contact = _own(Contact, contact_id)
     if current_user.role == "auditor":
         abort(403)
+    back = local_path(request.values.get("next"))
     errors: dict[str, str] = {}
     if request.method == "POST":
         name = request.form.get("name", "").strip()
@@ -202,11 +222,16 @@ def contact_edit(contact_id: int) -> str | BaseResponse:
             contact.email = address
             db.session.commit()
             flash(f"{contact.name} saved.", "success")
-            return redirect(url_for("erp.contacts", kind=contact.kind))
+            return redirect(back or url_for("erp.contacts", kind=contact.kind))
     # what the delivery log knows about the address: bounces, complaints, suppression
     health = current_app.extensions["maildelivery"].extension.address_health(contact.email)
     return render_template(
-        "contact_edit.html", contact=contact, errors=errors, form=request.form, health=health
+        "contact_edit.html",
+        contact=contact,
+        errors=errors,
+        form=request.form,
+        health=health,
+        back=back,
     )
 
 
@@ -235,9 +260,30 @@ def email_log_access(user_id: int) -> BaseResponse:
     return redirect(url_for("erp.users"))
 
 
+@bp.post("/language")
+def language() -> BaseResponse:
+    """Switch the pages to English or French (the delivery log pages follow through
+    Flask-Babel's locale selector), then back to the page the switch was on."""
+    chosen = request.form.get("language", "")
+    if chosen not in LANGUAGES:
+        abort(400, description=f"language must be one of {', '.join(LANGUAGES)}")
+    session[LANGUAGE_KEY] = chosen
+    return redirect(local_path(request.form.get("next")) or url_for("erp.home"))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The ERP's icon, where browsers ask for it first."""
+    return send_from_directory(
+        str(current_app.static_folder), "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
+
+
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    from flask import current_app
-
     # lets the layout link to pages (the delivery log) only when they are registered
-    return {"url_endpoints": current_app.view_functions}
+    return {
+        "url_endpoints": current_app.view_functions,
+        "erp_languages": LANGUAGES,
+        "erp_language": str(get_locale() or "en"),
+    }

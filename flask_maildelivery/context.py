@@ -155,6 +155,9 @@ class AppState:
     webhook_adapters: Mapping[str, Any] = field(default_factory=dict)
     #: The package's own sessions, one per app context, on the host's engine.
     sessions: scoped_session[Session] = field(init=False)
+    #: How the log finds a recipient address (``"contains"`` or ``"prefix"``), looked up
+    #: in the database on the first search (see :mod:`flask_maildelivery.views.queries`).
+    address_search: str | None = None
 
     def __post_init__(self) -> None:
         # scoped_session takes any callable that makes a session; typeshed wants a

@@ -14,6 +14,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -256,6 +257,143 @@ def test_the_auditor_reads_but_cannot_email_or_edit(erp: Flask) -> None:
     northwind = contact_id("Northwind Traders", erp)
     assert client.get(f"/contacts/{northwind}/edit").status_code == 403
     assert "Email selected invoices" not in client.get("/invoices").text
+
+
+def _bounced_invoice_email(erp: Flask, client: FlaskClient) -> tuple[int, int]:
+    """INV-1008 emailed and bounced for Initech: ``(email id, Initech's contact id)``."""
+    [invoice_id] = invoice_ids(erp, "INV-1008")
+    client.post("/invoices/email", data={"invoice_id": [str(invoice_id)]})
+    with erp.app_context():
+        email = first_or_fail(db.session, Email)
+        simulate_event(email, "bounced", recipient="initech@bounce.example", bounce_type="hard")
+        return email.id, contact_named("Initech").id
+
+
+def test_the_auditor_reads_the_log_but_neither_resends_nor_reviews(erp: Flask) -> None:
+    email_id, _ = _bounced_invoice_email(erp, sign_in(erp, "acme.clerk"))
+    auditor = sign_in(erp, "acme.auditor")
+    assert auditor.get("/maildelivery/").status_code == 200
+    detail = auditor.get(f"/maildelivery/{email_id}")
+    assert detail.status_code == 200
+    assert "initech@bounce.example" in detail.text
+    assert "Resend to failed recipients" not in detail.text
+    assert auditor.post(f"/maildelivery/{email_id}/resend").status_code == 403
+    assert auditor.post(f"/maildelivery/{email_id}/review").status_code == 403
+    assert auditor.post(f"/maildelivery/api/emails/{email_id}/review").status_code == 403
+    with erp.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Email)) == 1
+        assert get_or_fail(db.session, Email, email_id).reviewed_at is None
+        users = {u.username: u for u in db.session.scalars(sa.select(User))}
+        assert mail_delivery.callbacks.may_view_log(users["globex.auditor"])
+        assert not mail_delivery.callbacks.may_act(users["globex.auditor"])
+        assert mail_delivery.callbacks.may_act(users["acme.admin"])
+    # the administrator may act on the same email
+    admin = sign_in(erp, "acme.admin")
+    assert "Resend to failed recipients" in admin.get(f"/maildelivery/{email_id}").text
+    assert admin.post(f"/maildelivery/{email_id}/review").status_code == 302
+
+
+def test_saving_a_contact_opened_from_a_failed_email_returns_to_that_email(erp: Flask) -> None:
+    admin = sign_in(erp, "acme.admin")
+    email_id, initech = _bounced_invoice_email(erp, admin)
+    detail = admin.get(f"/maildelivery/{email_id}").text
+    edit_url = f"/contacts/{initech}/edit?next=/maildelivery/{email_id}"
+    assert f'href="{edit_url}"' in detail
+    form = admin.get(edit_url).text
+    assert f'<input type="hidden" name="next" value="/maildelivery/{email_id}">' in form
+    assert f'<a href="/maildelivery/{email_id}">Cancel</a>' in form
+    response = admin.post(edit_url, data={"name": "Initech", "email": "ap@initech.example"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/maildelivery/{email_id}"
+    # an invalid address keeps the form, and the way back, on the page
+    response = admin.post(edit_url, data={"name": "Initech", "email": "ap@@initech"})
+    assert response.status_code == 200
+    assert 'name="next"' in response.text
+    # opened from the contacts list, saving returns to the list
+    response = admin.post(
+        f"/contacts/{initech}/edit", data={"name": "Initech", "email": "ap@initech.example"}
+    )
+    assert response.headers["Location"] == "/contacts?kind=customer"
+    with erp.test_request_context("/invoices"):
+        assert (
+            mail_delivery.callbacks.contact_url("customer", str(initech))
+            == f"/contacts/{initech}/edit"
+        )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/maildelivery/1",
+        "//evil.example/maildelivery/1",
+        "/\\evil.example/x",
+        "\\\\evil.example/x",
+        "javascript:alert(1)",
+        "/\t/evil.example",
+        "maildelivery/1",
+        "",
+    ],
+)
+def test_next_must_be_a_path_on_this_site(erp: Flask, target: str) -> None:
+    admin = sign_in(erp, "acme.admin")
+    initech = contact_id("Initech", erp)
+    response = admin.post(
+        f"/contacts/{initech}/edit",
+        data={"name": "Initech", "email": "ap@initech.example", "next": target},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/contacts?kind=customer"
+    response = admin.post("/language", data={"language": "fr", "next": target})
+    assert response.headers["Location"] == "/"
+    response = erp.test_client().post(
+        "/login?" + urlencode({"next": target}),
+        data={"username": "acme.clerk", "password": demo.DEMO_PASSWORD},
+    )
+    assert response.headers["Location"] == "/invoices"
+    with erp.app_context():
+        assert get_or_fail(db.session, Contact, initech).email == "ap@initech.example"
+
+
+def test_the_language_switch_shows_the_log_in_french(erp: Flask) -> None:
+    admin = sign_in(erp, "acme.admin")
+    _bounced_invoice_email(erp, admin)
+    page = admin.get("/maildelivery/").text
+    assert '<html lang="en">' in page
+    assert "Resend to failed recipients" not in page
+    assert 'placeholder="Address or domain"' in page
+    response = admin.post("/language", data={"language": "fr", "next": "/maildelivery/?show=all"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/maildelivery/?show=all"
+    page = admin.get("/maildelivery/?show=all").text
+    assert '<html lang="fr">' in page
+    assert 'placeholder="Adresse ou domaine"' in page
+    assert 'value="fr" lang="fr" aria-pressed="true"' in page
+    # the choice outlives the request; English again with the switch
+    assert '<html lang="fr">' in admin.get("/invoices").text
+    admin.post("/language", data={"language": "en", "next": "/invoices"})
+    assert '<html lang="en">' in admin.get("/maildelivery/").text
+    # no switch used: the browser's preference
+    french_browser = erp.test_client()
+    page = french_browser.get("/login", headers={"Accept-Language": "fr-CA,fr;q=0.9"}).text
+    assert '<html lang="fr">' in page
+    assert '<html lang="en">' in erp.test_client().get("/login").text
+    # a language the ERP does not offer is refused and changes nothing
+    response = admin.post("/language", data={"language": "de", "next": "/invoices"})
+    assert response.status_code == 400
+    assert "language must be one of en, fr" in response.text
+    assert '<html lang="en">' in admin.get("/invoices").text
+
+
+def test_the_favicon_is_served_to_anyone(erp: Flask) -> None:
+    client = erp.test_client()
+    with client.get("/favicon.ico") as response:
+        assert response.status_code == 200
+        assert response.mimetype == "image/svg+xml"
+        assert response.data.startswith(b"<svg")
+    page = client.get("/login").text
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    with client.get("/static/favicon.svg") as response:
+        assert response.status_code == 200
 
 
 def test_users_page_shows_who_may_read_the_log_and_admins_grant_it(erp: Flask) -> None:
@@ -813,7 +951,8 @@ def test_log_pages_sit_in_the_erp_layout_with_the_erps_permission_and_tenants(er
         assert 'class="erp"' in page.text
         assert "Sign out" in page.text
         assert "Invoice INV-1008 from Acme Supplies" in page.text
-        assert f'href="/contacts/{contact_id("Initech", erp)}/edit"' in page.text
+        initech = contact_id("Initech", erp)
+        assert f'href="/contacts/{initech}/edit?next=/maildelivery/{email_id}"' in page.text
 
 
 def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(

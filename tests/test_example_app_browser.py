@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 from example_app.simulator import SimulatorTiming
 from example_app.stack import ExampleStack, start_stack
@@ -50,11 +50,17 @@ def visit(page: Page, url: str) -> Response:
     return response
 
 
+def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
+    """A browser context of its own (no cookies shared) and a page in it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    return context, context.new_page()
+
+
 def sign_in(page: Page, base: str, username: str) -> None:
     page.goto(base + "login")
     page.fill("#username", username)
     page.fill("#password", "demo")
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Invoices")).to_be_visible()
 
 
@@ -78,8 +84,7 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     stack: ExampleStack, browser: Browser, screenshots: Path
 ) -> None:
     base = stack.url
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
+    context, page = new_page(browser)
 
     # the clerk emails three invoices; Initech's address bounces
     sign_in(page, base, "acme.clerk")
@@ -169,4 +174,46 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
     expect(page.locator("body")).not_to_contain_text("Acme Supplies <billing@acme.example>")
     assert visit(page, detail_url).status == 404
     assert visit(page, copy_url).status == 404
+    context.close()
+
+
+def test_french_log_and_a_contact_fixed_from_a_failed_email_returns_to_it(
+    stack: ExampleStack, browser: Browser, screenshots: Path
+) -> None:
+    base = stack.url
+    context, page = new_page(browser)
+    sign_in(page, base, "acme.admin")
+
+    # the switch in the header: the delivery log in French, the choice kept
+    page.get_by_role("button", name="Français").click()
+    expect(page).to_have_url(base + "invoices")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    page.get_by_role("link", name="Email delivery log").click()
+    expect(page.get_by_role("link", name="Afficher tous les e-mails")).to_be_visible()
+    expect(page.get_by_role("button", name="Filtrer")).to_be_visible()
+    expect(page.get_by_role("button", name="Français")).to_have_attribute("aria-pressed", "true")
+    page.screenshot(path=str(screenshots / "example-log-fr.png"), full_page=True)
+
+    # Vandelay's invoice was refused by the mail server: open it, then its contact record
+    page.get_by_role("link", name="Invoice INV-1006 from Acme Supplies").click()
+    expect(page).to_have_url(re.compile(r"/maildelivery/\d+$"))
+    detail_url = page.url
+    refused = page.locator('article.md-recipient[data-address="vandelay@refused.example"]')
+    refused.locator("a.md-contact-link").click()
+    expect(page).to_have_url(re.compile(r"/contacts/\d+/edit\?next=/maildelivery/\d+$"))
+    expect(page.get_by_role("heading", name="Edit customer Vandelay Industries")).to_be_visible()
+    page.fill("#email", "ap@vandelay.example")
+    page.get_by_role("button", name="Save").click()
+
+    # saved, back on the email, still in French, ready to resend to the corrected address
+    expect(page).to_have_url(detail_url)
+    expect(page.locator(".flashes")).to_contain_text("Vandelay Industries saved.")
+    expect(page.get_by_role("button", name="Renvoyer aux destinataires en échec")).to_be_visible()
+
+    # and English again, on the same page
+    page.get_by_role("button", name="English").click()
+    expect(page).to_have_url(detail_url)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("button", name="Resend to failed recipients")).to_be_visible()
+    assert visit(page, base + "favicon.ico").status == 200
     context.close()

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from ..context import session as package_session
-from ..models import Email, Event, Recipient
+from ..models import TRIGRAM_INDEX, Email, Event, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
 from ..tracking import OverdueRule
 
@@ -45,6 +45,10 @@ LAST_DAY = date(9998, 12, 31)
 #: The moments a page cursor may hold (the same range, in UTC).
 _FIRST_MOMENT = datetime.combine(FIRST_DAY, time.min, tzinfo=UTC)
 _END_MOMENT = datetime.combine(LAST_DAY + timedelta(days=1), time.min, tzinfo=UTC)
+#: How a recipient search matches an address: any part of it (``customer.test`` finds
+#: ``ann@customer.test``), or only its start (PostgreSQL without the trigram index).
+SEARCH_CONTAINS = "contains"
+SEARCH_PREFIX = "prefix"
 #: Digits as the URLs write them (``str.isdigit`` also accepts other scripts' digits).
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -132,7 +136,8 @@ class LogFilter:
     result: str | None = None
     date_from: date | None = None
     date_to: date | None = None
-    #: Recipient address search: an exact address or the start of one, any case.
+    #: Recipient address search, any case: text the address contains (a domain, a name),
+    #: or its start only, as :attr:`recipient_search` says.
     recipient: str | None = None
     #: Subject search: text the subject contains, any case.
     subject: str | None = None
@@ -144,6 +149,9 @@ class LogFilter:
     #: Which emails are overdue now: part of the attention list (not a query argument;
     #: ``None`` when outcomes are not tracked).
     overdue_rule: OverdueRule | None = None
+    #: How :attr:`recipient` matches: :data:`SEARCH_CONTAINS` or :data:`SEARCH_PREFIX` (not
+    #: a query argument: what the database can do fast, see :func:`address_search`).
+    recipient_search: str = SEARCH_PREFIX
 
     @classmethod
     def from_args(cls, args: Any) -> LogFilter:
@@ -281,6 +289,41 @@ def _tenant_clause(tenant_id: str | None) -> sa.ColumnElement[bool]:
     return Email.tenant_id.is_(None) if tenant_id is None else Email.tenant_id == tenant_id
 
 
+def address_search(connection: sa.Connection) -> str:
+    """How the log can search recipient addresses on ``connection``'s database.
+
+    PostgreSQL finds a part of an address through the trigram index (``pg_trgm``, built by
+    migration ``0011_address_trigram``); without it, a search by the start of an address
+    (the ``varchar_pattern_ops`` index) is what stays fast. SQLite and MySQL/MariaDB read
+    the address index for any part of an address.
+    """
+    if connection.dialect.name != "postgresql":
+        return SEARCH_CONTAINS
+    # to_regclass follows the search path, as the queries do
+    found = connection.execute(sa.select(sa.func.to_regclass(TRIGRAM_INDEX))).scalar()
+    return SEARCH_CONTAINS if found is not None else SEARCH_PREFIX
+
+
+def plan_for_each_search(connection: sa.Connection, log_filter: LogFilter) -> None:
+    """On PostgreSQL, before a search by part of an address: plan each statement of this
+    transaction for its own values.
+
+    psycopg prepares a statement run five times on a connection, and PostgreSQL may then
+    keep one generic plan for any value; for ``address_key LIKE $1`` that plan cannot read
+    the trigram index and scans every recipient (seconds at millions). ``SET LOCAL`` ends
+    with the transaction, which is the package's own.
+    """
+    if (
+        connection.dialect.name == "postgresql"
+        and log_filter.recipient
+        and log_filter.recipient_search == SEARCH_CONTAINS
+        and (connection.dialect.server_version_info or (0,)) >= (12,)
+    ):
+        connection.execute(
+            sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True))
+        )
+
+
 def _like_prefix(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
@@ -319,12 +362,16 @@ def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.Colu
     if log_filter.date_to is not None:
         clauses.append(Email.sent_at < _day_start(log_filter.date_to + timedelta(days=1)))
     if log_filter.recipient:
-        # address_key is the lower-cased address, indexed: an exact address or its start
-        # is an index range scan on every database
+        # address_key is the lower-cased address, indexed: its start is an index range scan
+        # on every database; a part of it, a trigram index scan on PostgreSQL, a scan of the
+        # address index on SQLite and MySQL/MariaDB
+        pattern = _like_prefix(log_filter.recipient)
+        if log_filter.recipient_search == SEARCH_CONTAINS:
+            pattern = f"%{pattern}"
         clauses.append(
             Email.id.in_(
                 sa.select(Recipient.email_id).where(
-                    Recipient.address_key.like(_like_prefix(log_filter.recipient), escape="\\")
+                    Recipient.address_key.like(pattern, escape="\\")
                 )
             )
         )
@@ -455,6 +502,7 @@ def log_page(
     """One page of the list for ``tenant_id``, read on ``connection`` (see
     :func:`reading`)."""
     statement = list_statement(connection.dialect.name, log_filter, tenant_id, page_size + 1)
+    plan_for_each_search(connection, log_filter)
     fetched = list(connection.execute(statement).all())
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
@@ -488,6 +536,7 @@ def iter_emails(
     recipients; read in keyset batches, so memory stays flat whatever the number."""
     cursor: Cursor | None = None
     dialect_name = session.get_bind(mapper=Email).dialect.name
+    plan_for_each_search(session.connection(), log_filter)
     while True:
         batch_filter = replace(log_filter, cursor=cursor)
         statement = list_statement(dialect_name, batch_filter, tenant_id, batch_size)

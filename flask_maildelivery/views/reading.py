@@ -18,13 +18,28 @@ def viewer_tenant() -> str | None:
     return get_state().callbacks.current_tenant()
 
 
+def address_search() -> str:
+    """How the app's database searches recipient addresses (see
+    :func:`queries.address_search`): looked up once per app, on the first search."""
+    state = get_state()
+    if state.address_search is None:
+        with queries.reading() as connection:
+            state.address_search = queries.address_search(connection)
+    return state.address_search
+
+
 def read_filter(args: Any) -> queries.LogFilter:
-    """The list's filter from query arguments, with the app's overdue rule now.
+    """The list's filter from query arguments, with the app's overdue rule now and the
+    database's way of searching addresses.
 
     :raises queries.FilterError: an argument is not valid.
     """
-    rule = tracking(get_state()).overdue_rule()
-    return replace(queries.LogFilter.from_args(args), overdue_rule=rule)
+    log_filter = replace(
+        queries.LogFilter.from_args(args), overdue_rule=tracking(get_state()).overdue_rule()
+    )
+    if log_filter.recipient:
+        log_filter = replace(log_filter, recipient_search=address_search())
+    return log_filter
 
 
 def read_email(email_id: int) -> queries.EmailDetail | None:
