@@ -378,11 +378,27 @@ class WebhookAdapter(ABC):
     """Base class of provider adapters. One instance per app, built when the webhook
     blueprint is created (configuration is read then, once).
 
-    Subclasses set :attr:`provider` and implement :meth:`verify` and :meth:`parse`.
+    A provider is its module: the subclass declares what the rest of the package needs to
+    know of it (:attr:`config_keys`, :attr:`schema`, :attr:`event_types`, the retry facts
+    :attr:`retry_horizon`, :attr:`retry_status` and :attr:`retried_answers`, and
+    :meth:`smtp_correlation_header`) and implements :meth:`verify` and :meth:`parse`; it is
+    registered by one line in :data:`flask_maildelivery.webhooks.ADAPTERS`.
     """
 
     #: Lower-case provider id: module name, URL segment and config infix.
     provider: ClassVar[str]
+    #: The provider's configuration keys (full ``MAILDELIVERY_`` names) and their defaults;
+    #: ``init_app`` sets them on ``app.config`` with the package's other keys.
+    config_keys: ClassVar[Mapping[str, Any]]
+    #: The marshmallow schema an event (or the body) is validated against.
+    schema: ClassVar[Schema]
+    #: The provider's event names -> normalized type (or ``(type, bounce type)``); what
+    #: :meth:`parse` refines (bounce classes, suppression reasons) is said there.
+    event_types: ClassVar[Mapping[str, Any]]
+    #: How long, in seconds, the provider keeps retrying a request it could not deliver.
+    retry_horizon: ClassVar[float]
+    #: Which answers make the provider retry, in words.
+    retried_answers: ClassVar[str]
     #: HTTP status for a failed authentication (Mailgun: 406, which stops its retries).
     auth_failure_status: ClassVar[int] = 401
     #: HTTP status when the request cannot even be stored (the database is down): one
@@ -396,6 +412,12 @@ class WebhookAdapter(ABC):
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        """The header an SMTP relay of this provider turns into data its webhook events carry
+        back (``MAILDELIVERY_SMTP_PROVIDER``), as ``(name, value)``; ``None``: it has none."""
+        return None
 
     @property
     @abstractmethod
@@ -445,19 +467,27 @@ class WebhookAdapter(ABC):
 
 
 class SignedTimestampAdapter(WebhookAdapter):
-    """An adapter whose provider signs a timestamp (SendGrid, Mailgun, SES, Resend): it is
-    checked against a window no shorter than the provider's documented retry horizon, so a
-    genuine retry that keeps its first signature is never refused.
-
-    Subclasses set :attr:`retry_window`.
-    """
-
-    #: The provider's documented retry horizon in seconds: the default tolerance.
-    retry_window: ClassVar[float]
+    """An adapter whose provider signs a timestamp (SendGrid, Mailgun, SES, Resend, ...): it
+    is checked against a window no shorter than the provider's documented retry horizon
+    (:attr:`retry_horizon`, the default tolerance), so a genuine retry that keeps its first
+    signature is never refused."""
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
-        self.timestamps = tolerance_for(app, self.provider, self.retry_window + CLOCK_SKEW)
+        self.timestamps = tolerance_for(app, self.provider, self.retry_horizon + CLOCK_SKEW)
+
+
+def basic_auth_keys(provider: str) -> dict[str, Any]:
+    """The configuration keys of a basic-auth provider: ``_USERNAME``/``_PASSWORD`` and the
+    list form ``_CREDENTIALS`` (see :meth:`BasicAuth.from_config`)."""
+    prefix = f"MAILDELIVERY_{provider.upper()}_WEBHOOK_"
+    return {prefix + "USERNAME": None, prefix + "PASSWORD": None, prefix + "CREDENTIALS": ()}
+
+
+def signing_key_keys(provider: str, key: str) -> dict[str, Any]:
+    """The configuration keys of a signing provider: its key (one, or a list during a
+    change) and ``_WEBHOOK_TOLERANCE`` (``None``: the provider's retry horizon)."""
+    return {f"MAILDELIVERY_{key}": None, f"MAILDELIVERY_{provider.upper()}_WEBHOOK_TOLERANCE": None}
 
 
 class BasicAuthAdapter(WebhookAdapter):

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id, normalize_message_id
-from ..schemas import BrevoEventSchema
+from ..schemas import Epoch, FlatPayloadSchema
 from .base import (
     BasicAuthAdapter,
     WebhookRequest,
+    basic_auth_keys,
     json_object_field,
     parse_epoch,
     text_or_none,
@@ -40,6 +43,16 @@ EVENT_TYPES: dict[str, tuple[str, str | None]] = {
     "unsubscribe": ("unsubscribed", None),
 }
 
+
+class BrevoEventSchema(FlatPayloadSchema):
+    """A Brevo transactional event."""
+
+    event = fields.String(required=True)
+    email = fields.String(required=True)
+    ts_epoch = Epoch(required=True)
+    message_id = fields.String(data_key="message-id")
+
+
 _schema = BrevoEventSchema()
 
 
@@ -47,6 +60,13 @@ class BrevoAdapter(BasicAuthAdapter):
     """Brevo transactional webhooks (basic auth)."""
 
     provider = "brevo"
+    config_keys = basic_auth_keys("brevo")
+    schema = _schema
+    event_types = EVENT_TYPES
+    retry_horizon = 11 * 3600
+    retried_answers = (
+        "429 only (any other 4xx and every 5xx drop the request), up to about 11 hours"
+    )
     # batches wait up to 5 minutes; retries come after 10 min, 1 h, 2 h and 8 h
     # Brevo drops a request answered with any 4xx but 429, or with any 5xx: 429 is the one
     # answer it retries (developers.brevo.com/docs/retry-mechanism)

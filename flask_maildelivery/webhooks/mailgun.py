@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, normalize_message_id
-from ..schemas import MailgunPayloadSchema
+from ..schemas import Epoch, FlatPayloadSchema, PayloadSchema
 from .base import (
     CLOCK_SKEW,
     AuthenticationFailed,
@@ -23,6 +26,7 @@ from .base import (
     constant_time_equal,
     obj,
     parse_epoch,
+    signing_key_keys,
     text_or_none,
     validate,
 )
@@ -39,6 +43,34 @@ EVENT_TYPES: dict[str, str] = {
     "unsubscribed": "unsubscribed",
 }
 
+
+class MailgunSignatureSchema(FlatPayloadSchema):
+    """Mailgun's ``signature`` object."""
+
+    timestamp = Epoch(required=True)
+    token = fields.String(required=True)
+    signature = fields.String(required=True)
+
+
+class MailgunEventDataSchema(FlatPayloadSchema):
+    """Mailgun's ``event-data`` object."""
+
+    event = fields.String(required=True)
+    timestamp = Epoch(required=True)
+    recipient = fields.String()
+    id = fields.String()
+    message = fields.Dict()
+    user_variables = fields.Dict(data_key="user-variables")
+    delivery_status = fields.Dict(data_key="delivery-status")
+
+
+class MailgunPayloadSchema(PayloadSchema):
+    """A Mailgun webhook body."""
+
+    signature = fields.Nested(MailgunSignatureSchema, required=True)
+    event_data = fields.Nested(MailgunEventDataSchema, required=True, data_key="event-data")
+
+
 _schema = MailgunPayloadSchema()
 
 
@@ -48,17 +80,24 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
     provider = "mailgun"
     # Mailgun retries for about 8 h; re-signing of retries is undocumented, so accept the
     # window; a token is single-use, kept in the database with the stored request
-    retry_window = 8 * 3600
+    retry_horizon = 8 * 3600
+    config_keys = signing_key_keys("mailgun", "MAILGUN_WEBHOOK_SIGNING_KEY")
+    schema = _schema
+    event_types = EVENT_TYPES
     # 406 tells Mailgun not to retry
     auth_failure_status = 406
-    # Mailgun retries anything but 200 and 406, for about 8 hours
     retry_status = 503
+    retried_answers = "any answer but 200 and 406, for about 8 hours"
     setup_hint = (
         "set MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY to the HTTP webhook signing key shown in "
         "Mailgun's Sending > Webhooks (not the API key)"
     )
 
     key_setting = "MAILGUN_WEBHOOK_SIGNING_KEY"
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        return "X-Mailgun-Variables", json.dumps({CORRELATION_KEY: public_id})
 
     def load_key(self, value: str) -> bytes:
         return value.encode()

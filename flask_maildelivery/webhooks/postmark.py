@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import PostmarkRecordSchema
+from ..schemas import PayloadSchema, one_of_required
 from .base import (
     BasicAuthAdapter,
     MalformedPayload,
     WebhookRequest,
+    basic_auth_keys,
     parse_iso,
     text_or_none,
     validate,
@@ -60,6 +63,17 @@ TIME_FIELDS: dict[str, str] = {
 }
 RECIPIENT_FIELDS: dict[str, str] = {"Bounce": "Email", "SpamComplaint": "Email"}
 
+
+class PostmarkRecordSchema(PayloadSchema):
+    """A Postmark webhook record."""
+
+    RecordType = fields.String(required=True)
+    MessageID = fields.String()
+    Metadata = fields.Dict()
+
+    _has_message_id = one_of_required("MessageID", "MessageId")
+
+
 _schema = PostmarkRecordSchema()
 
 
@@ -67,6 +81,11 @@ class PostmarkAdapter(BasicAuthAdapter):
     """Postmark webhooks (basic auth)."""
 
     provider = "postmark"
+    config_keys = basic_auth_keys("postmark")
+    schema = _schema
+    event_types = RECORD_TYPES
+    retry_horizon = 10.5 * 3600
+    retried_answers = "5xx, 408, 429 and timeouts (any other 4xx drops the event), 10 times over about 10.5 hours for bounces"
     # Postmark retries for about 70 minutes; events older than that plus a margin are replays
     # Postmark retries only 5xx, 408, 429 and timeouts; any other 4xx drops the event
     retry_status = 503
@@ -76,6 +95,11 @@ class PostmarkAdapter(BasicAuthAdapter):
         "x-pm-webhook-trace-id",
         "x-pm-retries-remaining",
     )
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        return f"X-PM-Metadata-{CORRELATION_KEY}", public_id
+
     setup_hint = (
         "set MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME and MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD "
         "and put them in the webhook URL (https://user:password@host/...) in Postmark"

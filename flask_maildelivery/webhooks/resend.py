@@ -14,8 +14,10 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent
-from ..schemas import ResendEventSchema
+from ..schemas import FlatPayloadSchema, PayloadSchema
 from .base import (
     AuthenticationFailed,
     SigningKeyAdapter,
@@ -24,6 +26,7 @@ from .base import (
     obj,
     parse_epoch,
     parse_iso,
+    signing_key_keys,
     text_or_none,
     validate,
 )
@@ -46,6 +49,23 @@ EVENT_TYPES: dict[str, str] = {
 #: links are the same in every copy): one event with no recipient, stored with the email and
 #: shown in its log, applied to no recipient.
 PER_MESSAGE_TYPES = frozenset({"email.opened", "email.clicked"})
+
+
+class ResendDataSchema(FlatPayloadSchema):
+    """The ``data`` object of a Resend event."""
+
+    email_id = fields.String()
+    to = fields.List(fields.String())
+    tags = fields.Raw()
+
+
+class ResendEventSchema(PayloadSchema):
+    """A Resend (Svix) event."""
+
+    type = fields.String(required=True)
+    created_at = fields.String(required=True)
+    data = fields.Nested(ResendDataSchema, required=True)
+
 
 _schema = ResendEventSchema()
 
@@ -80,10 +100,15 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
     # retries over about 28 hours (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); Svix signs
     # each attempt afresh (its libraries allow 5 minutes), but the window follows the retry
     # horizon: a replay inside it changes nothing (svix-id is the event id)
-    retry_window = 28 * 3600
-    # Svix retries any non-2xx answer over about 28 hours; its svix-* headers are kept,
-    # since svix-id is the event id
+    retry_horizon = 28 * 3600
+    config_keys = signing_key_keys("resend", "RESEND_WEBHOOK_SECRET")
+    schema = _schema
+    event_types = EVENT_TYPES
+    # its svix-* headers are kept, since svix-id is the event id
     retry_status = 503
+    retried_answers = (
+        "any answer but 2xx, over about 28 hours (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)"
+    )
     stored_headers = ("content-type", "user-agent", "svix-id", "svix-timestamp", "svix-signature")
     setup_hint = (
         "set MAILDELIVERY_RESEND_WEBHOOK_SECRET to the webhook's signing secret (whsec_...) "

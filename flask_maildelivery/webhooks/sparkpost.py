@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import SparkPostEventSchema
+from ..schemas import Epoch, FlatPayloadSchema
 from .base import (
     BasicAuthAdapter,
     MalformedPayload,
     WebhookRequest,
+    basic_auth_keys,
     parse_epoch,
     text_or_none,
     validate,
@@ -47,6 +50,18 @@ BLOCK_BOUNCE_CLASSES = frozenset({"50", "51", "52", "53", "54"})
 #: Classes that are not delivery failures at all (auto-replies, subscribe, challenge).
 NOT_A_BOUNCE_CLASSES = frozenset({"60", "80", "100"})
 
+
+class SparkPostEventSchema(FlatPayloadSchema):
+    """The inner event of a SparkPost ``{"msys": {"<class>_event": {...}}}`` element."""
+
+    type = fields.String(required=True)
+    timestamp = Epoch(required=True)
+    event_id = fields.String()
+    transmission_id = fields.String()
+    rcpt_to = fields.String()
+    rcpt_meta = fields.Dict()
+
+
 _schema = SparkPostEventSchema()
 
 
@@ -54,6 +69,11 @@ class SparkPostAdapter(BasicAuthAdapter):
     """SparkPost webhooks (basic auth)."""
 
     provider = "sparkpost"
+    config_keys = basic_auth_keys("sparkpost")
+    schema = _schema
+    event_types = EVENT_TYPES
+    retry_horizon = 8 * 3600
+    retried_answers = "any answer but 200, for 8 hours"
     # SparkPost retries for 8 hours
     # SparkPost retries any non-200 answer for 8 hours
     retry_status = 503

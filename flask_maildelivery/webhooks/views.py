@@ -21,7 +21,6 @@ applies its events (:func:`~flask_maildelivery.ingest.ingest_events`) right away
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -30,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..context import config_value
 from ..events import NormalizedEvent
-from . import ADAPTERS, inbox
+from . import ADAPTERS, adapter_classes, inbox
 from .base import (
     AuthenticationFailed,
     NotConfigured,
@@ -50,12 +49,7 @@ APPLY_MODES = ("inline", "after_response")
 
 def build_adapters(app: Flask) -> dict[str, WebhookAdapter]:
     """One adapter per provider for ``app`` (configuration read now, once)."""
-    adapters: dict[str, WebhookAdapter] = {}
-    for provider, target in ADAPTERS.items():
-        module_name, _, attr = target.partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-        adapters[provider] = cls(app)
-    return adapters
+    return {provider: cls(app) for provider, cls in adapter_classes().items()}
 
 
 def _error(
