@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from typing import Any, ClassVar, Generic, TypeVar
 
 from flask import Flask
@@ -344,6 +345,25 @@ def _shown(value: Any) -> str:
     """``value`` for an error message, cut short (a huge number or string is not echoed)."""
     text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "(a huge number)"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def addresses_of(value: Any) -> list[str]:
+    """The addresses in ``value``: one header-style string (``"Ann <ann@x>, bob@x"``) or a
+    list of them, parsed with :func:`email.utils.getaddresses`; odd items are skipped."""
+    items = value if isinstance(value, list) else [value]
+    texts = [item for item in items if isinstance(item, str) and item.strip()]
+    return [address for _, address in getaddresses(texts) if "@" in address]
+
+
+def parse_time(value: Any, what: str) -> datetime:
+    """An aware UTC datetime from epoch seconds (number or numeric string) or an ISO-8601
+    string: providers that document one sometimes send the other (SparkPost).
+
+    :raises MalformedPayload: neither.
+    """
+    if isinstance(value, str) and not value.strip().replace(".", "", 1).isdigit():
+        return parse_iso(value, what)
+    return parse_epoch(value, what)
 
 
 def text_or_none(value: Any) -> str | None:

@@ -23,6 +23,7 @@ from .base import (
     AuthenticationFailed,
     SigningKeyAdapter,
     WebhookRequest,
+    addresses_of,
     constant_time_equal,
     obj,
     parse_epoch,
@@ -72,6 +73,14 @@ class MailgunPayloadSchema(PayloadSchema):
 
 
 _schema = MailgunPayloadSchema()
+
+
+def header_recipient(headers: dict[str, Any]) -> str | None:
+    """The recipient of an event without ``recipient``: the message's To header when it
+    names one address; with several, the event says nothing about which (``None``: stored
+    with the email, applied to no recipient)."""
+    addresses = addresses_of(headers.get("to"))
+    return addresses[0] if len(addresses) == 1 else None
 
 
 class MailgunAdapter(SigningKeyAdapter[bytes]):
@@ -165,7 +174,7 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
                 type=type_,
                 raw_type=raw_type,
                 occurred_at=parse_epoch(timestamp, "event-data.timestamp"),
-                recipient=text_or_none(item.get("recipient")),
+                recipient=text_or_none(item.get("recipient")) or header_recipient(headers),
                 maildelivery_id=text_or_none(variables.get(CORRELATION_KEY)),
                 provider_message_id=normalize_message_id(text_or_none(headers.get("message-id"))),
                 reason=text_or_none(status.get("description") or status.get("message"))

@@ -73,10 +73,8 @@ class MailjetAdapter(BasicAuthAdapter):
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         bounce_type = None
         if raw_type == "bounce":
-            if item.get("hard_bounce"):
-                bounce_type = "hard"
-            else:
-                type_, bounce_type = "deferred", "soft"
+            # Mailjet sends bounce once it stopped retrying: a soft one is final too
+            bounce_type = "hard" if item.get("hard_bounce") else "soft"
         payload = json_object_field(item.get("Payload"))
         message_id = item.get("MessageID")
         reason = " / ".join(

@@ -22,6 +22,7 @@ from .base import (
     AuthenticationFailed,
     SigningKeyAdapter,
     WebhookRequest,
+    addresses_of,
     constant_time_equal,
     obj,
     parse_epoch,
@@ -154,7 +155,8 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
         if raw_type == "email.bounced":
             kind = bounce.get("type")
             if kind == "Transient":
-                type_, bounce_type = "deferred", "soft"
+                # as SES (which Resend sends through): reported once retries stopped
+                bounce_type = "soft"
             elif bounce.get("subType") in ("Suppressed", "OnAccountSuppressionList"):
                 type_ = "dropped"
             else:
@@ -162,7 +164,8 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
         svix_id = request.header("svix-id") or ""
         recipients: list[str | None] = [None]
         if raw_type not in PER_MESSAGE_TYPES:
-            recipients = [a for a in item.get("to") or [] if a] or [None]
+            # "to" may hold "Name <addr>" strings
+            recipients = [*addresses_of(item.get("to"))] or [None]
         occurred = parse_iso(data["created_at"], "created_at")
         reason = text_or_none(bounce.get("message")) or text_or_none(
             obj(item.get("failed")).get("reason")

@@ -364,7 +364,8 @@ class SESAdapter(SignedTimestampAdapter):
                 text_or_none(detail.get("bounceSubType")),
             )
             if kind == "Transient":
-                type_, bounce_type = "deferred", "soft"
+                # SES reports a transient bounce only once it stopped retrying: final
+                bounce_type = "soft"
             elif kind == "Permanent" and sub in SUPPRESSED_SUBTYPES:
                 type_ = "dropped"
             else:

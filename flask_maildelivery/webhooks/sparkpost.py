@@ -12,13 +12,13 @@ from typing import Any
 from marshmallow import fields
 
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import Epoch, FlatPayloadSchema
+from ..schemas import FlatPayloadSchema
 from .base import (
     BasicAuthAdapter,
     MalformedPayload,
     WebhookRequest,
     basic_auth_keys,
-    parse_epoch,
+    parse_time,
     text_or_none,
     validate,
 )
@@ -55,7 +55,8 @@ class SparkPostEventSchema(FlatPayloadSchema):
     """The inner event of a SparkPost ``{"msys": {"<class>_event": {...}}}`` element."""
 
     type = fields.String(required=True)
-    timestamp = Epoch(required=True)
+    # epoch seconds, or an ISO 8601 string (parse_time reads both)
+    timestamp = fields.Raw(required=True)
     event_id = fields.String()
     transmission_id = fields.String()
     rcpt_to = fields.String()
@@ -107,7 +108,8 @@ class SparkPostAdapter(BasicAuthAdapter):
         if type_ == "bounced":
             bounce_class = str(item.get("bounce_class") or "")
             if bounce_class in SOFT_BOUNCE_CLASSES:
-                type_, bounce_type = "deferred", "soft"
+                # SparkPost reports a bounce once it stopped trying: a final soft bounce
+                bounce_type = "soft"
             elif bounce_class in BLOCK_BOUNCE_CLASSES:
                 bounce_type = "block"
             elif bounce_class in NOT_A_BOUNCE_CLASSES:
@@ -121,7 +123,8 @@ class SparkPostAdapter(BasicAuthAdapter):
             or content_event_id(self.provider, item),
             type=type_,
             raw_type=raw_type,
-            occurred_at=parse_epoch(item["timestamp"], "timestamp"),
+            # epoch seconds as documented, or ISO 8601 as some events carry it
+            occurred_at=parse_time(item["timestamp"], "timestamp"),
             recipient=text_or_none(item.get("rcpt_to") or item.get("raw_rcpt_to")),
             maildelivery_id=text_or_none(meta.get(CORRELATION_KEY)),
             provider_message_id=text_or_none(item.get("transmission_id")),

@@ -24,7 +24,8 @@ EXPECTED_TYPES: dict[str, str] = {
     "processed": "processed",
     "delivered": "delivered",
     "deferred": "deferred",
-    "soft_bounce": "deferred",
+    # a soft bounce the provider reports once it stopped retrying is final
+    "soft_bounce": "bounced",
     "hard_bounce": "bounced",
     "dropped": "dropped",
     "open": "opened",
@@ -109,6 +110,13 @@ class Kit(ABC):
     signs_time: ClassVar[bool] = True
     #: An event missing what the documented shape requires.
     malformed_event: ClassVar[dict[str, Any]]
+    #: Test kinds this provider maps otherwise than :data:`EXPECTED_TYPES` (a provider whose
+    #: only soft-bounce event is a delay notice it will retry: ``deferred``).
+    expected_overrides: ClassVar[dict[str, str]] = {}
+
+    def expected_type(self, kind: str) -> str:
+        """The normalized type the test kind ``kind`` maps to for this provider."""
+        return self.expected_overrides.get(kind, EXPECTED_TYPES[kind])
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
