@@ -29,6 +29,11 @@ ADAPTERS: dict[str, str] = {
     "mailjet": "flask_maildelivery.webhooks.mailjet:MailjetAdapter",
     "brevo": "flask_maildelivery.webhooks.brevo:BrevoAdapter",
     "resend": "flask_maildelivery.webhooks.resend:ResendAdapter",
+    "mailersend": "flask_maildelivery.webhooks.mailersend:MailerSendAdapter",
+    "mailtrap": "flask_maildelivery.webhooks.mailtrap:MailtrapAdapter",
+    "mandrill": "flask_maildelivery.webhooks.mandrill:MandrillAdapter",
+    "postal": "flask_maildelivery.webhooks.postal:PostalAdapter",
+    "unisender_go": "flask_maildelivery.webhooks.unisender_go:UnisenderGoAdapter",
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import math
@@ -87,6 +88,8 @@ class WebhookRequest:
     body: bytes
     headers: Mapping[str, str]
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The URL the request was posted to (Mandrill signs it); empty when not known.
+    url: str = ""
 
     def header(self, name: str) -> str | None:
         """A header's value, or ``None``; ``name`` in any case."""
@@ -558,6 +561,39 @@ class SigningKeyAdapter(SignedTimestampAdapter, Generic[KeyT]):
     @property
     def configured(self) -> bool:
         return bool(self.keys)
+
+
+class BodySignatureAdapter(WebhookAdapter):
+    """An adapter whose provider puts a hex HMAC-SHA256 of the raw body, keyed with the
+    webhook's secret, in a header (MailerSend ``Signature``, Mailtrap
+    ``Mailtrap-Signature``): one secret, or a list during a change. Nothing signed says when,
+    so the events' own times are not checked (a replay is harmless: events are stored once).
+
+    Subclasses set :attr:`signature_header` and :attr:`key_setting`.
+    """
+
+    #: The header holding the signature.
+    signature_header: ClassVar[str]
+    #: The setting (without ``MAILDELIVERY_``) holding the secret or the list of secrets.
+    key_setting: ClassVar[str]
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.keys = [str(value).encode() for value in as_list(config_value(self.key_setting, app))]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keys)
+
+    def verify(self, request: WebhookRequest) -> None:
+        given = (request.header(self.signature_header) or "").strip().lower()
+        if not given:
+            raise AuthenticationFailed(f"the request has no {self.signature_header} header")
+        if not any(
+            constant_time_equal(hmac.new(key, request.body, hashlib.sha256).hexdigest(), given)
+            for key in self.keys
+        ):
+            raise AuthenticationFailed(f"the {self.signature_header} does not match the body")
 
 
 def challenge_headers(adapter: WebhookAdapter) -> dict[str, str]:

@@ -114,7 +114,9 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
                 413, f"the body is larger than MAILDELIVERY_WEBHOOK_MAX_BYTES ({max_bytes} bytes)"
             )
         webhook_request = WebhookRequest(
-            body=body, headers={k.lower(): v for k, v in request.headers.items()}
+            body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            url=request.url,
         )
         try:
             adapter.check_configured()
