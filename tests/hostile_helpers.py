@@ -13,12 +13,40 @@ from typing import Any
 import pytest
 
 from .kits import base as kit_base
-from .kits import brevo, mailgun, mailjet, postmark, resend, sendgrid, ses, sparkpost
+from .kits import (
+    brevo,
+    mailersend,
+    mailgun,
+    mailjet,
+    mailtrap,
+    mandrill,
+    postal,
+    postmark,
+    resend,
+    sendgrid,
+    ses,
+    sparkpost,
+    unisender_go,
+)
 from .kits.base import Kit
 
 #: A JSON string that :func:`raw_json` replaces, quotes included, with raw JSON text.
 PLACEHOLDER = "@@raw-json@@"
-_KIT_MODULES = (brevo, mailgun, mailjet, postmark, resend, sendgrid, ses, sparkpost)
+_KIT_MODULES = (
+    brevo,
+    mailersend,
+    mailgun,
+    mailjet,
+    mailtrap,
+    mandrill,
+    postal,
+    postmark,
+    resend,
+    sendgrid,
+    ses,
+    sparkpost,
+    unisender_go,
+)
 
 
 @contextmanager
@@ -48,7 +76,13 @@ def fields_of(kit: Kit, event: dict[str, Any]) -> dict[str, Any]:
         (klass,) = event["msys"].values()
         found: dict[str, Any] = klass
         return found
-    if isinstance(kit, resend.ResendKit):
+    if isinstance(kit, resend.ResendKit | mailersend.MailerSendKit):
         data: dict[str, Any] = event["data"]
         return data
+    if isinstance(kit, postal.PostalKit):
+        payload: dict[str, Any] = event["payload"]
+        return payload
+    if isinstance(kit, unisender_go.UnisenderGoKit):
+        event_data: dict[str, Any] = event["event_data"]
+        return event_data
     return event
