@@ -34,7 +34,7 @@ class MailtrapKit(Kit):
         return f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-11ef-{secrets.token_hex(6)}"
 
     def shape(self, kind: str, facts: Facts) -> dict[str, Any]:
-        event, extra = {
+        extras: dict[str, tuple[str, dict[str, Any]]] = {
             "delivered": ("delivery", {}),
             "deferred": ("suspension", {"reason": "sending suspended for the domain"}),
             "soft_bounce": (
@@ -55,7 +55,8 @@ class MailtrapKit(Kit):
             "complaint": ("spam", {}),
             "unsubscribe": ("unsubscribe", {}),
             "unknown": ("future event", {}),
-        }[kind]
+        }
+        event, extra = extras[kind]
         return {
             "event": event,
             "message_id": facts.message_id or "00000000-0000-0000-0000-000000000000",
