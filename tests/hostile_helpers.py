@@ -5,6 +5,7 @@ of a kit's event where extra keys go."""
 from __future__ import annotations
 
 import json
+import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,41 +13,14 @@ from typing import Any
 
 import pytest
 
+from . import kits
 from .kits import base as kit_base
-from .kits import (
-    brevo,
-    mailersend,
-    mailgun,
-    mailjet,
-    mailtrap,
-    mandrill,
-    postal,
-    postmark,
-    resend,
-    sendgrid,
-    ses,
-    sparkpost,
-    unisender_go,
-)
+from .kits import mailersend, postal, resend, ses, sparkpost, unisender_go
 from .kits.base import Kit
 
 #: A JSON string that :func:`raw_json` replaces, quotes included, with raw JSON text.
 PLACEHOLDER = "@@raw-json@@"
-_KIT_MODULES = (
-    brevo,
-    mailersend,
-    mailgun,
-    mailjet,
-    mailtrap,
-    mandrill,
-    postal,
-    postmark,
-    resend,
-    sendgrid,
-    ses,
-    sparkpost,
-    unisender_go,
-)
+_KIT_MODULES = tuple(dict.fromkeys(sys.modules[kit.__module__] for kit in kits.KITS.values()))
 
 
 @contextmanager

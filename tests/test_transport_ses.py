@@ -298,6 +298,11 @@ def aws_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _chain_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CHAIN_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CHAIN_SECRET)
+
+
 def _credential(request: ReceivedRequest) -> str:
     """The access key id a request was signed with."""
     return request.headers["Authorization"].split("Credential=", 1)[1].split("/", 1)[0]
@@ -309,8 +314,7 @@ def test_credentials_from_environment_variables(
     aws_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CHAIN_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CHAIN_SECRET)
+    _chain_key_in_environment(monkeypatch)
     monkeypatch.setenv("AWS_SESSION_TOKEN", CHAIN_TOKEN)
     app, sent, request = KIT.send_invoice(make_app, provider_server, **NO_KEYS)
     assert _credential(request) == CHAIN_KEY_ID
@@ -349,8 +353,7 @@ def test_our_keys_win_over_the_chain(
     aws_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CHAIN_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CHAIN_SECRET)
+    _chain_key_in_environment(monkeypatch)
     _, _, request = KIT.send_invoice(make_app, provider_server)
     assert _credential(request) == ACCESS_KEY_ID
 

@@ -563,27 +563,35 @@ class SigningKeyAdapter(SignedTimestampAdapter, Generic[KeyT]):
         return bool(self.keys)
 
 
-class BodySignatureAdapter(WebhookAdapter):
+class SecretKeysAdapter(WebhookAdapter):
+    """An adapter whose provider authenticates with a shared secret configured in
+    ``MAILDELIVERY_<key_setting>``: one, or a list during a change, any of which is accepted
+    (rotation). Subclasses set :attr:`key_setting`."""
+
+    #: The setting (without ``MAILDELIVERY_``) holding the secret or the list of secrets.
+    key_setting: ClassVar[str]
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        #: The accepted secrets, as bytes.
+        self.keys = [str(value).encode() for value in as_list(config_value(self.key_setting, app))]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keys)
+
+
+class BodySignatureAdapter(SecretKeysAdapter):
     """An adapter whose provider puts a hex HMAC-SHA256 of the raw body, keyed with the
     webhook's secret, in a header (MailerSend ``Signature``, Mailtrap
-    ``Mailtrap-Signature``): one secret, or a list during a change. Nothing signed says when,
-    so the events' own times are not checked (a replay is harmless: events are stored once).
+    ``Mailtrap-Signature``). Nothing signed says when, so the events' own times are not
+    checked (a replay is harmless: events are stored once).
 
     Subclasses set :attr:`signature_header` and :attr:`key_setting`.
     """
 
     #: The header holding the signature.
     signature_header: ClassVar[str]
-    #: The setting (without ``MAILDELIVERY_``) holding the secret or the list of secrets.
-    key_setting: ClassVar[str]
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(app)
-        self.keys = [str(value).encode() for value in as_list(config_value(self.key_setting, app))]
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
 
     def verify(self, request: WebhookRequest) -> None:
         given = (request.header(self.signature_header) or "").strip().lower()

@@ -27,9 +27,8 @@ from ..schemas import Epoch, FlatPayloadSchema
 from .base import (
     AuthenticationFailed,
     MalformedPayload,
-    WebhookAdapter,
+    SecretKeysAdapter,
     WebhookRequest,
-    as_list,
     constant_time_equal,
     obj,
     parse_epoch,
@@ -87,7 +86,7 @@ def signed_text(url: str, fields: dict[str, str]) -> bytes:
     )
 
 
-class MandrillAdapter(WebhookAdapter):
+class MandrillAdapter(SecretKeysAdapter):
     """Mandrill signed webhooks."""
 
     provider = "mandrill"
@@ -96,6 +95,7 @@ class MandrillAdapter(WebhookAdapter):
         "MAILDELIVERY_MANDRILL_WEBHOOK_URL": None,
     }
     schema = _schema
+    key_setting = "MANDRILL_WEBHOOK_KEY"
     event_types = EVENT_TYPES
     # a failed batch is retried with growing delays; Mandrill gives up after about an hour
     retry_horizon = 3600
@@ -110,12 +110,7 @@ class MandrillAdapter(WebhookAdapter):
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
-        self.keys = [str(v).encode() for v in as_list(config_value("MANDRILL_WEBHOOK_KEY", app))]
         self.url: str | None = config_value("MANDRILL_WEBHOOK_URL", app)
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
 
     @classmethod
     def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:

@@ -17,15 +17,13 @@ from typing import Any
 
 from marshmallow import fields
 
-from ..context import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
 from ..schemas import FlatPayloadSchema
 from .base import (
     AuthenticationFailed,
     MalformedPayload,
-    WebhookAdapter,
+    SecretKeysAdapter,
     WebhookRequest,
-    as_list,
     constant_time_equal,
     obj,
     parse_iso,
@@ -59,12 +57,13 @@ class UnisenderGoEventSchema(FlatPayloadSchema):
 _schema = UnisenderGoEventSchema()
 
 
-class UnisenderGoAdapter(WebhookAdapter):
+class UnisenderGoAdapter(SecretKeysAdapter):
     """Unisender Go webhooks (MD5 ``auth`` over the body with the API key)."""
 
     provider = "unisender_go"
     config_keys = {"MAILDELIVERY_UNISENDER_GO_API_KEY": None}  # noqa: RUF012
     schema = _schema
+    key_setting = "UNISENDER_GO_API_KEY"
     event_types = EVENT_TYPES
     # Unisender Go's documentation gives no retry horizon; nothing is time-signed, so it
     # bounds no check: a day is what the docs pages assume
@@ -75,14 +74,6 @@ class UnisenderGoAdapter(WebhookAdapter):
         "set MAILDELIVERY_UNISENDER_GO_API_KEY to the API key of the Unisender Go account or "
         "project whose webhook posts here"
     )
-
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.keys = [str(v).encode() for v in as_list(config_value("UNISENDER_GO_API_KEY", app))]
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.keys)
 
     @classmethod
     def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:

@@ -240,3 +240,34 @@ class BasicAuthKit(Kit):
         elif mode == "forged":
             headers["Authorization"] = basic(self.user, "guessed")
         return headers
+
+
+class SignedBodyKit(Kit):
+    """Providers that sign the raw body (MailerSend, Mailtrap, Postal): the body is the JSON
+    of :meth:`wrap`, its signature in the headers :meth:`signature_headers` gives."""
+
+    signs_time: ClassVar[bool] = False
+
+    def wrap(self, events: list[dict[str, Any]]) -> Any:
+        """The request body carrying ``events`` (default: the one event)."""
+        assert len(events) == 1
+        return events[0]
+
+    @abstractmethod
+    def signature_headers(self, body: bytes, *, forged: bool) -> dict[str, str]:
+        """The signature headers of ``body``: signed with the kit's key, or with another
+        (``forged``)."""
+
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
+    ) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(self.wrap(events)).encode()
+        return body, self.signed_headers(body, mode)
+
+    def signed_headers(self, body: bytes, mode: str = "valid") -> dict[str, str]:
+        """The headers of a request carrying ``body``: signed (``valid``), signed with another
+        key (``forged``) or unsigned (``missing``)."""
+        headers = {"Content-Type": "application/json"}
+        if mode != "missing":
+            headers.update(self.signature_headers(body, forged=mode == "forged"))
+        return headers

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
-from .base import EXPECTED_TYPES, Facts, Kit, iso
+from .base import EXPECTED_TYPES, Facts, SignedBodyKit, iso
 
 
 def hex_signature(secret: str, body: bytes) -> str:
@@ -20,11 +18,10 @@ def hex_signature(secret: str, body: bytes) -> str:
 
 
 @dataclass
-class MailerSendKit(Kit):
+class MailerSendKit(SignedBodyKit):
     provider: ClassVar[str] = "mailersend"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
     malformed_event: ClassVar[dict[str, Any]] = {"type": "activity.delivered"}
-    signs_time: ClassVar[bool] = False
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def config(self) -> dict[str, Any]:
@@ -73,18 +70,5 @@ class MailerSendKit(Kit):
             },
         }
 
-    def build_request(
-        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
-    ) -> tuple[bytes, dict[str, str]]:
-        assert len(events) == 1
-        body = json.dumps(events[0]).encode()
-        return body, self.signed_headers(body, mode)
-
-    def signed_headers(self, body: bytes, mode: str = "valid") -> dict[str, str]:
-        """The headers of a request carrying ``body``."""
-        headers = {"Content-Type": "application/json"}
-        if mode == "valid":
-            headers["Signature"] = hex_signature(self.secret, body)
-        elif mode == "forged":
-            headers["Signature"] = hex_signature("guessed", body)
-        return headers
+    def signature_headers(self, body: bytes, *, forged: bool) -> dict[str, str]:
+        return {"Signature": hex_signature("guessed" if forged else self.secret, body)}

@@ -3,25 +3,22 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
-from .base import EXPECTED_TYPES, Facts, Kit, epoch
+from .base import EXPECTED_TYPES, Facts, SignedBodyKit, epoch
 from .mailersend import hex_signature
 
 
 @dataclass
-class MailtrapKit(Kit):
+class MailtrapKit(SignedBodyKit):
     provider: ClassVar[str] = "mailtrap"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"processed"}
     # its soft bounce is a temporary failure it will retry
     expected_overrides: ClassVar[dict[str, str]] = {"soft_bounce": "deferred"}
     malformed_event: ClassVar[dict[str, Any]] = {"event": "delivery", "email": "ann@customer.test"}
     batch: ClassVar[bool] = True
-    signs_time: ClassVar[bool] = False
     secret: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def config(self) -> dict[str, Any]:
@@ -69,17 +66,8 @@ class MailtrapKit(Kit):
             **extra,
         }
 
-    def build_request(
-        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
-    ) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps({"events": events}).encode()
-        return body, self.signed_headers(body, mode)
+    def wrap(self, events: list[dict[str, Any]]) -> Any:
+        return {"events": events}
 
-    def signed_headers(self, body: bytes, mode: str = "valid") -> dict[str, str]:
-        """The headers of a request carrying ``body``."""
-        headers = {"Content-Type": "application/json"}
-        if mode == "valid":
-            headers["Mailtrap-Signature"] = hex_signature(self.secret, body)
-        elif mode == "forged":
-            headers["Mailtrap-Signature"] = hex_signature("guessed", body)
-        return headers
+    def signature_headers(self, body: bytes, *, forged: bool) -> dict[str, str]:
+        return {"Mailtrap-Signature": hex_signature("guessed" if forged else self.secret, body)}

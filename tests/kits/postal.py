@@ -5,17 +5,15 @@ it."""
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .base import Facts, Kit
+from .base import Facts, SignedBodyKit
 
 
 def new_key() -> rsa.RSAPrivateKey:
@@ -38,7 +36,8 @@ def postal_signature(key: rsa.RSAPrivateKey, body: bytes, algorithm: str = "sha1
 
 
 @dataclass
-class PostalKit(Kit):
+class PostalKit(SignedBodyKit):
+    signs_time: ClassVar[bool] = True
     provider: ClassVar[str] = "postal"
     kinds: ClassVar[frozenset[str]] = frozenset(
         {"processed", "delivered", "deferred", "hard_bounce", "open", "click", "unknown"}
@@ -107,18 +106,5 @@ class PostalKit(Kit):
             event, payload = "FutureEvent", {"message": message}
         return {"event": event, "timestamp": at, "payload": payload, "uuid": facts.event_id}
 
-    def build_request(
-        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
-    ) -> tuple[bytes, dict[str, str]]:
-        assert len(events) == 1
-        body = json.dumps(events[0]).encode()
-        return body, self.signed_headers(body, mode)
-
-    def signed_headers(self, body: bytes, mode: str = "valid") -> dict[str, str]:
-        """The headers of a request carrying ``body``."""
-        headers = {"Content-Type": "application/json"}
-        if mode == "valid":
-            headers["X-Postal-Signature"] = postal_signature(self.key, body)
-        elif mode == "forged":
-            headers["X-Postal-Signature"] = postal_signature(new_key(), body)
-        return headers
+    def signature_headers(self, body: bytes, *, forged: bool) -> dict[str, str]:
+        return {"X-Postal-Signature": postal_signature(new_key() if forged else self.key, body)}
