@@ -162,7 +162,8 @@ class PostalAdapter(SigningKeyAdapter[rsa.RSAPublicKey]):
             or content_event_id(self.provider, data),
             type=type_,
             raw_type=raw_type,
-            occurred_at=parse_epoch(data["timestamp"], "timestamp"),
+            # a delivery attempt carries its own time; the body's is when the webhook was made
+            occurred_at=parse_epoch(payload.get("timestamp") or data["timestamp"], "timestamp"),
             recipient=recipients[0] if len(recipients) == 1 else None,
             maildelivery_id=text_or_none(tag.removeprefix(TAG_PREFIX))
             if tag.startswith(TAG_PREFIX)

@@ -8,6 +8,7 @@ import base64
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -105,6 +106,15 @@ class PostalKit(SignedBodyKit):
         else:
             event, payload = "FutureEvent", {"message": message}
         return {"event": event, "timestamp": at, "payload": payload, "uuid": facts.event_id}
+
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
+    ) -> tuple[bytes, dict[str, str]]:
+        # the body's timestamp is when Postal made the webhook (kept by its retries); the
+        # delivery attempt's own time is the payload's
+        return super().build_request(
+            [{**event, "timestamp": signed_at.timestamp()} for event in events], mode, signed_at
+        )
 
     def signature_headers(self, body: bytes, *, forged: bool) -> dict[str, str]:
         return {"X-Postal-Signature": postal_signature(new_key() if forged else self.key, body)}
