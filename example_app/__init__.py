@@ -21,7 +21,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.config import DEFAULTS
+from flask_maildelivery.webhooks import all_config_defaults
 
 from .language import select_locale
 from .models import User, db
@@ -47,10 +47,11 @@ def _secret_key(instance_path: Path) -> str:
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """``MAILDELIVERY_*`` variables, typed like their defaults (``true``, ``587``, ...)."""
     config: dict[str, Any] = {}
+    defaults = all_config_defaults()
     for key, raw in environ.items():
         if not key.startswith("MAILDELIVERY_"):
             continue
-        default = DEFAULTS.get(key)
+        default = defaults.get(key)
         value: Any = raw
         if isinstance(default, bool):
             value = raw.strip().lower() in ("1", "true", "yes", "on")

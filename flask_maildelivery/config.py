@@ -1,7 +1,8 @@
 """The configuration keys the extension reads and their defaults.
 
 Every key is set on ``app.config`` with ``setdefault`` at :meth:`MailDelivery.init_app`,
-so the defaults are visible to the host, and read once then (:func:`read_settings`) into
+so the defaults are visible to the host (each webhook provider declares its own keys in its
+module, and ``init_app`` adds them), and read once then (:func:`read_settings`) into
 the app's state. Runtime code reads configuration only through
 :func:`flask_maildelivery.context.config_value`, which refuses a key that is not in
 :data:`DEFAULTS` (a typo fails loudly instead of silently reading ``None``). Changing
@@ -10,6 +11,7 @@ the app's state. Runtime code reads configuration only through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -70,50 +72,25 @@ DEFAULTS: dict[str, Any] = {
     # sender guidelines (below 0.10%, never 0.30%); bounces: the package's own defaults
     "MAILDELIVERY_BOUNCE_RATE_THRESHOLDS": (0.02, 0.05),
     "MAILDELIVERY_COMPLAINT_RATE_THRESHOLDS": (0.001, 0.003),
-    # provider webhooks: credentials (a provider left unconfigured refuses its webhook).
-    # Secrets and credentials also accept a list, so a new one can be added before the old
-    # one is removed (rotation). ``*_WEBHOOK_TOLERANCE`` (signed providers) is in seconds;
-    # ``None`` means the provider's retry horizon (see docs/webhook-security.md).
-    "MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY": None,
-    "MAILDELIVERY_SENDGRID_WEBHOOK_TOLERANCE": None,
-    "MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY": None,
-    "MAILDELIVERY_MAILGUN_WEBHOOK_TOLERANCE": None,
-    "MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME": None,
-    "MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD": None,
-    "MAILDELIVERY_POSTMARK_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_SES_TOPIC_ARNS": (),
-    "MAILDELIVERY_SES_WEBHOOK_TOLERANCE": None,
-    "MAILDELIVERY_SES_CONFIRM_SUBSCRIPTIONS": True,
-    # callables ``(url) -> bytes`` (or dotted paths to one); None: an HTTPS GET
-    "MAILDELIVERY_SES_CERTIFICATE_FETCHER": None,
-    "MAILDELIVERY_SES_SUBSCRIPTION_CONFIRMER": None,
-    "MAILDELIVERY_SPARKPOST_WEBHOOK_USERNAME": None,
-    "MAILDELIVERY_SPARKPOST_WEBHOOK_PASSWORD": None,
-    "MAILDELIVERY_SPARKPOST_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_MAILJET_WEBHOOK_USERNAME": None,
-    "MAILDELIVERY_MAILJET_WEBHOOK_PASSWORD": None,
-    "MAILDELIVERY_MAILJET_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_BREVO_WEBHOOK_USERNAME": None,
-    "MAILDELIVERY_BREVO_WEBHOOK_PASSWORD": None,
-    "MAILDELIVERY_BREVO_WEBHOOK_CREDENTIALS": (),
-    "MAILDELIVERY_RESEND_WEBHOOK_SECRET": None,
-    "MAILDELIVERY_RESEND_WEBHOOK_TOLERANCE": None,
+    # provider webhooks: each provider declares its own keys in its module
+    # (flask_maildelivery.webhooks.<provider>, ``config_keys``); init_app adds them here
 }
 
 
-def apply_defaults(app: Flask) -> None:
-    """Set every known key on ``app.config`` unless the host set it already."""
-    for key, value in DEFAULTS.items():
+def apply_defaults(app: Flask, defaults: Mapping[str, Any]) -> None:
+    """Set every key of ``defaults`` on ``app.config`` unless the host set it already."""
+    for key, value in defaults.items():
         app.config.setdefault(key, value)
 
 
-def full_key(key: str) -> str:
+def full_key(key: str, known: Mapping[str, Any] = DEFAULTS) -> str:
     """``key`` with the ``MAILDELIVERY_`` prefix (given with or without it).
 
-    :raises KeyError: ``key`` is not a key of this package.
+    :param known: the keys that exist (default: the package's own, without its providers').
+    :raises KeyError: ``key`` is not among them.
     """
     full = key if key.startswith("MAILDELIVERY_") else f"MAILDELIVERY_{key}"
-    if full not in DEFAULTS:
+    if full not in known:
         raise KeyError(
             f"{full} is not a flask-maildelivery configuration key; "
             "see the configuration reference for the keys that exist"
@@ -121,8 +98,12 @@ def full_key(key: str) -> str:
     return full
 
 
-def read_settings(app: Flask) -> MappingProxyType[str, Any]:
-    """Every key of :data:`DEFAULTS` as ``app.config`` holds it now (defaults applied), as a
-    read-only mapping: what the package uses for the app's lifetime."""
-    apply_defaults(app)
-    return MappingProxyType({key: app.config[key] for key in DEFAULTS})
+def read_settings(
+    app: Flask, provider_keys: Mapping[str, Any] = MappingProxyType({})
+) -> MappingProxyType[str, Any]:
+    """Every key of :data:`DEFAULTS` and of ``provider_keys`` (the keys the webhook
+    providers declare, with their defaults) as ``app.config`` holds it now (defaults
+    applied), as a read-only mapping: what the package uses for the app's lifetime."""
+    defaults = {**DEFAULTS, **provider_keys}
+    apply_defaults(app, defaults)
+    return MappingProxyType({key: app.config[key] for key in defaults})

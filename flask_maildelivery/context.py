@@ -199,4 +199,5 @@ def config_value(key: str, app: Flask | None = None) -> Any:
 
     :raises KeyError: ``key`` is not a key of this package.
     """
-    return get_state(app).settings[full_key(key)]
+    settings = get_state(app).settings
+    return settings[full_key(key, settings)]

@@ -25,6 +25,7 @@ from .suppression import AddressHealth, address_health, check_settings, lift_sup
 from .transports import create_transport
 from .views.api import create_api_blueprint
 from .views.pages import create_pages_blueprint
+from .webhooks import provider_config_defaults
 from .webhooks.views import build_adapters, create_webhook_blueprint, exempt_from_csrf
 
 if TYPE_CHECKING:
@@ -95,7 +96,11 @@ class MailDelivery:
                 "before mail_delivery.init_app(app, db=db)"
             )
         self.db = self.db or db
-        state = AppState(db=db, settings=config.read_settings(app), callbacks=self.callbacks)
+        state = AppState(
+            db=db,
+            settings=config.read_settings(app, provider_config_defaults()),
+            callbacks=self.callbacks,
+        )
         state.extension = self
         app.extensions[EXTENSION_KEY] = state
         try:

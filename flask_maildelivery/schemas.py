@@ -251,14 +251,15 @@ def dump_log_email(email: Any, **extra: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# Webhook payload validation: one schema per provider payload shape, used by the adapters in
-# flask_maildelivery.webhooks to refuse a malformed body with a 400 that names the wrong
-# fields. They check only what the adapters rely on and let every other field through:
-# providers add fields over time, and the raw event is stored as it came.
+# Webhook payload validation: the field types and base classes of the providers' payload
+# schemas. Each provider's schema lives in its module (flask_maildelivery.webhooks.<provider>)
+# and refuses a malformed body with a 400 that names the wrong fields. They check only what
+# the adapters rely on and let every other field through: providers add fields over time,
+# and the raw event is stored as it came.
 # ---------------------------------------------------------------------------------------
 
 
-class _Epoch(fields.Field[Any]):
+class Epoch(fields.Field[Any]):
     """Epoch seconds (or milliseconds) as a number or a numeric string; left as sent."""
 
     default_error_messages = {"invalid": "Not an epoch timestamp."}  # noqa: RUF012
@@ -274,7 +275,7 @@ class _Epoch(fields.Field[Any]):
         return value
 
 
-class _PayloadSchema(Schema):
+class PayloadSchema(Schema):
     """Base: unknown fields are allowed (adapters call ``validate()`` and keep the raw
     payload as sent)."""
 
@@ -282,13 +283,13 @@ class _PayloadSchema(Schema):
         unknown = INCLUDE
 
 
-class FlatPayloadSchema(_PayloadSchema):
+class FlatPayloadSchema(PayloadSchema):
     """A payload schema made of field checks only: no nested schema and no schema-level
     validator. :func:`quick_validator` relies on that (a schema that needs a
-    schema-level rule derives from :class:`_PayloadSchema` instead)."""
+    schema-level rule derives from :class:`PayloadSchema` instead)."""
 
 
-def _one_of_required(*keys: str) -> Callable[..., None]:
+def one_of_required(*keys: str) -> Callable[..., None]:
     """A schema-level validator: at least one of ``keys`` has a value; the error is reported
     as a missing ``keys[0]``."""
 
@@ -300,138 +301,12 @@ def _one_of_required(*keys: str) -> Callable[..., None]:
     return check
 
 
-class SendGridEventSchema(FlatPayloadSchema):
-    """One element of SendGrid's event array."""
-
-    event = fields.String(required=True)
-    email = fields.String(required=True)
-    timestamp = _Epoch(required=True)
-    sg_event_id = fields.String()
-    sg_message_id = fields.String()
-
-
-class MailgunSignatureSchema(FlatPayloadSchema):
-    """Mailgun's ``signature`` object."""
-
-    timestamp = _Epoch(required=True)
-    token = fields.String(required=True)
-    signature = fields.String(required=True)
-
-
-class MailgunEventDataSchema(FlatPayloadSchema):
-    """Mailgun's ``event-data`` object."""
-
-    event = fields.String(required=True)
-    timestamp = _Epoch(required=True)
-    recipient = fields.String()
-    id = fields.String()
-    message = fields.Dict()
-    user_variables = fields.Dict(data_key="user-variables")
-    delivery_status = fields.Dict(data_key="delivery-status")
-
-
-class MailgunPayloadSchema(_PayloadSchema):
-    """A Mailgun webhook body."""
-
-    signature = fields.Nested(MailgunSignatureSchema, required=True)
-    event_data = fields.Nested(MailgunEventDataSchema, required=True, data_key="event-data")
-
-
-class PostmarkRecordSchema(_PayloadSchema):
-    """A Postmark webhook record."""
-
-    RecordType = fields.String(required=True)
-    MessageID = fields.String()
-    Metadata = fields.Dict()
-
-    _has_message_id = _one_of_required("MessageID", "MessageId")
-
-
-class SNSEnvelopeSchema(_PayloadSchema):
-    """An Amazon SNS HTTP message (notification or subscription confirmation)."""
-
-    Type = fields.String(required=True)
-    MessageId = fields.String(required=True)
-    TopicArn = fields.String(required=True)
-    Message = fields.String(required=True)
-    Timestamp = fields.String(required=True)
-    SignatureVersion = fields.String(required=True)
-    Signature = fields.String(required=True)
-    SigningCertURL = fields.String(required=True)
-    SubscribeURL = fields.String()
-    Token = fields.String()
-    Subject = fields.String(allow_none=True)
-
-
-class SESMailSchema(_PayloadSchema):
-    """The ``mail`` object of an SES event."""
-
-    messageId = fields.String(required=True)
-    destination = fields.List(fields.String())
-    tags = fields.Dict()
-
-
-class SESEventSchema(_PayloadSchema):
-    """An SES event (event publishing, ``eventType``) or notification (``notificationType``)."""
-
-    eventType = fields.String()
-    notificationType = fields.String()
-    mail = fields.Nested(SESMailSchema, required=True)
-
-    _has_type = _one_of_required("eventType", "notificationType")
-
-
-class SparkPostEventSchema(FlatPayloadSchema):
-    """The inner event of a SparkPost ``{"msys": {"<class>_event": {...}}}`` element."""
-
-    type = fields.String(required=True)
-    timestamp = _Epoch(required=True)
-    event_id = fields.String()
-    transmission_id = fields.String()
-    rcpt_to = fields.String()
-    rcpt_meta = fields.Dict()
-
-
-class MailjetEventSchema(FlatPayloadSchema):
-    """A Mailjet event."""
-
-    event = fields.String(required=True)
-    time = _Epoch(required=True)
-    email = fields.String(required=True)
-    MessageID = fields.Raw()
-
-
-class BrevoEventSchema(FlatPayloadSchema):
-    """A Brevo transactional event."""
-
-    event = fields.String(required=True)
-    email = fields.String(required=True)
-    ts_epoch = _Epoch(required=True)
-    message_id = fields.String(data_key="message-id")
-
-
-class ResendDataSchema(FlatPayloadSchema):
-    """The ``data`` object of a Resend event."""
-
-    email_id = fields.String()
-    to = fields.List(fields.String())
-    tags = fields.Raw()
-
-
-class ResendEventSchema(_PayloadSchema):
-    """A Resend (Svix) event."""
-
-    type = fields.String(required=True)
-    created_at = fields.String(required=True)
-    data = fields.Nested(ResendDataSchema, required=True)
-
-
 def _accepts(field: fields.Field[Any]) -> Callable[[Any], bool] | None:
     """A cheap test that says a value certainly passes ``field`` (``None``: no cheap test
     for this field type)."""
     if isinstance(field, fields.String):
         return lambda v: isinstance(v, str)
-    if isinstance(field, _Epoch):
+    if isinstance(field, Epoch):
         return lambda v: (
             (isinstance(v, int | float) and not isinstance(v, bool))
             or (isinstance(v, str) and v.isascii() and v.replace(".", "", 1).isdigit())

@@ -5,6 +5,7 @@ of a kit's event where extra keys go."""
 from __future__ import annotations
 
 import json
+import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from . import kits
 from .kits import base as kit_base
-from .kits import brevo, mailgun, mailjet, postmark, resend, sendgrid, ses, sparkpost
+from .kits import mailersend, postal, resend, ses, sparkpost, unisender_go
 from .kits.base import Kit
 
 #: A JSON string that :func:`raw_json` replaces, quotes included, with raw JSON text.
 PLACEHOLDER = "@@raw-json@@"
-_KIT_MODULES = (brevo, mailgun, mailjet, postmark, resend, sendgrid, ses, sparkpost)
+_KIT_MODULES = tuple(dict.fromkeys(sys.modules[kit.__module__] for kit in kits.KITS.values()))
 
 
 @contextmanager
@@ -48,7 +50,13 @@ def fields_of(kit: Kit, event: dict[str, Any]) -> dict[str, Any]:
         (klass,) = event["msys"].values()
         found: dict[str, Any] = klass
         return found
-    if isinstance(kit, resend.ResendKit):
+    if isinstance(kit, resend.ResendKit | mailersend.MailerSendKit):
         data: dict[str, Any] = event["data"]
         return data
+    if isinstance(kit, postal.PostalKit):
+        payload: dict[str, Any] = event["payload"]
+        return payload
+    if isinstance(kit, unisender_go.UnisenderGoKit):
+        event_data: dict[str, Any] = event["event_data"]
+        return event_data
     return event

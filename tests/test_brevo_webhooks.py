@@ -109,3 +109,60 @@ def test_message_id_with_brackets_matches(make_app: Any) -> None:
     event = kit.one_event("hard_bounce", None, message_id=message_id)
     assert kit.post_events(app, [event]).status_code == 200
     assert email_result(app, email_id) == ("error", "bounced")
+
+
+def _documented(event: str, public_id: str, **changes: Any) -> dict[str, Any]:
+    """The example of Brevo's transactional webhooks page for ``event``
+    (developers.brevo.com/docs/transactional-webhooks), with ``X-Mailin-custom`` carrying
+    the email's correlation id and what ``changes`` says."""
+    return {
+        "event": event,
+        "email": "example@domain.com",
+        "id": 26224,
+        "date": "2020-10-09 00:00:00",
+        "ts": 1604933619,
+        "message-id": "201798300811.5787683@relay.domain.com",
+        "ts_event": 1604933654,
+        "subject": "My first Transactional",
+        "X-Mailin-custom": json.dumps({"maildelivery_id": public_id}),
+        "sending_ip": "xxx.xxx.xxx.xxx",
+        "ts_epoch": 1604933654000,
+        "template_id": 22,
+        "tags": ["transac_messages"],
+        **changes,
+    }
+
+
+def test_documented_soft_bounce_is_final_and_complaint_is_known(make_app: Any) -> None:
+    """Brevo's ``soft_bounce`` comes once Brevo stopped retrying (it retries deferred mail
+    for about 36 hours): a soft bounce, not a delay. Its ``complaint`` event is a
+    complaint."""
+    kit = BrevoKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("example@domain.com",))
+    bounce = _documented("soft_bounce", public_id, reason="server is down")
+    response = post(app, kit, (json.dumps(bounce).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    assert recipient_outcome(app, email_id, "example@domain.com") == Outcome(
+        "bounced", "server is down", None, "soft"
+    )
+    other_id, other_public_id = send_email(app, to=("example@domain.com",))
+    complaint = _documented("complaint", other_public_id)
+    response = post(app, kit, (json.dumps(complaint).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    assert recipient_outcome(app, other_id, "example@domain.com").status == "complained"
+
+
+def test_event_without_ts_epoch_is_dated_by_ts_event(make_app: Any) -> None:
+    """An event without ``ts_epoch`` (older webhooks send none) is dated by ``ts_event``
+    (UTC seconds), not refused."""
+    kit = BrevoKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("example@domain.com",))
+    event = _documented("delivered", public_id)
+    del event["ts_epoch"]
+    response = post(app, kit, (json.dumps(event).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    assert stored.occurred_at == datetime.fromtimestamp(1604933654, tz=UTC)
+    assert recipient_outcome(app, email_id, "example@domain.com").status == "delivered"

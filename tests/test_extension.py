@@ -7,15 +7,15 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.config import DEFAULTS
 from flask_maildelivery.context import config_value
 from flask_maildelivery.testing import outbox
+from flask_maildelivery.webhooks import all_config_defaults
 
 from .conftest import AppFactory
 
 
 def test_every_config_key_is_visible_in_app_config(app: Flask) -> None:
-    for key, default in DEFAULTS.items():
+    for key, default in all_config_defaults().items():
         assert key in app.config
         if key not in ("MAILDELIVERY_TRANSPORT", "MAILDELIVERY_DEFAULT_SENDER"):
             assert app.config[key] == default

@@ -217,3 +217,47 @@ def test_message_id_matches_with_or_without_brackets(make_app: Any) -> None:
     event = kit.one_event("delivered", None, message_id="20240101.abc@mg.acme.test")
     assert kit.post_events(app, [event]).status_code == 200
     assert email_result(app, email_id) == ("delivered", "")
+
+
+def test_documented_event_without_recipient_falls_back_to_the_to_header(make_app: Any) -> None:
+    """The delivered event of Mailgun's Events reference (mailgun/documentation,
+    source/api-events.rst) without its ``recipient`` field, as some webhook events come: the
+    message's To header, which names one address, says whom (parsed from
+    ``"Name <addr>"``)."""
+    kit = MailgunKit()
+    app = kit.start(make_app)
+    email_id, _ = send_email(app, to=("recipient@example.com",))
+    set_message_id(app, email_id, "<20130503182626.18666.16540@sandboxf9.mailgun.org>")
+    body = {
+        "signature": kit.signature(),
+        "event-data": {
+            "tags": [],
+            "envelope": {
+                "transport": "smtp",
+                "sender": "postmaster@sandboxf9.mailgun.org",
+                "sending-ip": "184.173.153.199",
+            },
+            "delivery-status": {"message": "", "code": 250, "description": None},
+            "campaigns": [],
+            "user-variables": {},
+            "flags": {"is-authenticated": True, "is-test-mode": False},
+            "timestamp": 1377208314.173742,
+            "message": {
+                "headers": {
+                    "to": "Recipient <recipient@example.com>",
+                    "message-id": "20130503182626.18666.16540@sandboxf9.mailgun.org",
+                    "from": "postmaster@sandboxf9.mailgun.org",
+                    "subject": "Test Subject",
+                },
+                "attachments": [],
+                "recipients": ["recipient@example.com"],
+                "size": 586,
+            },
+            "event": "delivered",
+        },
+    }
+    response = post(app, kit, (json.dumps(body).encode(), {"Content-Type": "application/json"}))
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    assert stored.address == "recipient@example.com"
+    assert recipient_states(app, email_id)["recipient@example.com"][0] == "delivered"

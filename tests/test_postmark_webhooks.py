@@ -8,6 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from .kits import PostmarkKit, basic, post
 from .kits.postmark import postmark_time
 from .webhook_helpers import (
@@ -164,3 +166,99 @@ def test_reactivation_is_not_an_unsubscribe(make_app: Any) -> None:
     assert kit.post_events(app, [record]).status_code == 200
     assert [e.type for e in stored_events(app)] == ["unknown"]
     assert recipient_states(app, email_id)["ann@customer.test"][0] == "queued"
+
+
+def _subscription_change(public_id: str, **changes: Any) -> dict[str, Any]:
+    """The example of Postmark's subscription change webhook page
+    (postmarkapp.com/developer/webhooks/subscription-change-webhook). Changed: the metadata,
+    which carries the email's correlation id, and what ``changes`` says."""
+    return {
+        "RecordType": "SubscriptionChange",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "ServerID": 123456,
+        "MessageStream": "outbound",
+        "ChangedAt": "2020-02-01T10:53:34.416071Z",
+        "Recipient": "bounced-address@wildbit.com",
+        "Origin": "Recipient",
+        "SuppressSending": True,
+        "SuppressionReason": "HardBounce",
+        "Tag": "my-tag",
+        "Metadata": {"example": "value", "maildelivery_id": public_id},
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "bounce_type"),
+    [
+        ({}, "bounced", "hard"),
+        ({"SuppressionReason": "SpamComplaint"}, "complained", None),
+        ({"SuppressionReason": "ManualSuppression", "Origin": "Customer"}, "dropped", None),
+        ({"SuppressionReason": "ManualSuppression", "Origin": "Recipient"}, "unsubscribed", None),
+        ({"SuppressSending": False}, "queued", None),
+    ],
+    ids=["hard-bounce", "spam-complaint", "manual", "unsubscribe", "reactivated"],
+)
+def test_documented_subscription_change_maps_by_its_suppression_reason(
+    make_app: Any, changes: dict[str, Any], status: str, bounce_type: str | None
+) -> None:
+    kit = PostmarkKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("bounced-address@wildbit.com",))
+    record = _subscription_change(public_id, **changes)
+    response = post(app, kit, (json.dumps(record).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    assert stored.raw_type == "SubscriptionChange"
+    assert stored.occurred_at == datetime(2020, 2, 1, 10, 53, 34, 416071, tzinfo=UTC)
+    assert recipient_states(app, email_id)["bounced-address@wildbit.com"] == (status, bounce_type)
+
+
+def test_documented_soft_bounce_is_final_and_a_bounce_without_bounced_at_is_kept(
+    make_app: Any,
+) -> None:
+    """The example of Postmark's bounce webhook page with ``Type: SoftBounce`` (Postmark
+    reports it once it stopped trying: a failure, soft), and the same record without its
+    optional ``BouncedAt``: it is dated when it arrived instead of refused."""
+    kit = PostmarkKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("john@example.com", "jane@example.com"))
+    record = {
+        "RecordType": "Bounce",
+        "MessageStream": "outbound",
+        "ID": 4323372036854775807,
+        "Type": "SoftBounce",
+        "TypeCode": 4096,
+        "Name": "Soft bounce",
+        "Tag": "Test",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Metadata": {"a_key": "a_value", "maildelivery_id": public_id},
+        "ServerID": 23,
+        "Description": "Unable to temporarily deliver this message.",
+        "Details": "Test bounce details",
+        "Email": "john@example.com",
+        "From": "sender@example.com",
+        "BouncedAt": "2019-11-05T16:33:54.9070259Z",
+        "DumpAvailable": True,
+        "Inactive": False,
+        "CanActivate": True,
+        "Subject": "Test subject",
+        "Content": "<Full dump of bounce>",
+    }
+    response = post(app, kit, (json.dumps(record).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    assert recipient_outcome(app, email_id, "john@example.com") == Outcome(
+        "bounced", "Test bounce details", None, "soft"
+    )
+    without_time = {key: value for key, value in record.items() if key != "BouncedAt"} | {
+        "ID": 4323372036854775808,
+        "Email": "jane@example.com",
+        "Type": "HardBounce",
+    }
+    before = datetime.now(UTC)
+    response = post(app, kit, (json.dumps(without_time).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    stored = next(e for e in stored_events(app) if e.address == "jane@example.com")
+    assert stored.occurred_at >= before - timedelta(seconds=1)
+    assert recipient_states(app, email_id)["jane@example.com"] == ("bounced", "hard")
+    assert email_result(app, email_id) == ("error", "bounced")

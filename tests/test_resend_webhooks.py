@@ -178,3 +178,38 @@ def test_only_v1_signatures_count(make_app: Any) -> None:
     )
     headers["svix-signature"] = headers["svix-signature"].replace("v1,", "v2,")
     assert post(app, kit, (body, headers)).status_code == 401
+
+
+def test_documented_bounce_with_named_recipient_is_found(make_app: Any) -> None:
+    """The example of Resend's ``email.bounced`` page (resend.com/docs/webhooks/emails/
+    bounced), a transient bounce: Resend sends through SES, which reports it once retries
+    stopped (final, soft). Changed: ``to``, written ``"Name <addr>"`` as a send may give it;
+    the bounce object, a transient one; the tags, which carry the email's correlation id."""
+    kit = ResendKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("delivered@resend.dev",))
+    event = {
+        "type": "email.bounced",
+        "created_at": "2024-11-22T23:41:12.126Z",
+        "data": {
+            "broadcast_id": "8b146471-e88e-4322-86af-016cd36fd216",
+            "created_at": "2024-11-22T23:41:11.894719+00:00",
+            "email_id": "56761188-7520-42d8-8898-ff6fc54ce618",
+            "from": "Acme <onboarding@resend.dev>",
+            "to": ["Delivered Example <delivered@resend.dev>"],
+            "subject": "Sending this example",
+            "template_id": "43f68331-0622-4e15-8202-246a0388854b",
+            "bounce": {
+                "message": "The recipient's mailbox is full.",
+                "subType": "MailboxFull",
+                "type": "Transient",
+            },
+            "tags": {"category": "confirm_email", "maildelivery_id": public_id},
+        },
+    }
+    body = json.dumps(event).encode()
+    response = post(app, kit, (body, kit.signed_headers(body, "msg_bounced_named")))
+    assert response.status_code == 200, response.get_json()
+    assert recipient_outcome(app, email_id, "delivered@resend.dev") == Outcome(
+        "bounced", "The recipient's mailbox is full.", None, "soft"
+    )

@@ -218,6 +218,19 @@ def test_send_cancelled_is_recorded_and_reaches_the_caller(
         ),
         ("postmark", "X-PM-Metadata-maildelivery_id", lambda v, pid: v == pid),
         ("ses", "X-SES-MESSAGE-TAGS", lambda v, pid: v == f"maildelivery_id={pid}"),
+        ("mailersend", "X-MailerSend-Tags", lambda v, pid: v == f"maildelivery_id:{pid}"),
+        (
+            "mailtrap",
+            "X-MT-Custom-Variables",
+            lambda v, pid: json.loads(v) == {"maildelivery_id": pid},
+        ),
+        ("mandrill", "X-MC-Metadata", lambda v, pid: json.loads(v) == {"maildelivery_id": pid}),
+        ("postal", "X-Postal-Tag", lambda v, pid: v == f"maildelivery_id:{pid}"),
+        (
+            "unisender_go",
+            "X-UNISENDER-GO",
+            lambda v, pid: json.loads(v) == {"global_metadata": {"maildelivery_id": pid}},
+        ),
     ],
 )
 def test_smtp_provider_custom_argument_header(
@@ -230,6 +243,12 @@ def test_smtp_provider_custom_argument_header(
     message = _parse(smtp_server.messages[0].data)
     assert check(str(message[header]), public_id)
     assert message["X-MailDelivery-ID"] == public_id
+
+
+def test_an_smtp_provider_without_a_correlation_header_is_refused(make_app: AppFactory) -> None:
+    # Mailjet, Brevo, SparkPost and Resend relays are not wired for a correlation header
+    with pytest.raises(ValueError, match="MAILDELIVERY_SMTP_PROVIDER='mailjet' is not one of"):
+        make_app(MAILDELIVERY_TRANSPORT="smtp", MAILDELIVERY_SMTP_PROVIDER="mailjet")
 
 
 def test_one_connection_serves_a_burst_of_sends(

@@ -136,7 +136,7 @@ def test_ping_is_acknowledged(make_app: Any) -> None:
     ("bounce_class", "status", "bounce_type"),
     [
         ("10", "bounced", "hard"),
-        ("21", "deferred", "soft"),
+        ("21", "bounced", "soft"),
         ("51", "bounced", "block"),
         ("60", "queued", None),
     ],
@@ -162,3 +162,52 @@ def test_element_without_msys_is_400(make_app: Any) -> None:
     response = kit.post_events(app, [{"event": "delivery"}])
     assert response.status_code == 400
     assert "msys" in response.get_json()["error"]
+
+
+def test_documented_delivery_with_an_iso_timestamp(make_app: Any) -> None:
+    """The delivery event of SparkPost's event samples (developers.sparkpost.com/api/
+    events) with its ``timestamp`` in ISO 8601, as some events carry it, instead of epoch
+    seconds: read as such, not refused. Changed: ``rcpt_meta`` carries the email's
+    correlation id."""
+    kit = SparkPostKit()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app, to=("recipient@example.com",))
+    batch = [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "delivery",
+                    "campaign_id": "Example Campaign Name",
+                    "customer_id": "1",
+                    "delv_method": "esmtp",
+                    "event_id": "92356927693813856",
+                    "friendly_from": "sender@example.com",
+                    "ip_address": "127.0.0.1",
+                    "ip_pool": "Example-Ip-Pool",
+                    "message_id": "000443ee14578172be22",
+                    "msg_from": "sender@example.com",
+                    "msg_size": "1337",
+                    "num_retries": "2",
+                    "queue_time": "12",
+                    "rcpt_meta": {"customKey": "customValue", "maildelivery_id": public_id},
+                    "rcpt_tags": ["male", "US"],
+                    "rcpt_to": "recipient@example.com",
+                    "raw_rcpt_to": "recipient@example.com",
+                    "rcpt_type": "cc",
+                    "routing_domain": "example.com",
+                    "sending_ip": "127.0.0.1",
+                    "subaccount_id": "101",
+                    "subject": "Summer deals are here!",
+                    "template_id": "templ-1234",
+                    "template_version": "1",
+                    "timestamp": "2016-02-02T19:50:00.000Z",
+                    "transmission_id": "65832150921904138",
+                }
+            }
+        }
+    ]
+    response = post(app, kit, (json.dumps(batch).encode(), kit.auth_headers()))
+    assert response.status_code == 200, response.get_json()
+    [stored] = stored_events(app)
+    assert stored.occurred_at == datetime(2016, 2, 2, 19, 50, tzinfo=UTC)
+    assert recipient_states(app, email_id)["recipient@example.com"][0] == "delivered"

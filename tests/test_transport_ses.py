@@ -9,76 +9,63 @@ import email
 import email.policy
 import hashlib
 import hmac
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
+import pytest
 from werkzeug.wrappers import Response
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.transports.ses import SESTransport
-from flask_maildelivery.transports.sigv4 import (
-    Credentials,
-    canonical_request,
-    sign_request,
-    signing_key,
-)
 
+from .aws_signature import canonical_request, signature, signing_key
 from .conftest import AppFactory
 from .fake_provider import FakeProvider, ReceivedRequest, json_response
-from .transport_contract import HTML, PDF, TEXT, TransportKit
+from .transport_contract import HTML, PDF, TEXT, TransportKit, stored
 
 REGION = "eu-west-1"
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+#: The keys of the AWS account the fake SES knows: key id -> secret.
+KNOWN_KEYS = {ACCESS_KEY_ID: SECRET_ACCESS_KEY}
 MESSAGE_ID = "0102018c9e3a2b1d-5f6a7b8c-9d0e-4f1a-8b2c-3d4e5f6a7b8c-000000"
 UNVERIFIED = (
     "Email address is not verified. The following identities failed the check in region "
     "EU-WEST-1: billing@acme.test"
 )
 
-# -- the signer against AWS's Signature Version 4 test suite -----------------------------
+# -- the fake's verifier against AWS's Signature Version 4 test suite --------------------
 
-SUITE = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-SUITE_TIME = datetime(2015, 8, 30, 12, 36, tzinfo=UTC)
+SUITE_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+SUITE_DATE = "20150830T123600Z"
 
 
-def _suite_authorization(
+def _suite_signature(
     method: str,
     url: str,
     headers: dict[str, str] | None = None,
     body: bytes = b"",
     service: str = "service",
 ) -> str:
-    signed = sign_request(
-        method,
-        url,
-        headers or {},
-        body,
-        credentials=SUITE,
-        region="us-east-1",
-        service=service,
-        now=SUITE_TIME,
-    )
-    assert signed["X-Amz-Date"] == "20150830T123600Z"
-    return signed["Authorization"]
+    host = url.split("/")[2]
+    signed = {**(headers or {}), "Host": host, "X-Amz-Date": SUITE_DATE}
+    canonical = canonical_request(method, url, signed, body)
+    return signature(SUITE_SECRET, SUITE_DATE, "us-east-1", service, canonical)
 
 
 def test_sigv4_get_vanilla() -> None:
-    assert _suite_authorization("GET", "https://example.amazonaws.com/") == (
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-        "SignedHeaders=host;x-amz-date, "
-        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    assert _suite_signature("GET", "https://example.amazonaws.com/") == (
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
     )
 
 
 def test_sigv4_get_vanilla_query_order_key_case() -> None:
-    authorization = _suite_authorization(
+    assert _suite_signature(
         "GET", "https://example.amazonaws.com/?Param2=value2&Param1=value1"
-    )
-    assert authorization.endswith(
-        "Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
-    )
+    ) == ("b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500")
 
 
 def test_sigv4_post_x_www_form_urlencoded() -> None:
@@ -86,7 +73,7 @@ def test_sigv4_post_x_www_form_urlencoded() -> None:
     request = canonical_request(
         "POST",
         "https://example.amazonaws.com/",
-        {**headers, "Host": "example.amazonaws.com", "X-Amz-Date": "20150830T123600Z"},
+        {**headers, "Host": "example.amazonaws.com", "X-Amz-Date": SUITE_DATE},
         b"Param1=value1",
     )
     # the payload hash ends the canonical request; the request's own hash is in the
@@ -98,47 +85,22 @@ def test_sigv4_post_x_www_form_urlencoded() -> None:
     assert hashlib.sha256(request.encode()).hexdigest() == (
         "42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281"
     )
-    assert _suite_authorization(
+    assert _suite_signature(
         "POST", "https://example.amazonaws.com/", headers, b"Param1=value1"
-    ) == (
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-        "SignedHeaders=content-type;host;x-amz-date, "
-        "Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"
-    )
+    ) == ("ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a")
 
 
 def test_sigv4_iam_list_users_example() -> None:
     # the worked example of AWS's signing documentation, derived key included
-    assert signing_key(SUITE.secret_access_key, "20150830", "us-east-1", "iam").hex() == (
+    assert signing_key(SUITE_SECRET, "20150830", "us-east-1", "iam").hex() == (
         "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
     )
-    authorization = _suite_authorization(
+    assert _suite_signature(
         "GET",
         "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08",
         {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
         service="iam",
-    )
-    assert authorization.endswith(
-        "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
-    )
-
-
-def test_sigv4_signs_a_session_token() -> None:
-    signed = sign_request(
-        "POST",
-        "https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails",
-        {"Content-Type": "application/json"},
-        b"{}",
-        credentials=Credentials("AKID", "secret", session_token="token-1"),
-        region=REGION,
-        service="ses",
-        now=SUITE_TIME,
-    )
-    assert signed["X-Amz-Security-Token"] == "token-1"
-    assert (
-        "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,"
-        in (signed["Authorization"])
-    )
+    ) == ("5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7")
 
 
 # -- a fake SES API v2 -------------------------------------------------------------------
@@ -160,7 +122,7 @@ def _verify_signature(request: ReceivedRequest) -> str | None:
         return "Missing Authentication Token"
     fields = dict(part.strip().split("=", 1) for part in rest.split(","))
     key_id, date, region, service, terminal = fields["Credential"].split("/")
-    if key_id != ACCESS_KEY_ID:
+    if key_id not in KNOWN_KEYS:
         return "The security token included in the request is invalid."
     amz_date = request.headers.get("X-Amz-Date", "")
     moment = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -177,16 +139,7 @@ def _verify_signature(request: ReceivedRequest) -> str | None:
     canonical = canonical_request(
         request.method, url, {n: request.headers[n] for n in signed_names}, request.body
     )
-    string_to_sign = "\n".join(
-        [
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            f"{date}/{region}/{service}/aws4_request",
-            hashlib.sha256(canonical.encode()).hexdigest(),
-        ]
-    )
-    key = signing_key(SECRET_ACCESS_KEY, date, region, service)
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = signature(KNOWN_KEYS[key_id], amz_date, region, service, canonical)
     if not hmac.compare_digest(expected, fields["Signature"]):
         return (
             "The request signature we calculated does not match the signature you provided. "
@@ -319,3 +272,92 @@ def test_the_default_endpoint_is_the_region_s(make_app: AppFactory) -> None:
     transport = MailDelivery.state(app).transport
     assert isinstance(transport, SESTransport)
     assert transport.url == ("https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails")
+
+
+# -- credentials: ours when set, else AWS's standard chain (botocore) ----------------------
+
+#: Temporary credentials the chain hands out in these tests (known to the fake SES).
+CHAIN_KEY_ID = "ASIAQCHAINEXAMPLE001"
+CHAIN_SECRET = "cHaInSeCrEt/K7MDENG/bPxRfiCYEXAMPLEKEY"
+CHAIN_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE-session-token"
+#: Our settings with no access key: the chain decides.
+NO_KEYS = {"MAILDELIVERY_SES_ACCESS_KEY_ID": None, "MAILDELIVERY_SES_SECRET_ACCESS_KEY": None}
+
+
+@pytest.fixture
+def aws_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A process whose AWS credentials are only what the test gives it: a temporary HOME
+    (``~/.aws`` inside it), no ``AWS_*`` variables, the instance metadata service off; the
+    fake SES knows the chain's key."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setitem(KNOWN_KEYS, CHAIN_KEY_ID, CHAIN_SECRET)
+    return tmp_path
+
+
+def _chain_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CHAIN_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CHAIN_SECRET)
+
+
+def _credential(request: ReceivedRequest) -> str:
+    """The access key id a request was signed with."""
+    return request.headers["Authorization"].split("Credential=", 1)[1].split("/", 1)[0]
+
+
+def test_credentials_from_environment_variables(
+    make_app: AppFactory,
+    provider_server: FakeProvider,
+    aws_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _chain_key_in_environment(monkeypatch)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", CHAIN_TOKEN)
+    app, sent, request = KIT.send_invoice(make_app, provider_server, **NO_KEYS)
+    assert _credential(request) == CHAIN_KEY_ID
+    # temporary credentials: the token is sent and signed
+    assert request.headers["X-Amz-Security-Token"] == CHAIN_TOKEN
+    assert "x-amz-security-token" in request.headers["Authorization"]
+    assert stored(app, sent.id).result == "queued"
+
+
+def test_credentials_from_a_profile_of_the_shared_credentials_file(
+    make_app: AppFactory,
+    provider_server: FakeProvider,
+    aws_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (aws_home / ".aws").mkdir()
+    (aws_home / ".aws" / "credentials").write_text(
+        "[default]\n"
+        "aws_access_key_id = AKIAOTHERPROFILE0000\n"
+        "aws_secret_access_key = not-this-one\n"
+        "\n"
+        "[invoices]\n"
+        f"aws_access_key_id = {CHAIN_KEY_ID}\n"
+        f"aws_secret_access_key = {CHAIN_SECRET}\n"
+    )
+    monkeypatch.setenv("AWS_PROFILE", "invoices")
+    app, sent, request = KIT.send_invoice(make_app, provider_server, **NO_KEYS)
+    assert _credential(request) == CHAIN_KEY_ID
+    assert "X-Amz-Security-Token" not in request.headers
+    assert stored(app, sent.id).provider_message_id == MESSAGE_ID
+
+
+def test_our_keys_win_over_the_chain(
+    make_app: AppFactory,
+    provider_server: FakeProvider,
+    aws_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _chain_key_in_environment(monkeypatch)
+    _, _, request = KIT.send_invoice(make_app, provider_server)
+    assert _credential(request) == ACCESS_KEY_ID
+
+
+def test_no_credentials_anywhere_fails_at_init_app(make_app: AppFactory, aws_home: Path) -> None:
+    with pytest.raises(ValueError, match="found no AWS credentials: set MAILDELIVERY_SES"):
+        make_app(MAILDELIVERY_TRANSPORT="ses", MAILDELIVERY_SES_REGION=REGION)

@@ -80,6 +80,11 @@ RETRY_STATUSES = {
     "mailjet": 503,
     "brevo": 429,
     "resend": 503,
+    "mailersend": 503,
+    "mailtrap": 503,
+    "mandrill": 503,
+    "postal": 503,
+    "unisender_go": 503,
 }
 
 

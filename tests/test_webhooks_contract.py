@@ -15,7 +15,6 @@ from flask import Flask
 from .kits import (
     ANN,
     EXPECTED_BOUNCE_TYPES,
-    EXPECTED_TYPES,
     KITS,
     MAPPING_KINDS,
     PROVIDERS,
@@ -70,7 +69,7 @@ def check_mapping(make_app: Any, kit: Kit, kind: str, *, by_message_id: bool = F
     response = kit.post_events(app, [event])
     assert response.status_code == 200, response.get_json()
     [stored] = stored_events(app)
-    expected = EXPECTED_TYPES[kind]
+    expected = kit.expected_type(kind)
     assert stored.type == expected, (kind, stored.raw_type)
     assert stored.email_id == email_id
     if kind in EXPECTED_BOUNCE_TYPES:

@@ -1,5 +1,12 @@
 """The ``ses`` transport: Amazon SES API v2 ``SendEmail`` (``POST /v2/email/outbound-emails``),
-signed with AWS Signature Version 4 (:mod:`.sigv4`).
+signed with AWS Signature Version 4 by botocore (the optional extra
+``flask-maildelivery[ses]``).
+
+Credentials: the access key in ``MAILDELIVERY_SES_ACCESS_KEY_ID`` /
+``_SECRET_ACCESS_KEY`` (``_SESSION_TOKEN``) when set; otherwise botocore's standard
+credential chain (environment variables, the shared credentials and config files with
+``AWS_PROFILE``, SSO, the ECS task role, web identity (IRSA), the EC2 instance profile), whose
+temporary credentials botocore refreshes before they expire.
 
 The message goes as ``Content.Raw``: the complete MIME message the hook built (headers,
 ``X-MailDelivery-ID``, text, HTML, attachments), with every recipient, bcc included, in
@@ -19,7 +26,14 @@ import httpx
 from ..context import config_value
 from .base import OutgoingMessage, SendResult
 from .http import HTTPTransport, clip, json_body, result_from_json, unique_recipients
-from .sigv4 import Credentials, sign_request
+
+try:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.session import Session as BotocoreSession
+except ImportError:  # pragma: no cover - the error says how to install it
+    SigV4Auth = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -42,9 +56,9 @@ class SESTransport(HTTPTransport):
     """Sends through Amazon SES API v2.
 
     Configuration: ``MAILDELIVERY_SES_REGION`` (required, e.g. ``eu-west-1``),
-    ``MAILDELIVERY_SES_ACCESS_KEY_ID`` and ``MAILDELIVERY_SES_SECRET_ACCESS_KEY``
-    (required, an IAM key allowed ``ses:SendEmail``), ``MAILDELIVERY_SES_SESSION_TOKEN``
-    (temporary credentials only), ``MAILDELIVERY_SES_CONFIGURATION_SET`` (the
+    ``MAILDELIVERY_SES_ACCESS_KEY_ID`` and ``MAILDELIVERY_SES_SECRET_ACCESS_KEY`` (an IAM key
+    allowed ``ses:SendEmail``; unset: AWS's standard credential chain),
+    ``MAILDELIVERY_SES_SESSION_TOKEN`` (temporary credentials only), ``MAILDELIVERY_SES_CONFIGURATION_SET`` (the
     configuration set whose event destination feeds the webhook),
     ``MAILDELIVERY_SES_API_URL`` (default ``https://email.<region>.amazonaws.com``),
     ``MAILDELIVERY_HTTP_TIMEOUT``.
@@ -60,21 +74,57 @@ class SESTransport(HTTPTransport):
         self.region = self.required_config(
             app, "SES_REGION", "the AWS region of your SES account, e.g. eu-west-1"
         )
-        self.credentials = Credentials(
-            access_key_id=self.required_config(
-                app, "SES_ACCESS_KEY_ID", "the access key id of an IAM user allowed ses:SendEmail"
-            ),
-            secret_access_key=self.required_config(
-                app, "SES_SECRET_ACCESS_KEY", "the secret access key of that IAM access key"
-            ),
-            session_token=config_value("SES_SESSION_TOKEN", app) or None,
-        )
+        self.credentials = self.resolve_credentials(app)
         self.configuration_set: str | None = config_value("SES_CONFIGURATION_SET", app) or None
         if config_value("SES_API_URL", app):
             base = self.base_url(app, "SES_API_URL")
         else:
             base = f"https://email.{self.region}.amazonaws.com"
         self.url = base + "/v2/email/outbound-emails"
+
+    @staticmethod
+    def resolve_credentials(app: Flask) -> Credentials:
+        """Our access key when configured, else the standard credential chain's (its
+        refreshable credentials are refreshed by botocore when a request is signed).
+
+        :raises ValueError: botocore is not installed, half an access key is configured, or
+            the chain finds no credentials.
+        """
+        if SigV4Auth is None:
+            raise ValueError(
+                "MAILDELIVERY_TRANSPORT='ses' needs botocore: pip install 'flask-maildelivery[ses]'"
+            )
+        key_id = config_value("SES_ACCESS_KEY_ID", app) or None
+        secret = config_value("SES_SECRET_ACCESS_KEY", app) or None
+        if key_id and secret:
+            return Credentials(key_id, secret, config_value("SES_SESSION_TOKEN", app) or None)
+        if key_id or secret:
+            missing = "SECRET_ACCESS_KEY" if key_id else "ACCESS_KEY_ID"
+            raise ValueError(
+                f"MAILDELIVERY_TRANSPORT='ses' needs MAILDELIVERY_SES_{missing}: set it to the "
+                "other half of the IAM access key (or unset both to use AWS's standard "
+                "credential chain)"
+            )
+        credentials = BotocoreSession().get_credentials()
+        if credentials is None:
+            raise ValueError(
+                "the ses transport found no AWS credentials: set MAILDELIVERY_SES_ACCESS_KEY_ID "
+                "and MAILDELIVERY_SES_SECRET_ACCESS_KEY, or give the process credentials the "
+                "standard way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile in "
+                "~/.aws/credentials with AWS_PROFILE, an IAM role of the instance or task)"
+            )
+        return credentials
+
+    def signed_headers(self, content: bytes) -> dict[str, str]:
+        """The headers of a ``SendEmail`` request carrying ``content``, signed (SigV4)."""
+        request = AWSRequest(
+            method="POST", url=self.url, data=content, headers={"Content-Type": "application/json"}
+        )
+        # frozen: one consistent key, secret and token, refreshed first when about to expire
+        SigV4Auth(self.credentials.get_frozen_credentials(), self.service, self.region).add_auth(
+            request
+        )
+        return {name: str(value) for name, value in request.headers.items()}
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The JSON body of the ``SendEmail`` request for ``message``."""
@@ -102,16 +152,7 @@ class SESTransport(HTTPTransport):
 
     def send(self, message: OutgoingMessage) -> SendResult:
         content = json.dumps(self.payload(message), separators=(",", ":")).encode("utf-8")
-        headers = sign_request(
-            "POST",
-            self.url,
-            {"Content-Type": "application/json"},
-            content,
-            credentials=self.credentials,
-            region=self.region,
-            service=self.service,
-        )
-        response = self.post(self.url, content=content, headers=headers)
+        response = self.post(self.url, content=content, headers=self.signed_headers(content))
         return result_from_json(self.provider_label, "MessageId", response)
 
     def is_retryable(self, response: httpx.Response) -> bool:

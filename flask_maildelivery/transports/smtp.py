@@ -2,32 +2,24 @@
 connection per thread reused for a burst of sends.
 
 With ``MAILDELIVERY_SMTP_PROVIDER`` set, the correlation id also goes in that provider's
-custom-argument header, so its webhook events carry ``maildelivery_id`` back.
+custom-argument header (its webhook module says which), so its webhook events carry
+``maildelivery_id`` back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import smtplib
 import ssl
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..context import config_value
+from ..webhooks import smtp_correlation_header, smtp_providers
 from .base import OutgoingMessage, SendResult, Transport, TransportError
 
 if TYPE_CHECKING:
     from flask import Flask
-
-#: The custom-argument header each provider's SMTP relay turns into webhook data.
-PROVIDER_HEADERS: dict[str, Callable[[str], tuple[str, str]]] = {
-    "sendgrid": lambda pid: ("X-SMTPAPI", json.dumps({"unique_args": {"maildelivery_id": pid}})),
-    "mailgun": lambda pid: ("X-Mailgun-Variables", json.dumps({"maildelivery_id": pid})),
-    "postmark": lambda pid: ("X-PM-Metadata-maildelivery_id", pid),
-    "ses": lambda pid: ("X-SES-MESSAGE-TAGS", f"maildelivery_id={pid}"),
-}
 
 
 class SMTPTransport(Transport):
@@ -50,10 +42,10 @@ class SMTPTransport(Transport):
                 "MAILDELIVERY_SMTP_USE_TLS (STARTTLS) and MAILDELIVERY_SMTP_USE_SSL (implicit "
                 "TLS) exclude each other; set one of them"
             )
-        if self.provider is not None and self.provider not in PROVIDER_HEADERS:
+        if self.provider is not None and self.provider not in smtp_providers():
             raise ValueError(
                 f"MAILDELIVERY_SMTP_PROVIDER={self.provider!r} is not one of "
-                f"{', '.join(sorted(PROVIDER_HEADERS))}"
+                f"{', '.join(sorted(smtp_providers()))}"
             )
         #: TLS settings for STARTTLS and SSL; replace for a private CA.
         self.ssl_context = ssl.create_default_context()
@@ -86,8 +78,11 @@ class SMTPTransport(Transport):
 
     def send(self, message: OutgoingMessage) -> SendResult:
         mime = message.mime
-        if self.provider is not None:
-            header, value = PROVIDER_HEADERS[self.provider](message.public_id)
+        correlation = (
+            smtp_correlation_header(self.provider, message.public_id) if self.provider else None
+        )
+        if correlation is not None:
+            header, value = correlation
             del mime[header]
             mime[header] = value
         envelope_to = message.envelope_recipients

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import math
@@ -27,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from typing import Any, ClassVar, Generic, TypeVar
 
 from flask import Flask
@@ -86,6 +88,8 @@ class WebhookRequest:
     body: bytes
     headers: Mapping[str, str]
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The URL the request was posted to (Mandrill signs it); empty when not known.
+    url: str = ""
 
     def header(self, name: str) -> str | None:
         """A header's value, or ``None``; ``name`` in any case."""
@@ -346,6 +350,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def addresses_of(value: Any) -> list[str]:
+    """The addresses in ``value``: one header-style string (``"Ann <ann@x>, bob@x"``) or a
+    list of them, parsed with :func:`email.utils.getaddresses`; odd items are skipped."""
+    items = value if isinstance(value, list) else [value]
+    texts = [item for item in items if isinstance(item, str) and item.strip()]
+    return [address for _, address in getaddresses(texts) if "@" in address]
+
+
+def parse_time(value: Any, what: str) -> datetime:
+    """An aware UTC datetime from epoch seconds (number or numeric string) or an ISO-8601
+    string: providers that document one sometimes send the other (SparkPost).
+
+    :raises MalformedPayload: neither.
+    """
+    if isinstance(value, str) and not value.strip().replace(".", "", 1).isdigit():
+        return parse_iso(value, what)
+    return parse_epoch(value, what)
+
+
 def text_or_none(value: Any) -> str | None:
     """``value`` as a stripped string, or ``None`` when empty or missing."""
     if value is None:
@@ -378,11 +401,27 @@ class WebhookAdapter(ABC):
     """Base class of provider adapters. One instance per app, built when the webhook
     blueprint is created (configuration is read then, once).
 
-    Subclasses set :attr:`provider` and implement :meth:`verify` and :meth:`parse`.
+    A provider is its module: the subclass declares what the rest of the package needs to
+    know of it (:attr:`config_keys`, :attr:`schema`, :attr:`event_types`, the retry facts
+    :attr:`retry_horizon`, :attr:`retry_status` and :attr:`retried_answers`, and
+    :meth:`smtp_correlation_header`) and implements :meth:`verify` and :meth:`parse`; it is
+    registered by one line in :data:`flask_maildelivery.webhooks.ADAPTERS`.
     """
 
     #: Lower-case provider id: module name, URL segment and config infix.
     provider: ClassVar[str]
+    #: The provider's configuration keys (full ``MAILDELIVERY_`` names) and their defaults;
+    #: ``init_app`` sets them on ``app.config`` with the package's other keys.
+    config_keys: ClassVar[Mapping[str, Any]]
+    #: The marshmallow schema an event (or the body) is validated against.
+    schema: ClassVar[Schema]
+    #: The provider's event names -> normalized type (or ``(type, bounce type)``); what
+    #: :meth:`parse` refines (bounce classes, suppression reasons) is said there.
+    event_types: ClassVar[Mapping[str, Any]]
+    #: How long, in seconds, the provider keeps retrying a request it could not deliver.
+    retry_horizon: ClassVar[float]
+    #: Which answers make the provider retry, in words.
+    retried_answers: ClassVar[str]
     #: HTTP status for a failed authentication (Mailgun: 406, which stops its retries).
     auth_failure_status: ClassVar[int] = 401
     #: HTTP status when the request cannot even be stored (the database is down): one
@@ -396,6 +435,12 @@ class WebhookAdapter(ABC):
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        """The header an SMTP relay of this provider turns into data its webhook events carry
+        back (``MAILDELIVERY_SMTP_PROVIDER``), as ``(name, value)``; ``None``: it has none."""
+        return None
 
     @property
     @abstractmethod
@@ -445,19 +490,27 @@ class WebhookAdapter(ABC):
 
 
 class SignedTimestampAdapter(WebhookAdapter):
-    """An adapter whose provider signs a timestamp (SendGrid, Mailgun, SES, Resend): it is
-    checked against a window no shorter than the provider's documented retry horizon, so a
-    genuine retry that keeps its first signature is never refused.
-
-    Subclasses set :attr:`retry_window`.
-    """
-
-    #: The provider's documented retry horizon in seconds: the default tolerance.
-    retry_window: ClassVar[float]
+    """An adapter whose provider signs a timestamp (SendGrid, Mailgun, SES, Resend, ...): it
+    is checked against a window no shorter than the provider's documented retry horizon
+    (:attr:`retry_horizon`, the default tolerance), so a genuine retry that keeps its first
+    signature is never refused."""
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
-        self.timestamps = tolerance_for(app, self.provider, self.retry_window + CLOCK_SKEW)
+        self.timestamps = tolerance_for(app, self.provider, self.retry_horizon + CLOCK_SKEW)
+
+
+def basic_auth_keys(provider: str) -> dict[str, Any]:
+    """The configuration keys of a basic-auth provider: ``_USERNAME``/``_PASSWORD`` and the
+    list form ``_CREDENTIALS`` (see :meth:`BasicAuth.from_config`)."""
+    prefix = f"MAILDELIVERY_{provider.upper()}_WEBHOOK_"
+    return {prefix + "USERNAME": None, prefix + "PASSWORD": None, prefix + "CREDENTIALS": ()}
+
+
+def signing_key_keys(provider: str, key: str) -> dict[str, Any]:
+    """The configuration keys of a signing provider: its key (one, or a list during a
+    change) and ``_WEBHOOK_TOLERANCE`` (``None``: the provider's retry horizon)."""
+    return {f"MAILDELIVERY_{key}": None, f"MAILDELIVERY_{provider.upper()}_WEBHOOK_TOLERANCE": None}
 
 
 class BasicAuthAdapter(WebhookAdapter):
@@ -508,6 +561,47 @@ class SigningKeyAdapter(SignedTimestampAdapter, Generic[KeyT]):
     @property
     def configured(self) -> bool:
         return bool(self.keys)
+
+
+class SecretKeysAdapter(WebhookAdapter):
+    """An adapter whose provider authenticates with a shared secret configured in
+    ``MAILDELIVERY_<key_setting>``: one, or a list during a change, any of which is accepted
+    (rotation). Subclasses set :attr:`key_setting`."""
+
+    #: The setting (without ``MAILDELIVERY_``) holding the secret or the list of secrets.
+    key_setting: ClassVar[str]
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        #: The accepted secrets, as bytes.
+        self.keys = [str(value).encode() for value in as_list(config_value(self.key_setting, app))]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keys)
+
+
+class BodySignatureAdapter(SecretKeysAdapter):
+    """An adapter whose provider puts a hex HMAC-SHA256 of the raw body, keyed with the
+    webhook's secret, in a header (MailerSend ``Signature``, Mailtrap
+    ``Mailtrap-Signature``). Nothing signed says when, so the events' own times are not
+    checked (a replay is harmless: events are stored once).
+
+    Subclasses set :attr:`signature_header` and :attr:`key_setting`.
+    """
+
+    #: The header holding the signature.
+    signature_header: ClassVar[str]
+
+    def verify(self, request: WebhookRequest) -> None:
+        given = (request.header(self.signature_header) or "").strip().lower()
+        if not given:
+            raise AuthenticationFailed(f"the request has no {self.signature_header} header")
+        if not any(
+            constant_time_equal(hmac.new(key, request.body, hashlib.sha256).hexdigest(), given)
+            for key in self.keys
+        ):
+            raise AuthenticationFailed(f"the {self.signature_header} does not match the body")
 
 
 def challenge_headers(adapter: WebhookAdapter) -> dict[str, str]:

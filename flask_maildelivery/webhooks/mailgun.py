@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, normalize_message_id
-from ..schemas import MailgunPayloadSchema
+from ..schemas import Epoch, FlatPayloadSchema, PayloadSchema
 from .base import (
     CLOCK_SKEW,
     AuthenticationFailed,
     SigningKeyAdapter,
     WebhookRequest,
+    addresses_of,
     constant_time_equal,
     obj,
     parse_epoch,
+    signing_key_keys,
     text_or_none,
     validate,
 )
@@ -39,7 +44,43 @@ EVENT_TYPES: dict[str, str] = {
     "unsubscribed": "unsubscribed",
 }
 
+
+class MailgunSignatureSchema(FlatPayloadSchema):
+    """Mailgun's ``signature`` object."""
+
+    timestamp = Epoch(required=True)
+    token = fields.String(required=True)
+    signature = fields.String(required=True)
+
+
+class MailgunEventDataSchema(FlatPayloadSchema):
+    """Mailgun's ``event-data`` object."""
+
+    event = fields.String(required=True)
+    timestamp = Epoch(required=True)
+    recipient = fields.String()
+    id = fields.String()
+    message = fields.Dict()
+    user_variables = fields.Dict(data_key="user-variables")
+    delivery_status = fields.Dict(data_key="delivery-status")
+
+
+class MailgunPayloadSchema(PayloadSchema):
+    """A Mailgun webhook body."""
+
+    signature = fields.Nested(MailgunSignatureSchema, required=True)
+    event_data = fields.Nested(MailgunEventDataSchema, required=True, data_key="event-data")
+
+
 _schema = MailgunPayloadSchema()
+
+
+def header_recipient(headers: dict[str, Any]) -> str | None:
+    """The recipient of an event without ``recipient``: the message's To header when it
+    names one address; with several, the event says nothing about which (``None``: stored
+    with the email, applied to no recipient)."""
+    addresses = addresses_of(headers.get("to"))
+    return addresses[0] if len(addresses) == 1 else None
 
 
 class MailgunAdapter(SigningKeyAdapter[bytes]):
@@ -48,17 +89,24 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
     provider = "mailgun"
     # Mailgun retries for about 8 h; re-signing of retries is undocumented, so accept the
     # window; a token is single-use, kept in the database with the stored request
-    retry_window = 8 * 3600
+    retry_horizon = 8 * 3600
+    config_keys = signing_key_keys("mailgun", "MAILGUN_WEBHOOK_SIGNING_KEY")
+    schema = _schema
+    event_types = EVENT_TYPES
     # 406 tells Mailgun not to retry
     auth_failure_status = 406
-    # Mailgun retries anything but 200 and 406, for about 8 hours
     retry_status = 503
+    retried_answers = "any answer but 200 and 406, for about 8 hours"
     setup_hint = (
         "set MAILDELIVERY_MAILGUN_WEBHOOK_SIGNING_KEY to the HTTP webhook signing key shown in "
         "Mailgun's Sending > Webhooks (not the API key)"
     )
 
     key_setting = "MAILGUN_WEBHOOK_SIGNING_KEY"
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        return "X-Mailgun-Variables", json.dumps({CORRELATION_KEY: public_id})
 
     def load_key(self, value: str) -> bytes:
         return value.encode()
@@ -126,7 +174,7 @@ class MailgunAdapter(SigningKeyAdapter[bytes]):
                 type=type_,
                 raw_type=raw_type,
                 occurred_at=parse_epoch(timestamp, "event-data.timestamp"),
-                recipient=text_or_none(item.get("recipient")),
+                recipient=text_or_none(item.get("recipient")) or header_recipient(headers),
                 maildelivery_id=text_or_none(variables.get(CORRELATION_KEY)),
                 provider_message_id=normalize_message_id(text_or_none(headers.get("message-id"))),
                 reason=text_or_none(status.get("description") or status.get("message"))

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import MailjetEventSchema
+from ..schemas import Epoch, FlatPayloadSchema
 from .base import (
     BasicAuthAdapter,
     WebhookRequest,
+    basic_auth_keys,
     json_object_field,
     parse_epoch,
     text_or_none,
@@ -30,6 +33,16 @@ EVENT_TYPES: dict[str, str] = {
     "unsub": "unsubscribed",
 }
 
+
+class MailjetEventSchema(FlatPayloadSchema):
+    """A Mailjet event."""
+
+    event = fields.String(required=True)
+    time = Epoch(required=True)
+    email = fields.String(required=True)
+    MessageID = fields.Raw()
+
+
 _schema = MailjetEventSchema()
 
 
@@ -37,6 +50,11 @@ class MailjetAdapter(BasicAuthAdapter):
     """Mailjet Event API (basic auth)."""
 
     provider = "mailjet"
+    config_keys = basic_auth_keys("mailjet")
+    schema = _schema
+    event_types = EVENT_TYPES
+    retry_horizon = 24 * 3600
+    retried_answers = "any answer but 200, for up to 24 hours"
     # Mailjet's documented retry schedules disagree (10 x 10 min, or every 30 s for 24 h):
     # take the longer one
     # Mailjet retries any non-200 answer (its schedules disagree: up to 24 hours)
@@ -55,10 +73,8 @@ class MailjetAdapter(BasicAuthAdapter):
         type_ = EVENT_TYPES.get(raw_type, "unknown")
         bounce_type = None
         if raw_type == "bounce":
-            if item.get("hard_bounce"):
-                bounce_type = "hard"
-            else:
-                type_, bounce_type = "deferred", "soft"
+            # Mailjet sends bounce once it stopped retrying: a soft one is final too
+            bounce_type = "hard" if item.get("hard_bounce") else "soft"
         payload = json_object_field(item.get("Payload"))
         message_id = item.get("MessageID")
         reason = " / ".join(

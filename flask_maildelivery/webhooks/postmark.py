@@ -8,14 +8,17 @@ Config: ``MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME`` / ``_PASSWORD`` (or the list
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import PostmarkRecordSchema
+from ..schemas import PayloadSchema, one_of_required
 from .base import (
     BasicAuthAdapter,
-    MalformedPayload,
     WebhookRequest,
+    basic_auth_keys,
     parse_iso,
     text_or_none,
     validate,
@@ -35,9 +38,14 @@ RECORD_TYPES: dict[str, str] = {
 #: challenge verifications, ...) say nothing about delivery: ``unknown``.
 BOUNCE_TYPES: dict[str, tuple[str, str | None]] = {
     "HardBounce": ("bounced", "hard"),
+    # "Message delayed": Postmark still tries
     "Transient": ("deferred", "soft"),
-    "SoftBounce": ("deferred", "soft"),
+    # final: Postmark reports a soft bounce once it stopped trying
+    "SoftBounce": ("bounced", "soft"),
     "DnsError": ("deferred", "soft"),
+    "VirusNotification": ("bounced", "hard"),
+    "SpamNotification": ("complained", None),
+    "Unconfirmed": ("dropped", None),
     "Undeliverable": ("bounced", "hard"),
     "BadEmailAddress": ("dropped", None),
     "ManuallyDeactivated": ("dropped", None),
@@ -47,6 +55,15 @@ BOUNCE_TYPES: dict[str, tuple[str, str | None]] = {
     "TemplateRenderingFailed": ("dropped", None),
     "Unsubscribe": ("unsubscribed", None),
     "SpamComplaint": ("complained", None),
+}
+
+#: ``SuppressionReason`` of a ``SubscriptionChange`` that stops sending -> (normalized type,
+#: bounce type). ``ManualSuppression`` from the recipient (``Origin: Recipient``) is an
+#: unsubscribe; from the account (``Customer``, ``Admin``) it is a drop.
+SUPPRESSION_REASONS: dict[str, tuple[str, str | None]] = {
+    "HardBounce": ("bounced", "hard"),
+    "SpamComplaint": ("complained", None),
+    "ManualSuppression": ("dropped", None),
 }
 
 #: Where each record type keeps its time and its recipient.
@@ -60,13 +77,41 @@ TIME_FIELDS: dict[str, str] = {
 }
 RECIPIENT_FIELDS: dict[str, str] = {"Bounce": "Email", "SpamComplaint": "Email"}
 
+
+class PostmarkRecordSchema(PayloadSchema):
+    """A Postmark webhook record."""
+
+    RecordType = fields.String(required=True)
+    MessageID = fields.String()
+    Metadata = fields.Dict()
+
+    _has_message_id = one_of_required("MessageID", "MessageId")
+
+
 _schema = PostmarkRecordSchema()
+
+
+def subscription_change(record: dict[str, Any]) -> tuple[str, str | None]:
+    """The normalized type and bounce type of a ``SubscriptionChange``: by its
+    ``SuppressionReason`` (:data:`SUPPRESSION_REASONS`); a reactivation
+    (``SuppressSending: false``) changes nothing."""
+    if not record.get("SuppressSending"):
+        return "unknown", None
+    reason = str(record.get("SuppressionReason") or "")
+    if reason == "ManualSuppression" and record.get("Origin") == "Recipient":
+        return "unsubscribed", None
+    return SUPPRESSION_REASONS.get(reason, ("unsubscribed", None))
 
 
 class PostmarkAdapter(BasicAuthAdapter):
     """Postmark webhooks (basic auth)."""
 
     provider = "postmark"
+    config_keys = basic_auth_keys("postmark")
+    schema = _schema
+    event_types = RECORD_TYPES
+    retry_horizon = 10.5 * 3600
+    retried_answers = "5xx, 408, 429 and timeouts (any other 4xx drops the event), 10 times over about 10.5 hours for bounces"
     # Postmark retries for about 70 minutes; events older than that plus a margin are replays
     # Postmark retries only 5xx, 408, 429 and timeouts; any other 4xx drops the event
     retry_status = 503
@@ -76,6 +121,11 @@ class PostmarkAdapter(BasicAuthAdapter):
         "x-pm-webhook-trace-id",
         "x-pm-retries-remaining",
     )
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        return f"X-PM-Metadata-{CORRELATION_KEY}", public_id
+
     setup_hint = (
         "set MAILDELIVERY_POSTMARK_WEBHOOK_USERNAME and MAILDELIVERY_POSTMARK_WEBHOOK_PASSWORD "
         "and put them in the webhook URL (https://user:password@host/...) in Postmark"
@@ -84,9 +134,9 @@ class PostmarkAdapter(BasicAuthAdapter):
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()
         validate(_schema, data, "the Postmark record")
-        return [self.normalize(item) for item in [data]]
+        return [self.normalize(data, request.received_at)]
 
-    def normalize(self, record: dict[str, Any]) -> NormalizedEvent:
+    def normalize(self, record: dict[str, Any], received_at: datetime) -> NormalizedEvent:
         """One Postmark record as a normalized event."""
         record_type = record["RecordType"]
         type_ = RECORD_TYPES.get(record_type, "unknown")
@@ -95,14 +145,11 @@ class PostmarkAdapter(BasicAuthAdapter):
         if record_type == "Bounce":
             raw_type = f"Bounce:{record.get('Type')}"
             type_, bounce_type = BOUNCE_TYPES.get(str(record.get("Type")), ("unknown", None))
-        elif record_type == "SubscriptionChange" and not record.get("SuppressSending"):
-            # a reactivation: nothing to apply
-            type_ = "unknown"
+        elif record_type == "SubscriptionChange":
+            type_, bounce_type = subscription_change(record)
         time_field = TIME_FIELDS.get(record_type)
         when = record.get(time_field) if time_field else None
         when = when or record.get("ReceivedAt") or record.get("BouncedAt")
-        if when is None:
-            raise MalformedPayload(f"the {record_type} record has no {time_field or 'time'} field")
         metadata = record.get("Metadata") or {}
         record_id = record.get("ID")
         return NormalizedEvent(
@@ -112,7 +159,10 @@ class PostmarkAdapter(BasicAuthAdapter):
             else content_event_id(self.provider, record),
             type=type_,
             raw_type=raw_type,
-            occurred_at=parse_iso(when, time_field or "the record time"),
+            # a record without its time field (a Bounce without BouncedAt): when it arrived
+            occurred_at=parse_iso(when, time_field or "the record time")
+            if when is not None
+            else received_at,
             recipient=text_or_none(record.get(RECIPIENT_FIELDS.get(record_type, "Recipient")))
             or text_or_none(record.get("Email")),
             maildelivery_id=text_or_none(metadata.get(CORRELATION_KEY)),

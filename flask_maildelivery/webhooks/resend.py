@@ -14,16 +14,20 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent
-from ..schemas import ResendEventSchema
+from ..schemas import FlatPayloadSchema, PayloadSchema
 from .base import (
     AuthenticationFailed,
     SigningKeyAdapter,
     WebhookRequest,
+    addresses_of,
     constant_time_equal,
     obj,
     parse_epoch,
     parse_iso,
+    signing_key_keys,
     text_or_none,
     validate,
 )
@@ -46,6 +50,23 @@ EVENT_TYPES: dict[str, str] = {
 #: links are the same in every copy): one event with no recipient, stored with the email and
 #: shown in its log, applied to no recipient.
 PER_MESSAGE_TYPES = frozenset({"email.opened", "email.clicked"})
+
+
+class ResendDataSchema(FlatPayloadSchema):
+    """The ``data`` object of a Resend event."""
+
+    email_id = fields.String()
+    to = fields.List(fields.String())
+    tags = fields.Raw()
+
+
+class ResendEventSchema(PayloadSchema):
+    """A Resend (Svix) event."""
+
+    type = fields.String(required=True)
+    created_at = fields.String(required=True)
+    data = fields.Nested(ResendDataSchema, required=True)
+
 
 _schema = ResendEventSchema()
 
@@ -80,10 +101,15 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
     # retries over about 28 hours (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); Svix signs
     # each attempt afresh (its libraries allow 5 minutes), but the window follows the retry
     # horizon: a replay inside it changes nothing (svix-id is the event id)
-    retry_window = 28 * 3600
-    # Svix retries any non-2xx answer over about 28 hours; its svix-* headers are kept,
-    # since svix-id is the event id
+    retry_horizon = 28 * 3600
+    config_keys = signing_key_keys("resend", "RESEND_WEBHOOK_SECRET")
+    schema = _schema
+    event_types = EVENT_TYPES
+    # its svix-* headers are kept, since svix-id is the event id
     retry_status = 503
+    retried_answers = (
+        "any answer but 2xx, over about 28 hours (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)"
+    )
     stored_headers = ("content-type", "user-agent", "svix-id", "svix-timestamp", "svix-signature")
     setup_hint = (
         "set MAILDELIVERY_RESEND_WEBHOOK_SECRET to the webhook's signing secret (whsec_...) "
@@ -129,7 +155,8 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
         if raw_type == "email.bounced":
             kind = bounce.get("type")
             if kind == "Transient":
-                type_, bounce_type = "deferred", "soft"
+                # as SES (which Resend sends through): reported once retries stopped
+                bounce_type = "soft"
             elif bounce.get("subType") in ("Suppressed", "OnAccountSuppressionList"):
                 type_ = "dropped"
             else:
@@ -137,7 +164,8 @@ class ResendAdapter(SigningKeyAdapter[bytes]):
         svix_id = request.header("svix-id") or ""
         recipients: list[str | None] = [None]
         if raw_type not in PER_MESSAGE_TYPES:
-            recipients = [a for a in item.get("to") or [] if a] or [None]
+            # "to" may hold "Name <addr>" strings
+            recipients = [*addresses_of(item.get("to"))] or [None]
         occurred = parse_iso(data["created_at"], "created_at")
         reason = text_or_none(bounce.get("message")) or text_or_none(
             obj(item.get("failed")).get("reason")

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from marshmallow import fields
 
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import SendGridEventSchema
+from ..schemas import Epoch, FlatPayloadSchema
 from .base import (
     AuthenticationFailed,
     SigningKeyAdapter,
     WebhookRequest,
     parse_epoch,
+    signing_key_keys,
     text_or_none,
     validate,
 )
@@ -43,6 +46,17 @@ EVENT_TYPES: dict[str, str] = {
     "unsubscribe": "unsubscribed",
     "group_unsubscribe": "unsubscribed",
 }
+
+
+class SendGridEventSchema(FlatPayloadSchema):
+    """One element of SendGrid's event array."""
+
+    event = fields.String(required=True)
+    email = fields.String(required=True)
+    timestamp = Epoch(required=True)
+    sg_event_id = fields.String()
+    sg_message_id = fields.String()
+
 
 _schema = SendGridEventSchema()
 
@@ -69,11 +83,14 @@ class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
     """SendGrid signed Event Webhook."""
 
     provider = "sendgrid"
+    config_keys = signing_key_keys("sendgrid", "SENDGRID_WEBHOOK_PUBLIC_KEY")
+    schema = _schema
+    event_types = EVENT_TYPES
     # SendGrid retries for 24 h and does not document whether a retry is re-signed: accept
     # the whole retry window (repeats are deduplicated on sg_event_id)
-    retry_window = 24 * 3600
-    # SendGrid retries any non-2xx answer for up to 24 hours
+    retry_horizon = 24 * 3600
     retry_status = 503
+    retried_answers = "any answer but 2xx, for up to 24 hours"
     stored_headers = ("content-type", "user-agent", SIGNATURE_HEADER, TIMESTAMP_HEADER)
     setup_hint = (
         "set MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY to the verification key shown in "
@@ -81,6 +98,11 @@ class SendGridAdapter(SigningKeyAdapter[ec.EllipticCurvePublicKey]):
     )
 
     key_setting = "SENDGRID_WEBHOOK_PUBLIC_KEY"
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        # unique_args of the X-SMTPAPI header come back as fields of every event
+        return "X-SMTPAPI", json.dumps({"unique_args": {CORRELATION_KEY: public_id}})
 
     def load_key(self, value: str) -> ec.EllipticCurvePublicKey:
         return load_public_key(value)

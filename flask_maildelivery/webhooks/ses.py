@@ -19,8 +19,8 @@ import logging
 import re
 import threading
 import urllib.request
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -28,11 +28,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
+from marshmallow import fields
 
 from ..context import config_value
 from ..events import CORRELATION_KEY, NormalizedEvent
 from ..mime import CORRELATION_HEADER
-from ..schemas import SESEventSchema, SNSEnvelopeSchema
+from ..schemas import PayloadSchema, one_of_required
 from .base import (
     AuthenticationFailed,
     MalformedPayload,
@@ -101,6 +102,41 @@ CONFIRMATION_KEYS = (
     "Type",
 )
 
+
+class SNSEnvelopeSchema(PayloadSchema):
+    """An Amazon SNS HTTP message (notification or subscription confirmation)."""
+
+    Type = fields.String(required=True)
+    MessageId = fields.String(required=True)
+    TopicArn = fields.String(required=True)
+    Message = fields.String(required=True)
+    Timestamp = fields.String(required=True)
+    SignatureVersion = fields.String(required=True)
+    Signature = fields.String(required=True)
+    SigningCertURL = fields.String(required=True)
+    SubscribeURL = fields.String()
+    Token = fields.String()
+    Subject = fields.String(allow_none=True)
+
+
+class SESMailSchema(PayloadSchema):
+    """The ``mail`` object of an SES event."""
+
+    messageId = fields.String(required=True)
+    destination = fields.List(fields.String())
+    tags = fields.Dict()
+
+
+class SESEventSchema(PayloadSchema):
+    """An SES event (event publishing, ``eventType``) or notification (``notificationType``)."""
+
+    eventType = fields.String()
+    notificationType = fields.String()
+    mail = fields.Nested(SESMailSchema, required=True)
+
+    _has_type = one_of_required("eventType", "notificationType")
+
+
 _envelope_schema = SNSEnvelopeSchema()
 _event_schema = SESEventSchema()
 
@@ -163,10 +199,22 @@ class SESAdapter(SignedTimestampAdapter):
     provider = "ses"
     # SNS reuses the original Timestamp when it retries, and an HTTP/S delivery policy
     # lasts at most 3,600 s (a hard limit, docs.aws.amazon.com/sns sns-message-delivery-retries)
-    retry_window = 3600
+    retry_horizon = 3600
+    config_keys: ClassVar[Mapping[str, Any]] = {
+        "MAILDELIVERY_SES_TOPIC_ARNS": (),
+        "MAILDELIVERY_SES_WEBHOOK_TOLERANCE": None,
+        "MAILDELIVERY_SES_CONFIRM_SUBSCRIPTIONS": True,
+        # callables ``(url) -> bytes`` (or dotted paths to one); None: an HTTPS GET
+        "MAILDELIVERY_SES_CERTIFICATE_FETCHER": None,
+        "MAILDELIVERY_SES_SUBSCRIPTION_CONFIRMER": None,
+    }
+    schema = _event_schema
+    event_types = EVENT_TYPES
     auth_failure_status = 403
-    # SNS retries server-side errors (5xx) under the HTTP delivery policy (an hour at most)
     retry_status = 503
+    retried_answers = (
+        "server-side errors (5xx) and timeouts, under the HTTP delivery policy (an hour at most)"
+    )
     stored_headers = (
         "content-type",
         "user-agent",
@@ -178,6 +226,10 @@ class SESAdapter(SignedTimestampAdapter):
         "set MAILDELIVERY_SES_TOPIC_ARNS to the ARN(s) of the SNS topic(s) your SES "
         "configuration set publishes to"
     )
+
+    @classmethod
+    def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
+        return "X-SES-MESSAGE-TAGS", f"{CORRELATION_KEY}={public_id}"
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
@@ -312,7 +364,8 @@ class SESAdapter(SignedTimestampAdapter):
                 text_or_none(detail.get("bounceSubType")),
             )
             if kind == "Transient":
-                type_, bounce_type = "deferred", "soft"
+                # SES reports a transient bounce only once it stopped retrying: final
+                bounce_type = "soft"
             elif kind == "Permanent" and sub in SUPPRESSED_SUBTYPES:
                 type_ = "dropped"
             else:

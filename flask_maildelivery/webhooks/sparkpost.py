@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import fields
+
 from ..events import CORRELATION_KEY, NormalizedEvent, content_event_id
-from ..schemas import SparkPostEventSchema
+from ..schemas import FlatPayloadSchema
 from .base import (
     BasicAuthAdapter,
     MalformedPayload,
     WebhookRequest,
-    parse_epoch,
+    basic_auth_keys,
+    parse_time,
     text_or_none,
     validate,
 )
@@ -47,6 +50,19 @@ BLOCK_BOUNCE_CLASSES = frozenset({"50", "51", "52", "53", "54"})
 #: Classes that are not delivery failures at all (auto-replies, subscribe, challenge).
 NOT_A_BOUNCE_CLASSES = frozenset({"60", "80", "100"})
 
+
+class SparkPostEventSchema(FlatPayloadSchema):
+    """The inner event of a SparkPost ``{"msys": {"<class>_event": {...}}}`` element."""
+
+    type = fields.String(required=True)
+    # epoch seconds, or an ISO 8601 string (parse_time reads both)
+    timestamp = fields.Raw(required=True)
+    event_id = fields.String()
+    transmission_id = fields.String()
+    rcpt_to = fields.String()
+    rcpt_meta = fields.Dict()
+
+
 _schema = SparkPostEventSchema()
 
 
@@ -54,6 +70,11 @@ class SparkPostAdapter(BasicAuthAdapter):
     """SparkPost webhooks (basic auth)."""
 
     provider = "sparkpost"
+    config_keys = basic_auth_keys("sparkpost")
+    schema = _schema
+    event_types = EVENT_TYPES
+    retry_horizon = 8 * 3600
+    retried_answers = "any answer but 200, for 8 hours"
     # SparkPost retries for 8 hours
     # SparkPost retries any non-200 answer for 8 hours
     retry_status = 503
@@ -87,7 +108,8 @@ class SparkPostAdapter(BasicAuthAdapter):
         if type_ == "bounced":
             bounce_class = str(item.get("bounce_class") or "")
             if bounce_class in SOFT_BOUNCE_CLASSES:
-                type_, bounce_type = "deferred", "soft"
+                # SparkPost reports a bounce once it stopped trying: a final soft bounce
+                bounce_type = "soft"
             elif bounce_class in BLOCK_BOUNCE_CLASSES:
                 bounce_type = "block"
             elif bounce_class in NOT_A_BOUNCE_CLASSES:
@@ -101,7 +123,8 @@ class SparkPostAdapter(BasicAuthAdapter):
             or content_event_id(self.provider, item),
             type=type_,
             raw_type=raw_type,
-            occurred_at=parse_epoch(item["timestamp"], "timestamp"),
+            # epoch seconds as documented, or ISO 8601 as some events carry it
+            occurred_at=parse_time(item["timestamp"], "timestamp"),
             recipient=text_or_none(item.get("rcpt_to") or item.get("raw_rcpt_to")),
             maildelivery_id=text_or_none(meta.get(CORRELATION_KEY)),
             provider_message_id=text_or_none(item.get("transmission_id")),

@@ -23,7 +23,6 @@ applies its events (:func:`~flask_maildelivery.ingest.ingest_events`) right away
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -32,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..context import config_value
 from ..events import NormalizedEvent
-from . import ADAPTERS, inbox
+from . import ADAPTERS, adapter_classes, inbox
 from .base import (
     AuthenticationFailed,
     NotConfigured,
@@ -52,12 +51,7 @@ APPLY_MODES = ("inline", "after_response")
 
 def build_adapters(app: Flask) -> dict[str, WebhookAdapter]:
     """One adapter per provider for ``app`` (configuration read now, once)."""
-    adapters: dict[str, WebhookAdapter] = {}
-    for provider, target in ADAPTERS.items():
-        module_name, _, attr = target.partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-        adapters[provider] = cls(app)
-    return adapters
+    return {provider: cls(app) for provider, cls in adapter_classes().items()}
 
 
 def _error(
@@ -122,7 +116,9 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
                 413, f"the body is larger than MAILDELIVERY_WEBHOOK_MAX_BYTES ({max_bytes} bytes)"
             )
         webhook_request = WebhookRequest(
-            body=body, headers={k.lower(): v for k, v in request.headers.items()}
+            body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            url=request.url,
         )
         try:
             adapter.check_configured()

@@ -20,13 +20,18 @@ from .base import (
     webhook_url,
 )
 from .brevo import BrevoKit
+from .mailersend import MailerSendKit
 from .mailgun import MailgunKit
 from .mailjet import MailjetKit
+from .mailtrap import MailtrapKit
+from .mandrill import MandrillKit
+from .postal import PostalKit
 from .postmark import PostmarkKit
 from .resend import ResendKit
 from .sendgrid import SendGridKit
 from .ses import SESKit
 from .sparkpost import SparkPostKit
+from .unisender_go import UnisenderGoKit
 
 #: Provider id -> kit class, in the order the shared tests run them.
 KITS: dict[str, type[Kit]] = {
@@ -40,6 +45,11 @@ KITS: dict[str, type[Kit]] = {
         MailjetKit,
         BrevoKit,
         ResendKit,
+        MailerSendKit,
+        MailtrapKit,
+        MandrillKit,
+        PostalKit,
+        UnisenderGoKit,
     )
 }
 PROVIDERS = list(KITS)
@@ -56,13 +66,18 @@ __all__ = [
     "BrevoKit",
     "Facts",
     "Kit",
+    "MailerSendKit",
     "MailgunKit",
     "MailjetKit",
+    "MailtrapKit",
+    "MandrillKit",
+    "PostalKit",
     "PostmarkKit",
     "ResendKit",
     "SESKit",
     "SendGridKit",
     "SparkPostKit",
+    "UnisenderGoKit",
     "basic",
     "epoch",
     "iso",

@@ -24,7 +24,8 @@ EXPECTED_TYPES: dict[str, str] = {
     "processed": "processed",
     "delivered": "delivered",
     "deferred": "deferred",
-    "soft_bounce": "deferred",
+    # a soft bounce the provider reports once it stopped retrying is final
+    "soft_bounce": "bounced",
     "hard_bounce": "bounced",
     "dropped": "dropped",
     "open": "opened",
@@ -109,6 +110,13 @@ class Kit(ABC):
     signs_time: ClassVar[bool] = True
     #: An event missing what the documented shape requires.
     malformed_event: ClassVar[dict[str, Any]]
+    #: Test kinds this provider maps otherwise than :data:`EXPECTED_TYPES` (a provider whose
+    #: only soft-bounce event is a delay notice it will retry: ``deferred``).
+    expected_overrides: ClassVar[dict[str, str]] = {}
+
+    def expected_type(self, kind: str) -> str:
+        """The normalized type the test kind ``kind`` maps to for this provider."""
+        return self.expected_overrides.get(kind, EXPECTED_TYPES[kind])
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -231,4 +239,35 @@ class BasicAuthKit(Kit):
             headers["Authorization"] = basic(self.user, self.password)
         elif mode == "forged":
             headers["Authorization"] = basic(self.user, "guessed")
+        return headers
+
+
+class SignedBodyKit(Kit):
+    """Providers that sign the raw body (MailerSend, Mailtrap, Postal): the body is the JSON
+    of :meth:`wrap`, its signature in the headers :meth:`signature_headers` gives."""
+
+    signs_time: ClassVar[bool] = False
+
+    def wrap(self, events: list[dict[str, Any]]) -> Any:
+        """The request body carrying ``events`` (default: the one event)."""
+        assert len(events) == 1
+        return events[0]
+
+    @abstractmethod
+    def signature_headers(self, body: bytes, *, forged: bool) -> dict[str, str]:
+        """The signature headers of ``body``: signed with the kit's key, or with another
+        (``forged``)."""
+
+    def build_request(
+        self, events: list[dict[str, Any]], mode: str, signed_at: datetime
+    ) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(self.wrap(events)).encode()
+        return body, self.signed_headers(body, mode)
+
+    def signed_headers(self, body: bytes, mode: str = "valid") -> dict[str, str]:
+        """The headers of a request carrying ``body``: signed (``valid``), signed with another
+        key (``forged``) or unsigned (``missing``)."""
+        headers = {"Content-Type": "application/json"}
+        if mode != "missing":
+            headers.update(self.signature_headers(body, forged=mode == "forged"))
         return headers

@@ -13,7 +13,7 @@ from .base import EXPECTED_TYPES, BasicAuthKit, Facts
 class BrevoKit(BasicAuthKit):
     provider: ClassVar[str] = "brevo"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
-    malformed_event: ClassVar[dict[str, Any]] = {"event": "delivered", "email": "ann@customer.test"}
+    malformed_event: ClassVar[dict[str, Any]] = {"event": "delivered", "ts_epoch": 1700000000000}
     batch: ClassVar[bool] = True
 
     def new_message_id(self) -> str:

@@ -18,6 +18,8 @@ from .base import EXPECTED_TYPES, Facts, Kit, epoch
 class MailgunKit(Kit):
     provider: ClassVar[str] = "mailgun"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES) - {"deferred"}
+    # its soft bounce is a delay notice: it retries
+    expected_overrides: ClassVar[dict[str, str]] = {"soft_bounce": "deferred"}
     auth_status: ClassVar[int] = 406
     # the second post reuses the signature token: refused as a replay (stored once)
     repeat_status: ClassVar[int] = 406

@@ -19,6 +19,8 @@ from .base import EXPECTED_TYPES, Facts, Kit, epoch
 class SendGridKit(Kit):
     provider: ClassVar[str] = "sendgrid"
     kinds: ClassVar[frozenset[str]] = frozenset(EXPECTED_TYPES)
+    # its soft bounce is a delay notice: it retries
+    expected_overrides: ClassVar[dict[str, str]] = {"soft_bounce": "deferred"}
     malformed_event: ClassVar[dict[str, Any]] = {"event": "delivered", "timestamp": "yesterday"}
     batch: ClassVar[bool] = True
     key: ec.EllipticCurvePrivateKey = field(
