@@ -78,11 +78,12 @@ class CeleryTasks:
 
 
 def register_tasks(celery_app: Any, queue: TaskQueue, app: Flask | None = None) -> CeleryTasks:
-    """Register the package's tasks on ``celery_app`` and point ``queue`` at them."""
+    """Register the package's tasks on ``celery_app`` (that app only: not shared with
+    Celery apps created later) and point ``queue`` at them."""
 
     # acks_late: a worker that dies before the end leaves the task to another worker; the
     # claim in the database keeps that from sending twice
-    @celery_app.task(name=SEND_EMAIL, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    @celery_app.task(name=SEND_EMAIL, shared=False, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def send_email(self: Any, email_id: int) -> str:
         with _app_context(app) as flask_app:
             attempt = send_queued(flask_app, email_id)
@@ -94,13 +95,13 @@ def register_tasks(celery_app: Any, queue: TaskQueue, app: Flask | None = None) 
             return "waiting"
         return "not claimed"
 
-    @celery_app.task(name=APPLY_INBOX, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    @celery_app.task(name=APPLY_INBOX, shared=False, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def apply_inbox(inbox_id: int) -> str:
         with _app_context(app) as flask_app:
             outcome = inbox.apply(flask_app, inbox_id)
         return "applied" if outcome.applied else "failed"
 
-    @celery_app.task(name=RETRY_DUE, ignore_result=True)  # type: ignore[untyped-decorator]
+    @celery_app.task(name=RETRY_DUE, shared=False, ignore_result=True)  # type: ignore[untyped-decorator]
     def retry_due() -> dict[str, int]:
         with _app_context(app) as flask_app:
             report = send_due(flask_app)
@@ -116,7 +117,7 @@ def register_tasks(celery_app: Any, queue: TaskQueue, app: Flask | None = None) 
             )
         return {"enqueued": len(report.enqueued), "stuck": len(report.stuck)}
 
-    @celery_app.task(name=PURGE, ignore_result=True)  # type: ignore[untyped-decorator]
+    @celery_app.task(name=PURGE, shared=False, ignore_result=True)  # type: ignore[untyped-decorator]
     def purge_records() -> dict[str, int]:
         with _app_context(app) as flask_app:
             days = config_value("RETENTION_DAYS", flask_app)
