@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from celery.signals import worker_shutdown
 from flask import Flask, current_app, has_app_context
 
-from .context import TaskQueue, config_value
+from .context import TaskQueue, config_value, get_state
 from .maintenance import purge, retention_cutoff
 from .sending.retry import send_due, send_queued
 from .webhooks import inbox
@@ -86,6 +87,8 @@ def register_tasks(celery_app: Any, queue: TaskQueue, app: Flask | None = None) 
     @celery_app.task(name=SEND_EMAIL, shared=False, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def send_email(self: Any, email_id: int) -> str:
         with _app_context(app) as flask_app:
+            # a worker sends message after message: one SMTP connection for all of them
+            get_state(flask_app).transport.keep_connections()
             attempt = send_queued(flask_app, email_id)
         if attempt.outcome is not None:
             return attempt.outcome.value
@@ -131,6 +134,11 @@ def register_tasks(celery_app: Any, queue: TaskQueue, app: Flask | None = None) 
 
     def enqueue_inbox(inbox_id: int) -> None:
         apply_inbox.apply_async((inbox_id,))
+
+    if app is not None:
+        # the connections the worker's threads kept are closed when the worker stops
+        transport = get_state(app).transport
+        worker_shutdown.connect(lambda **kwargs: transport.close(), weak=False)
 
     queue.enqueue_send = enqueue_send
     queue.enqueue_inbox = enqueue_inbox

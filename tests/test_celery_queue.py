@@ -250,3 +250,13 @@ def test_a_queued_send_goes_through_rabbitmq(make_app: AppFactory, smtp_server: 
     assert len(smtp_server.messages) == 1
     assert _stored(app, email.id)[0] == "queued"
     assert queue_rows(app) == 0
+
+
+def test_a_worker_reuses_one_smtp_connection(
+    make_app: AppFactory, celery: Celery, smtp_server: SMTPServer
+) -> None:
+    app = _queued_app(make_app, celery, smtp_server.port)
+    emails = [_send(app) for _ in range(5)]
+    with running_worker(celery):
+        wait_for(lambda: len(smtp_server.messages) == len(emails), what="five sends")
+    assert smtp_server.handler.connections == 1
