@@ -20,6 +20,7 @@ from flask_maildelivery.sending.queue import MAX_BACKOFF, backoff_delay, claim
 from flask_maildelivery.sending.retry import send_queued
 
 from .conftest import AppFactory, RecordingHandler, SMTPServer, free_port, get_or_fail
+from .log_helpers import ADMIN, make_log_app
 from .queue_kit import queue_rows, smtp_server_on
 
 
@@ -259,3 +260,43 @@ def test_racing_senders_hand_a_send_over_once(
     with app.app_context():
         session = MailDelivery.state(app).extension.session
         assert session.scalar(sa.select(sa.func.count()).select_from(QueuedSend)) == 0
+
+
+def test_the_detail_page_and_the_api_show_where_a_send_stands(make_app: AppFactory) -> None:
+    log = make_log_app(
+        make_app,
+        MAILDELIVERY_TRANSPORT="smtp",
+        MAILDELIVERY_SMTP_HOST="127.0.0.1",
+        MAILDELIVERY_SMTP_PORT=free_port(),
+        MAILDELIVERY_RETRY_BACKOFF=600,
+    )
+    log.viewer.user = ADMIN
+    send_at = datetime(2031, 3, 1, 8, 30, tzinfo=UTC)
+    with log.app.app_context():
+        scheduled = log.extension.send(
+            subject="Report", to=["a@b.test"], text="x", send_at=send_at
+        ).id
+        deferred = log.extension.send(subject="Payslip", to=["c@d.test"], text="x").id
+    client = log.client()
+
+    page = client.get(f"/maildelivery/{scheduled}").get_data(as_text=True)
+    assert "Scheduled for" in page
+    assert "Queued, due" in page
+    assert "2031" in page
+    api = client.get(f"/maildelivery/api/emails/{scheduled}").get_json()
+    assert api["send_at"] == "2031-03-01T08:30:00+00:00"
+    assert api["queue"]["state"] == "waiting"
+    assert api["queue"]["attempts"] == 0
+
+    page = client.get(f"/maildelivery/{deferred}").get_data(as_text=True)
+    assert "Waiting for attempt 2, due" in page
+    api = client.get(f"/maildelivery/api/emails/{deferred}").get_json()
+    assert api["send_at"] is None
+    assert api["queue"]["attempts"] == 1
+    assert "cannot send through SMTP server" in api["queue"]["last_error"]
+
+    from flask_babel import Babel
+
+    Babel(log.app, locale_selector=lambda: "fr")
+    french = client.get(f"/maildelivery/{deferred}").get_data(as_text=True)
+    assert "En attente de la tentative 2" in french
