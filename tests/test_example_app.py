@@ -837,6 +837,52 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         clear_erp_tables(erp_tables, schema)
 
 
+def test_queue_celery_mode_sends_and_applies_events_through_a_worker(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """``python -m example_app --queue celery``: the same story, with the sends and the
+    simulator's webhook requests handled by a Celery worker on Redis."""
+    from example_app.stack import start_stack
+
+    from .queue_kit import REDIS_URL, queue_rows
+
+    stack = start_stack(
+        port=0,
+        timing=SimulatorTiming(delivery=0.05, open=0.05, deferral=0.2, late_bounce=0.3, retry=0.2),
+        instance_path=tmp_path,
+        environ={},
+        config={"SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False},
+        demo_emails=False,
+        queue="celery",
+        broker_url=REDIS_URL,
+    )
+    stack.serve_in_background()
+    app = stack.app
+    try:
+        assert stack.worker is not None
+        clerk = sign_in(app, "acme.clerk")
+        clerk.post(
+            "/invoices/email",
+            data={"invoice_id": [str(i) for i in invoice_ids(app, "INV-1008", "INV-1009")]},
+        )
+
+        def invoice_state(number: str) -> tuple[str | None, str | None]:
+            with app.app_context():
+                db.session.expire_all()
+                invoice = first_or_fail(db.session, Invoice, Invoice.number == number)
+                return invoice.email_result, invoice.email_status
+
+        wait_for(lambda: invoice_state("INV-1008") == ("warning", "bounced"), timeout=30)
+        wait_for(lambda: invoice_state("INV-1009") == ("delivered", "opened"), timeout=30)
+        assert queue_rows(app) == 0
+        assert stack.simulator is not None
+        # the simulator's requests were stored, then applied by the worker
+        assert {status for status, _ in stack.simulator.posts} == {200}
+    finally:
+        stack.stop()
+        clear_erp_tables(erp_tables, schema)
+
+
 def test_a_port_in_use_is_refused_and_leaves_nothing_running(
     erp_tables: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
