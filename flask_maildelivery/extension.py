@@ -162,7 +162,7 @@ class MailDelivery:
         pushes (Flask's documented pattern); without one, pass ``app`` and they push its
         context. Needs ``pip install flask-maildelivery[celery]``.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         # Celery is an optional dependency: imported only by hosts that use it
         from .tasks import register_tasks

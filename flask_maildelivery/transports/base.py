@@ -166,7 +166,7 @@ class Transport(ABC):
         keep what it holds for sends across app contexts, until :meth:`close` (reconnecting
         when the server closed it meanwhile).
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
         """
         return None
 
