@@ -53,7 +53,7 @@ from database_setup import create_database_if_missing
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_maildelivery.models import Base, Email, Recipient, WebhookInbox
-from tests.gunicorn_app import free_port
+from tests.gunicorn_app import free_port, serve
 from tests.kits import SendGridKit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,33 +115,14 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 @contextmanager
 def gunicorn(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        str(WORKERS),
-        "--worker-class",
-        "sync",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "load_host:create_app()",
-    ]
-    with process(command, env) as proc:
-        url = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn ended with status {proc.returncode}")
-            try:
-                return httpx.head(f"{url}/maildelivery/webhooks/sendgrid").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 180, "gunicorn")
+    """The load host under gunicorn (:data:`WORKERS` sync workers); its base URL."""
+    with serve(
+        env,
+        workers=WORKERS,
+        ready_timeout=180,
+        app="load_host:create_app()",
+        path=[ROOT / "benchmarks"],
+    ) as url:
         yield url
 
 
