@@ -32,6 +32,18 @@ def main(argv: list[str] | None = None) -> int:
         default=45.0,
         help="seconds a deferred message waits before the next attempt (default: 45)",
     )
+    parser.add_argument(
+        "--queue",
+        choices=["none", "celery"],
+        default="none",
+        help="celery: a Celery worker (in this process) sends the emails and applies the "
+        "webhook events; default: in the request, no outside service",
+    )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="the Celery broker with --queue celery (default: redis://127.0.0.1:6379/0)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("example_app").setLevel(logging.INFO)
@@ -44,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             smtp_port=args.smtp_port,
             timing=SimulatorTiming(late_bounce=args.late_bounce, deferral=args.deferral),
+            queue=None if args.queue == "none" else args.queue,
+            broker_url=args.broker,
         )
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
@@ -73,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  mail:      MAILDELIVERY_TRANSPORT={app.config['MAILDELIVERY_TRANSPORT']} (real delivery)"
         )
+    if stack.worker is not None:
+        print(f"  queue:     Celery worker on {stack.worker.celery_app.conf.broker_url}")
     if stack.seeded:
         print("  demo data created")
     print(f"  logins (password '{DEMO_PASSWORD}'):")

@@ -66,6 +66,8 @@ class ExampleStack:
     simulator: ProviderSimulator | None
     smtp: Controller | None
     seeded: bool
+    #: The Celery worker of ``--queue celery`` (``example_app.worker.EmbeddedWorker``).
+    worker: Any = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
@@ -86,6 +88,8 @@ class ExampleStack:
             self.server.shutdown()
             self._thread.join(timeout=10)
         self.server.server_close()
+        if self.worker is not None:
+            self.worker.stop()
         if self.simulator is not None:
             self.simulator.stop()
         if self.smtp is not None:
@@ -105,12 +109,16 @@ def start_stack(
     instance_path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     demo_emails: bool = True,
+    queue: str | None = None,
+    broker_url: str | None = None,
 ) -> ExampleStack:
     """Start the example: SMTP server and simulator (unless a real provider is configured),
     the app (tables created, demo data on first start) and its web server (not yet serving:
     call ``server.serve_forever()`` or :meth:`ExampleStack.serve_in_background`).
 
     :param port: the web server's port; ``0`` picks a free one.
+    :param queue: ``"celery"``: sends and webhook requests go through a Celery worker (in a
+        thread of this process) on ``broker_url`` (default: Redis on loopback).
     """
     # the app must know the simulator's public key and the SMTP port; the simulator learns
     # the webhook URL once the web server has its port
@@ -136,7 +144,20 @@ def start_stack(
             MAILDELIVERY_SMTP_PROVIDER="sendgrid",
             MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY=public_key_b64(key),
         )
+    if queue == "celery":
+        settings["MAILDELIVERY_QUEUE"] = "celery"
     app = create_app(settings, instance_path=instance_path, environ=environ)
+    worker = None
+    if queue == "celery":
+        # Celery is optional: imported only in this mode
+        from .worker import DEFAULT_BROKER, EmbeddedWorker, celery_init_app
+
+        try:
+            worker = EmbeddedWorker(celery_init_app(app, broker_url or DEFAULT_BROKER)).start()
+        except BaseException:
+            if smtp is not None:
+                smtp.stop()
+            raise
     with app.app_context():
         db.create_all()
         MailDelivery.state(app).extension.create_all(app)
@@ -145,7 +166,9 @@ def start_stack(
         prefix = config_value("URL_PREFIX", app).rstrip("/")
         simulator.webhook_url = f"http://{host}:{server.server_port}{prefix}/webhooks/sendgrid"
         simulator.start()
-    stack = ExampleStack(app=app, server=server, simulator=simulator, smtp=smtp, seeded=False)
+    stack = ExampleStack(
+        app=app, server=server, simulator=simulator, smtp=smtp, seeded=False, worker=worker
+    )
     try:
         stack.seeded = demo.seed(app, emails=demo_emails and local)
     except BaseException:

@@ -14,6 +14,7 @@ from .context import config_value, get_state
 from .ingest import apply_unmatched_events
 from .maintenance import purge, retention_cutoff
 from .sending import RecordingFailed, ResendRefused, SendRefused, resend_email
+from .sending.retry import release_stuck, send_due
 from .views.overview import SERIES
 from .views.reading import read_overview
 from .webhooks import inbox
@@ -168,6 +169,51 @@ def resend_command(email_id: int, all_recipients: bool, force: bool) -> None:
     except LookupError:
         raise click.ClickException(f"no email {email_id}") from None
     click.echo(f"resent as email {email.id} (result {email.result})")
+
+
+@maildelivery_cli.command("retry")
+@click.option(
+    "--release",
+    "release_ids",
+    type=int,
+    multiple=True,
+    metavar="EMAIL_ID",
+    help="Send again an email stuck in 'sending' (check first that it did not go out).",
+)
+@with_appcontext
+def retry_command(release_ids: tuple[int, ...]) -> None:
+    """Send the queued emails that are due: retries of transient failures (up to
+    MAILDELIVERY_MAX_ATTEMPTS) and scheduled sends. Run it from cron when
+    MAILDELIVERY_QUEUE is not "celery"; with Celery, it hands lost sends to the workers.
+    Emails stuck in 'sending' are reported, never sent twice silently."""
+    try:
+        if release_ids:
+            released = release_stuck(current_app, release_ids)
+            missing = sorted(set(release_ids) - set(released))
+            if missing:
+                click.echo(
+                    "not stuck in 'sending' (sent, failed or not queued): "
+                    + ", ".join(map(str, missing)),
+                    err=True,
+                )
+        report = send_due(current_app)
+    except (RecordingFailed, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for attempt in report.attempts:
+        outcome = attempt.outcome.value if attempt.outcome else "not claimed (sent elsewhere)"
+        click.echo(f"email {attempt.email_id}: {outcome}")
+    if report.enqueued:
+        click.echo(f"{len(report.enqueued)} queued email(s) handed to the workers again")
+    for stuck in report.stuck:
+        click.echo(
+            f"email {stuck.email_id} stuck in 'sending' since "
+            f"{stuck.claimed_at:%Y-%m-%d %H:%M:%S}Z (attempt {stuck.attempts}): its worker may "
+            "have stopped mid-send, so it may have gone out; once checked, "
+            f"flask maildelivery retry --release {stuck.email_id} sends it again",
+            err=True,
+        )
+    if not (report.attempts or report.enqueued or report.stuck):
+        click.echo("no queued email is due")
 
 
 @maildelivery_cli.command("reconcile")

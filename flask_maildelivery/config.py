@@ -35,6 +35,15 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_SUPPRESSION": "block",
     # soft bounces in a row (no delivery in between) that suppress an address
     "MAILDELIVERY_SOFT_BOUNCE_LIMIT": 5,
+    # None: send in the request; "celery": record, then a Celery task sends (init_celery)
+    "MAILDELIVERY_QUEUE": None,
+    # send attempts before a transient failure becomes "failed"
+    "MAILDELIVERY_MAX_ATTEMPTS": 5,
+    # seconds before the first retry; doubles each attempt (with jitter), up to 6 hours
+    "MAILDELIVERY_RETRY_BACKOFF": 60,
+    # seconds after which a send still "sending" is reported as stuck, and a queued send
+    # still waiting past its time is handed to a worker again
+    "MAILDELIVERY_QUEUE_TIMEOUT": 900,
     "MAILDELIVERY_SMTP_HOST": "localhost",
     "MAILDELIVERY_SMTP_PORT": 25,
     "MAILDELIVERY_SMTP_USERNAME": None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
@@ -126,6 +127,18 @@ class HostCallbacks:
         return list(self.attachments_of(email))
 
 
+@dataclass
+class TaskQueue:
+    """How the package hands work to a task queue: set by
+    :meth:`~flask_maildelivery.MailDelivery.init_celery`, one per extension object (like
+    :class:`HostCallbacks`); ``None`` entries: no task queue registered."""
+
+    #: ``(email_id, eta)``: hand a queued send to a worker, due at ``eta`` (``None``: now).
+    enqueue_send: Callable[[int, datetime | None], None] | None = None
+    #: ``(inbox_id)``: hand a stored webhook request to a worker.
+    enqueue_inbox: Callable[[int], None] | None = None
+
+
 def _app_context_id() -> int:
     # one session per app context, as Flask-SQLAlchemy scopes ``db.session``
     return id(app_ctx._get_current_object())  # type: ignore[attr-defined]
@@ -158,6 +171,8 @@ class AppState:
     #: How the log finds a recipient address (``"contains"`` or ``"prefix"``), looked up
     #: in the database on the first search (see :mod:`flask_maildelivery.views.queries`).
     address_search: str | None = None
+    #: The task queue's entry points (``init_celery``), shared by the apps of one extension.
+    tasks: TaskQueue = field(default_factory=lambda: TaskQueue())
 
     def __post_init__(self) -> None:
         # scoped_session takes any callable that makes a session; typeshed wants a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from . import config
 from .cli import maildelivery_cli
-from .context import EXTENSION_KEY, AppState, HostCallbacks, get_state
+from .context import EXTENSION_KEY, AppState, HostCallbacks, TaskQueue, get_state
 from .models import Base, Email
 from .review import review_email
 from .sending import AddressLike, resend_email, send_email, send_email_message
@@ -61,6 +62,8 @@ class MailDelivery:
         self.db = db
         #: The host's callbacks, shared by every app this object serves.
         self.callbacks = HostCallbacks()
+        #: The task queue's entry points (set by :meth:`init_celery`), shared likewise.
+        self.tasks = TaskQueue()
         if app is not None:
             self.init_app(app, db=db)
 
@@ -102,6 +105,12 @@ class MailDelivery:
             callbacks=self.callbacks,
         )
         state.extension = self
+        state.tasks = self.tasks
+        if state.settings["MAILDELIVERY_QUEUE"] not in (None, "celery"):
+            raise ValueError(
+                f"MAILDELIVERY_QUEUE={state.settings['MAILDELIVERY_QUEUE']!r}: set it to None "
+                '(send in the request) or "celery" (and call mail_delivery.init_celery)'
+            )
         app.extensions[EXTENSION_KEY] = state
         try:
             check_settings(app)
@@ -152,6 +161,24 @@ class MailDelivery:
         .. versionadded:: 0.2
         """
         return get_state().sessions()
+
+    def init_celery(self, celery_app: Any, app: Flask | None = None) -> Any:
+        """Register the package's Celery tasks (``maildelivery.send_email``,
+        ``maildelivery.apply_inbox``, ``maildelivery.retry_due``, ``maildelivery.purge``) on
+        the host's own Celery app; with ``MAILDELIVERY_QUEUE = "celery"``, sends and webhook
+        requests are then handed to its workers. Returns the registered tasks
+        (:class:`~flask_maildelivery.tasks.CeleryTasks`).
+
+        The tasks run in the Flask app context that the host's Celery ``Task`` class
+        pushes (Flask's documented pattern); without one, pass ``app`` and they push its
+        context. Needs ``pip install flask-maildelivery[celery]``.
+
+        .. versionadded:: 0.2
+        """
+        # Celery is an optional dependency: imported only by hosts that use it
+        from .tasks import register_tasks
+
+        return register_tasks(celery_app, self.tasks, app)
 
     # -- schema -------------------------------------------------------------------------
 
@@ -254,6 +281,7 @@ class MailDelivery:
         contacts: Mapping[str, tuple[str, Any]] | None = None,
         tenant_id: str | None = None,
         ignore_suppression: bool = False,
+        send_at: datetime | None = None,
     ) -> Email:
         """Record an email, hand it to the transport, record the outcome; return the
         :class:`~flask_maildelivery.models.Email`.
@@ -267,7 +295,13 @@ class MailDelivery:
 
         The email and its recipients are committed (in the package's own session, never the
         host's) before the transport runs. A transport failure never loses the record: the
-        email is kept with result ``failed`` and the error text.
+        email is kept with result ``failed`` and the error text; a transient one is retried
+        (``MAILDELIVERY_MAX_ATTEMPTS``, by a worker or ``flask maildelivery retry``).
+
+        With ``MAILDELIVERY_QUEUE = "celery"`` the email is recorded (result ``queued``) and
+        a worker sends it once the record is committed. ``send_at`` (an aware datetime)
+        schedules the send: a worker (Celery ``eta``) or ``flask maildelivery retry`` sends
+        it when it is due.
 
         :raises SendRefused: the send was refused before anything was sent (too many
             recipients, no sender or recipient, an invalid address, a line break in a
@@ -293,6 +327,7 @@ class MailDelivery:
             contacts=contacts,
             tenant_id=tenant_id,
             ignore_suppression=ignore_suppression,
+            send_at=send_at,
         )
 
     def send_message(

@@ -138,18 +138,49 @@ def record_send_failure(
     """The send of email ``email_id`` failed before any recipient got it: in one
     transaction, keep ``error`` on the email, make its result ``failed`` (the send itself
     failed) and apply ``events`` (a ``failed`` event per recipient); then the signals."""
+    return record_send_attempt(app, email_id, error, events, send_failed=True)
+
+
+def record_send_attempt(
+    app: Flask,
+    email_id: int,
+    error: str | None,
+    events: Sequence[NormalizedEvent],
+    *,
+    send_failed: bool,
+    also: Callable[[Session], None] | None = None,
+) -> IngestReport:
+    """Record an attempt to send email ``email_id`` in one transaction, then the signals:
+    keep ``error`` on the email (``None`` clears it) and apply ``events``.
+
+    :param send_failed: the send itself failed: the result becomes ``failed``. Else the
+        result follows the recipients again (a retry clears an earlier ``failed``).
+    :param also: more writes of the same transaction (the send queue's row).
+    """
 
     def work(session: Session, report: IngestReport) -> None:
         _begin_write(session)
         originals = _originals_of(session, [email_id])
-        old = _lock_emails(session, [email_id, *originals.values()])[email_id][0]
+        old, status = _lock_emails(session, [email_id, *originals.values()])[email_id]
+        new = old
+        if send_failed:
+            new = "failed"
+        elif old == "failed":
+            statuses = list(
+                session.scalars(
+                    sa.select(recipient_t.c.status).where(recipient_t.c.email_id == email_id)
+                )
+            )
+            new, status = email_result(statuses), email_status(statuses)
         session.execute(
             sa.update(email_t)
             .where(email_t.c.id == email_id)
-            .values(result="failed", error=error, updated_at=utcnow())
+            .values(result=new, status=status, error=error, updated_at=utcnow())
         )
-        if old != "failed":
-            report.result_changes.append((email_id, old, "failed"))
+        if old != new:
+            report.result_changes.append((email_id, old, new))
+        if also is not None:
+            also(session)
         _ingest(session, events, report)
 
     return _in_one_transaction(app, work)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from .context import session as package_session
-from .models import Email, Event, Recipient, utcnow
+from .models import Email, Event, QueuedSend, Recipient, utcnow
 
 #: Emails deleted per statement, so a purge never holds a huge lock.
 PURGE_BATCH = 1000
@@ -44,6 +44,7 @@ def purge(app: Flask, older_than: datetime, *, bodies_only: bool = False) -> int
             return total
         # explicit deletes: SQLite enforces ON DELETE CASCADE only with a pragma
         session.execute(sa.delete(Event).where(Event.email_id.in_(ids)))
+        session.execute(sa.delete(QueuedSend).where(QueuedSend.email_id.in_(ids)))
         session.execute(sa.delete(Recipient).where(Recipient.email_id.in_(ids)))
         session.execute(
             sa.update(Email).where(Email.resent_from_id.in_(ids)).values(resent_from_id=None)

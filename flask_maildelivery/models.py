@@ -24,6 +24,7 @@ from .vocabulary import (
     EmailStatus,
     EventType,
     InboxStatus,
+    QueueState,
     RecipientKind,
     RecipientStatus,
 )
@@ -200,6 +201,9 @@ class Email(Base):
         sa.ForeignKey("maildelivery_email.id", ondelete="SET NULL"),
         index=True,
     )
+
+    #: When the send is scheduled (``send(..., send_at=...)``); ``None``: at once.
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="email",
@@ -457,3 +461,42 @@ class AddressRecord(Base):
 
     def __repr__(self) -> str:
         return f"<AddressRecord {self.tenant_key!r}:{self.address} {self.failures}>"
+
+
+class QueuedSend(Base):
+    """A send not handed to the transport yet: queued for a worker, scheduled, or waiting
+    for a retry after a transient failure (see :mod:`.sending.queue`).
+
+    It keeps the message as it goes out (the stored email keeps only the names of its
+    attachments) until the transport accepts it or it fails for good; the row is then
+    deleted. A worker claims it by moving it from ``waiting`` to ``sending`` in one
+    conditional ``UPDATE``, so a send is handed over once.
+    """
+
+    __tablename__ = "maildelivery_send_queue"
+    __table_args__ = (
+        # due sends and sends stuck in ``sending`` (retry command, periodic task) without a scan
+        sa.Index("ix_maildelivery_send_queue_state_due", "state", "due_at"),
+    )
+
+    email_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("maildelivery_email.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[QueueState] = mapped_column(
+        StrEnumType(QueueState, 16), nullable=False, default=QueueState.WAITING
+    )
+    #: When the next attempt is due.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    #: Attempts made (or started) so far.
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    #: When the attempt under way was claimed (state ``sending``).
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Why the last attempt failed.
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    #: The message's fields (:func:`.sending.queue.message_fields`), attachments included.
+    message: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    #: The MIME message as built (and as ``before_send`` receivers left it).
+    mime: Mapped[bytes] = mapped_column(LongBinary, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"<QueuedSend {self.email_id} {self.state} attempt {self.attempts}>"

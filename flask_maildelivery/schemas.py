@@ -202,6 +202,17 @@ class LogCopySchema(Schema):
     url = fields.String()
 
 
+class LogQueueSchema(Schema):
+    """Where a send not handed over yet stands: ``waiting`` (queued, scheduled, or waiting
+    for a retry, due at ``due_at``) or ``sending``."""
+
+    state = fields.String()
+    due_at = fields.AwareDateTime()
+    attempts = fields.Integer()
+    claimed_at = fields.AwareDateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+
+
 class LogEmailSchema(Schema):
     """One email with its facts, its bodies, its recipients and their events, its copies and
     its review."""
@@ -235,6 +246,10 @@ class LogEmailSchema(Schema):
     reviewed_by = fields.String(allow_none=True)
     #: The copy whose delivery resolved it, or ``null``.
     resolved_by_id = fields.Integer(allow_none=True)
+    #: When the send is scheduled, or ``null``.
+    send_at = fields.AwareDateTime(allow_none=True)
+    #: The send not handed over yet (queued, scheduled, waiting for a retry), or ``null``.
+    queue = fields.Nested(LogQueueSchema, allow_none=True)
     recipients = fields.List(fields.Nested(LogRecipientSchema))
     #: Events of the email that name none of its recipients.
     other_events = fields.List(fields.Nested(LogEventSchema))

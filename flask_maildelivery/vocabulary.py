@@ -95,3 +95,12 @@ class InboxStatus(StrEnum):
     APPLIED = "applied"
     #: Applying its events failed; ``flask maildelivery inbox retry`` applies it again.
     FAILED = "failed"
+
+
+class QueueState(StrEnum):
+    """Where a queued send stands (:class:`~flask_maildelivery.models.QueuedSend`)."""
+
+    #: Waiting for its time: queued, scheduled (``send_at``) or waiting for a retry.
+    WAITING = "waiting"
+    #: Claimed by a worker (or the retry command) and being handed to the transport.
+    SENDING = "sending"

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,14 +70,21 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    environment: Mapping[str, str], *, workers: int = 4, ready_timeout: float = 90.0
+    environment: Mapping[str, str],
+    *,
+    workers: int = 4,
+    ready_timeout: float = 90.0,
+    app: str = "tests.gunicorn_app:create_app()",
+    path: Sequence[Path] = (),
 ) -> Iterator[str]:
-    """Run gunicorn (``workers`` sync worker processes) serving :func:`create_app` on a free
-    loopback port, with ``environment`` added to this process's; yield its base URL
-    (``http://127.0.0.1:<port>``) once it answers. Stopped on exit: SIGTERM, then SIGKILL if
-    it has not ended within 10 seconds."""
+    """Run gunicorn (``workers`` sync worker processes) serving ``app`` (default:
+    :func:`create_app`) on a free loopback port, with ``environment`` added to this
+    process's and ``path`` before the repository root on ``PYTHONPATH``; yield its base URL
+    (``http://127.0.0.1:<port>``) once its SendGrid webhook answers. Stopped on exit:
+    SIGTERM, then SIGKILL if it has not ended within 10 seconds."""
     port = free_port()
-    env = {**os.environ, **environment, "PYTHONPATH": str(ROOT)}
+    python_path = os.pathsep.join(str(p) for p in (*path, ROOT))
+    env = {**os.environ, **environment, "PYTHONPATH": python_path}
     command = [
         sys.executable,
         "-m",
@@ -90,7 +97,7 @@ def serve(
         f"127.0.0.1:{port}",
         "--log-level",
         "warning",
-        "tests.gunicorn_app:create_app()",
+        app,
     ]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:

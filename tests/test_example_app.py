@@ -955,11 +955,9 @@ def test_log_pages_sit_in_the_erp_layout_with_the_erps_permission_and_tenants(er
         assert f'href="/contacts/{initech}/edit?next=/maildelivery/{email_id}"' in page.text
 
 
-def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
-    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
-) -> None:
-    """SMTP server, SendGrid simulator and signed webhooks against the app on a real port:
-    the fix loop at the HTTP level."""
+def _fast_stack(database_url: str, tmp_path: Path, **options: Any) -> Any:
+    """The whole example on a free port, its simulator in a hurry, no demo emails, serving
+    in the background (``options``: more arguments of ``start_stack``)."""
     from example_app.stack import start_stack
 
     stack = start_stack(
@@ -969,23 +967,46 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         environ={},
         config={"SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False},
         demo_emails=False,
+        **options,
     )
     stack.serve_in_background()
+    return stack
+
+
+def _invoice_state(app: Flask, number: str) -> tuple[str | None, str | None]:
+    """The email result and status an invoice shows."""
+    with app.app_context():
+        db.session.expire_all()
+        invoice = first_or_fail(db.session, Invoice, Invoice.number == number)
+        return invoice.email_result, invoice.email_status
+
+
+def _email_two_invoices(app: Flask, timeout: float = 10.0) -> FlaskClient:
+    """The clerk emails INV-1008 (its customer's address bounces) and INV-1009 (delivered,
+    then opened); returns once both invoices show those outcomes."""
+    clerk = sign_in(app, "acme.clerk")
+    clerk.post(
+        "/invoices/email",
+        data={"invoice_id": [str(i) for i in invoice_ids(app, "INV-1008", "INV-1009")]},
+    )
+    wait_for(lambda: _invoice_state(app, "INV-1008") == ("warning", "bounced"), timeout)
+    wait_for(lambda: _invoice_state(app, "INV-1009") == ("delivered", "opened"), timeout)
+    return clerk
+
+
+def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """SMTP server, SendGrid simulator and signed webhooks against the app on a real port:
+    the fix loop at the HTTP level."""
+    stack = _fast_stack(database_url, tmp_path)
     app = stack.app
     try:
-        clerk = sign_in(app, "acme.clerk")
-        clerk.post(
-            "/invoices/email",
-            data={"invoice_id": [str(i) for i in invoice_ids(app, "INV-1008", "INV-1009")]},
-        )
+        clerk = _email_two_invoices(app)
 
         def invoice_state(number: str) -> tuple[str | None, str | None]:
-            with app.app_context():
-                invoice = first_or_fail(db.session, Invoice, Invoice.number == number)
-                return invoice.email_result, invoice.email_status
+            return _invoice_state(app, number)
 
-        wait_for(lambda: invoice_state("INV-1008") == ("warning", "bounced"))
-        wait_for(lambda: invoice_state("INV-1009") == ("delivered", "opened"))
         with app.app_context():
             assert contact_named("Initech").bounced_address == "initech@bounce.example"
         first = email_id_of(app, "INV-1008")
@@ -1005,6 +1026,27 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
             assert [a["filename"] for a in copy.attachments] == ["INV-1008.pdf"]
             assert contact_named("Initech").bounced_address is None
         assert stack.simulator is not None
+        assert {status for status, _ in stack.simulator.posts} == {200}
+    finally:
+        stack.stop()
+        clear_erp_tables(erp_tables, schema)
+
+
+def test_queue_celery_mode_sends_and_applies_events_through_a_worker(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """``python -m example_app --queue celery``: the same story, with the sends and the
+    simulator's webhook requests handled by a Celery worker on Redis."""
+    from .queue_kit import REDIS_URL, queue_rows
+
+    stack = _fast_stack(database_url, tmp_path, queue="celery", broker_url=REDIS_URL)
+    app = stack.app
+    try:
+        assert stack.worker is not None
+        _email_two_invoices(app, timeout=30)
+        assert queue_rows(app) == 0
+        assert stack.simulator is not None
+        # the simulator's requests were stored, then applied by the worker
         assert {status for status, _ in stack.simulator.posts} == {200}
     finally:
         stack.stop()

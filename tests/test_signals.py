@@ -115,6 +115,7 @@ def test_a_delayed_bounce_turns_delivered_into_error(
 
 def test_transport_failure_signals_each_change(make_app: AppFactory, signal_log: SignalLog) -> None:
     app = make_app(
+        MAILDELIVERY_MAX_ATTEMPTS=1,
         MAILDELIVERY_TRANSPORT="smtp",
         MAILDELIVERY_SMTP_HOST="127.0.0.1",
         MAILDELIVERY_SMTP_PORT=free_port(),

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from email.message import Message
+from enum import Enum
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -23,11 +26,17 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from .. import signals, suppression
 from ..context import AppState, config_value
 from ..events import NormalizedEvent, storable_id
-from ..ingest import apply_unmatched_events, ingest_events, record_send_failure
+from ..ingest import (
+    apply_unmatched_events,
+    ingest_events,
+    record_send_attempt,
+    record_send_failure,
+)
 from ..mime import header_text
 from ..models import Email, Recipient, utcnow
 from ..transports import OutgoingMessage, TransportError
 from .errors import RecordingFailed, SendCancelled, SendRefused
+from .queue import defer_values, due_time, queue_row, queue_t
 from .validate import AddressLike, CheckedSend, check_send, column_problems, message_problem
 
 #: Provider id of the events the hook records itself (refused recipients, failed sends).
@@ -57,6 +66,7 @@ def send_email(
     tenant_id: str | None,
     resent_from_id: int | None = None,
     ignore_suppression: bool = False,
+    send_at: datetime | None = None,
 ) -> Email:
     """Implementation of :meth:`MailDelivery.send`."""
     checked = check_send(
@@ -80,6 +90,7 @@ def send_email(
         tenant_id=tenant_id,
         resent_from_id=resent_from_id,
         ignore_suppression=ignore_suppression,
+        send_at=send_at,
     )
 
 
@@ -92,6 +103,7 @@ def record_and_send(
     tenant_id: str | None,
     resent_from_id: int | None,
     ignore_suppression: bool = False,
+    send_at: datetime | None = None,
 ) -> Email:
     """Record the checked send, hand it to the transport, record the outcome; return the
     stored email.
@@ -99,6 +111,9 @@ def record_and_send(
     A suppressed recipient (:mod:`..suppression`) is recorded ``suppressed`` and left out
     of the hand-over (``MAILDELIVERY_SUPPRESSION = "block"``, unless
     ``ignore_suppression``); when every recipient is, the transport is not called.
+    With ``MAILDELIVERY_QUEUE = "celery"``, or a ``send_at`` time, the message is kept in
+    the send queue with the record (one commit) instead, and, with Celery, handed to a
+    worker once that commit is done.
 
     A refused send (by the checks, by a ``before_send`` receiver's changes, or by a value
     its column cannot hold) is recorded ``failed`` with the reason and never reaches the
@@ -108,7 +123,12 @@ def record_and_send(
     :raises SendCancelled: a ``before_send`` receiver cancelled it; ``exc.email`` likewise.
     :raises RecordingFailed: the database refused the record of a send that was not
         refused, so nothing was sent.
+    :raises ValueError: ``send_at`` is a naive datetime.
     """
+    if send_at is not None and send_at.tzinfo is None:
+        raise ValueError(
+            "send_at must be an aware datetime, e.g. datetime.now(UTC) + timedelta(hours=1)"
+        )
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     callbacks = state.callbacks
     session = state.sessions()
@@ -138,7 +158,9 @@ def record_and_send(
         "public_id": outgoing.public_id,
         "tenant_id": tenant_id if tenant_id is not None else callbacks.current_tenant(),
         "created_at": now,
-        "sent_at": now,
+        # a scheduled send shows its planned time until it goes out
+        "sent_at": max(send_at, now) if send_at is not None else now,
+        "send_at": send_at,
         "updated_at": now,
         "sent_by": callbacks.sent_by(callbacks.current_user()),
         "sender": checked.sender,
@@ -184,9 +206,22 @@ def record_and_send(
     # DataError (PostgreSQL) would reach the caller and abort the package's transaction
     problems += column_problems(values, recipient_rows)
     refusal = "; ".join(problems) if problems and cancelled is None else None
+    suppressed = (
+        _suppressed(state, values["tenant_id"], outgoing, ignore_suppression)
+        if refusal is None and cancelled is None
+        else {}
+    )
+    queued = (
+        refusal is None
+        and cancelled is None
+        and bool(outgoing.envelope_recipients)
+        and (send_at is not None or config_value("QUEUE") == "celery")
+    )
 
     try:
         email = _insert_email(session, values, recipient_rows)
+        if queued:
+            session.execute(sa.insert(queue_t), queue_row(email.id, outgoing, values["sent_at"]))
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
@@ -209,25 +244,111 @@ def record_and_send(
             refused.__cause__ = exc
         refused.email = email
         raise refused
-    if not _skip_suppressed(app, state, email, values["tenant_id"], outgoing, ignore_suppression):
+    if suppressed:
+        _record_suppressed(app, email, suppressed)
+    if not outgoing.envelope_recipients:
         return email  # every recipient is suppressed: recorded, nothing to hand over
+    if queued:
+        enqueue(state, email.id, send_at)
+        return email
+    hand_over(app, state, email, outgoing, attempt=1, queued=False)
+    return email
+
+
+class Outcome(Enum):
+    """What one attempt to hand a message over came to."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+def enqueue(state: AppState, email_id: int, eta: datetime | None) -> None:
+    """Hand the queued send of ``email_id`` to a worker (due at ``eta``) when the queue is
+    Celery; without it, the row waits for ``flask maildelivery retry``. A broker that
+    cannot take the task loses nothing: the row waits for the periodic ``retry_due``.
+
+    :raises RuntimeError: ``MAILDELIVERY_QUEUE`` is ``"celery"`` but ``init_celery`` was
+        not called (the send stays queued in the database).
+    """
+    if config_value("QUEUE") != "celery":
+        return
+    if state.tasks.enqueue_send is None:
+        raise RuntimeError(
+            f'MAILDELIVERY_QUEUE is "celery" but no Celery app is registered: call '
+            f"mail_delivery.init_celery(celery_app) after init_app (email {email_id} is "
+            "recorded and queued; flask maildelivery retry sends it)"
+        )
+    try:
+        state.tasks.enqueue_send(email_id, eta)
+    except Exception:
+        logger.exception(
+            "email %s is queued, but its task could not be handed to the broker; the "
+            "periodic maildelivery.retry_due task (or flask maildelivery retry) sends it",
+            email_id,
+        )
+
+
+def hand_over(
+    app: Flask,
+    state: AppState,
+    email: Email,
+    outgoing: OutgoingMessage,
+    *,
+    attempt: int,
+    queued: bool,
+) -> Outcome:
+    """Hand ``outgoing`` (recorded as ``email``) to the transport and record the outcome:
+    sent (the queue row, if any, is deleted), deferred (a transient failure with attempts
+    left: a ``deferred`` event per recipient and the row waits for the next attempt), or
+    failed.
+
+    :param attempt: the attempt this is (1 for the first).
+    :param queued: the send has a queue row (claimed by the caller).
+    """
+    session = state.sessions()
     try:
         result = state.transport.send(outgoing)
     except TransportError as exc:
-        return _record_failure(app, email, str(exc))
+        return _record_send_error(
+            app, state, email, outgoing, str(exc), exc.retryable, attempt=attempt, queued=queued
+        )
     except Exception as exc:  # a host transport may raise anything; the record must survive
-        return _record_failure(app, email, f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        return _record_send_error(
+            app, state, email, outgoing, error, False, attempt=attempt, queued=queued
+        )
 
     try:
         if result.refused_recipients:
             _record_refused_recipients(app, email, result.refused_recipients)
+        if queued:
+            session.execute(sa.delete(queue_t).where(queue_t.c.email_id == email.id))
+            email.sent_at = utcnow()
         if result.provider_message_id:
             # stored as webhook events store it, so that they match (a digest when too long)
             email.provider_message_id = storable_id(result.provider_message_id, 255)
+        if queued or result.provider_message_id:
             email.updated_at = utcnow()
             session.commit()
+        if result.provider_message_id:
             # a webhook may have reported on this message before its id was stored
             apply_unmatched_events(app, [email.id])
+        if attempt > 1:
+            # an earlier attempt failed: its error goes, the result follows the recipients,
+            # and each recipient's log says which attempt went through
+            accepted = [
+                _hook_event(
+                    email,
+                    r.address,
+                    f"accepted-{attempt}",
+                    f"accepted on attempt {attempt}",
+                    type="processed",
+                )
+                for r in email.recipients
+                if r.address not in result.refused_recipients
+            ]
+            record_send_attempt(app, email.id, None, accepted, send_failed=False)
     except SQLAlchemyError:
         # the message went out: an error here would read as "not sent" (and invite a
         # second send), so the record keeps what it had and the log says what is missing
@@ -236,7 +357,69 @@ def record_and_send(
             "email %s was sent, but its outcome could not be recorded", outgoing.public_id
         )
     signals.send_safely(signals.email_sent, app, email=email)
-    return email
+    return Outcome.SENT
+
+
+def _record_send_error(
+    app: Flask,
+    state: AppState,
+    email: Email,
+    outgoing: OutgoingMessage,
+    error: str,
+    retryable: bool,
+    *,
+    attempt: int,
+    queued: bool,
+) -> Outcome:
+    """Attempt ``attempt`` failed with ``error``: a transient failure with attempts left is
+    deferred (retried after the backoff), anything else fails the send for good.
+
+    In the request (no queue row yet) the email's result becomes ``failed`` either way, as
+    without a queue; its recipients are ``deferred`` while a retry is planned.
+
+    :raises RecordingFailed: the database refused the record.
+    """
+    email_id = email.id
+    max_attempts = int(config_value("MAX_ATTEMPTS"))
+    if not (retryable and attempt < max_attempts):
+        if attempt > 1:
+            error = f"{error} (attempt {attempt} of {max_attempts}; no more attempts)"
+
+        def forget(session: Session) -> None:
+            session.execute(sa.delete(queue_t).where(queue_t.c.email_id == email_id))
+
+        _record_failure(app, email, error, also=forget if queued else None)
+        return Outcome.FAILED
+
+    due_at = due_time(attempt, float(config_value("RETRY_BACKOFF")))
+    reason = f"attempt {attempt} of {max_attempts} failed: {error}"
+
+    def keep(session: Session) -> None:
+        if queued:
+            session.execute(
+                sa.update(queue_t)
+                .where(queue_t.c.email_id == email_id)
+                .values(defer_values(due_at, error))
+            )
+        else:
+            session.execute(
+                sa.insert(queue_t),
+                queue_row(email_id, outgoing, due_at, attempts=attempt, last_error=error),
+            )
+
+    events = [
+        _hook_event(email, r.address, f"attempt-{attempt}", reason, type="deferred")
+        for r in email.recipients
+    ]
+    try:
+        record_send_attempt(app, email_id, error, events, send_failed=not queued, also=keep)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc)
+        raise RecordingFailed(
+            f"email {email_id} was not sent, and that could not be recorded: {cause}"
+        ) from exc
+    enqueue(state, email_id, due_at)
+    return Outcome.DEFERRED
 
 
 _INSERT_EMAIL = sa.insert(cast(sa.Table, Email.__table__))
@@ -281,13 +464,7 @@ def _recording_problem(session: Session, exc: SQLAlchemyError) -> str:
 
 
 def _hook_event(
-    email: Email,
-    address: str,
-    kind: str,
-    reason: str,
-    *,
-    event_type: str = "failed",
-    **extra: Any,
+    email: Email, address: str, kind: str, reason: str, *, type: str = "failed", **extra: Any
 ) -> NormalizedEvent:
     event_id = f"{email.public_id}:{kind}:{address.lower()}"
     if len(event_id) > EVENT_ID_LENGTH:
@@ -297,7 +474,7 @@ def _hook_event(
     return NormalizedEvent(
         provider=HOOK_PROVIDER,
         provider_event_id=event_id,
-        type=event_type,
+        type=type,
         raw_type=kind,
         occurred_at=utcnow(),
         recipient=address,
@@ -322,7 +499,9 @@ def _record_refused_recipients(
     )
 
 
-def _record_failure(app: Flask, email: Email, error: str) -> Email:
+def _record_failure(
+    app: Flask, email: Email, error: str, also: Callable[[Session], None] | None = None
+) -> Email:
     """The send failed before any recipient got it: the email keeps ``error`` and result
     ``failed``, and each recipient becomes ``failed`` with that reason.
 
@@ -333,7 +512,10 @@ def _record_failure(app: Flask, email: Email, error: str) -> Email:
     email_id = email.id
     try:
         events = [_hook_event(email, r.address, "send-failed", error) for r in email.recipients]
-        record_send_failure(app, email_id, error, events)
+        if also is None:
+            record_send_failure(app, email_id, error, events)
+        else:
+            record_send_attempt(app, email_id, error, events, send_failed=True, also=also)
     except SQLAlchemyError as exc:
         cause = str(getattr(exc, "orig", None) or exc)
         raise RecordingFailed(
@@ -342,20 +524,27 @@ def _record_failure(app: Flask, email: Email, error: str) -> Email:
     return email
 
 
-def _skip_suppressed(
-    app: Flask,
-    state: AppState,
-    email: Email,
-    tenant_id: str | None,
-    outgoing: OutgoingMessage,
-    ignore_suppression: bool,
-) -> bool:
-    """Record the recipients whose address is suppressed: ``suppressed`` and left out of
-    ``outgoing`` (mode ``block``), or sent with a warning event in their log (mode
-    ``warn``, or ``ignore_suppression``). Returns whether any recipient is left to send to."""
+@dataclass(frozen=True)
+class _Suppressed:
+    """A recipient whose address is suppressed, and what the send does about it."""
+
+    note: str
+    #: left out of the hand-over (``block``), else sent with a warning in its log
+    blocked: bool
+    #: why a suppressed address is sent to anyway (``warn`` mode or ``ignore_suppression``)
+    why: str
+
+
+def _suppressed(
+    state: AppState, tenant_id: str | None, outgoing: OutgoingMessage, ignore_suppression: bool
+) -> dict[str, _Suppressed]:
+    """The recipients of ``outgoing`` whose address is suppressed (:mod:`..suppression`),
+    by address; with ``MAILDELIVERY_SUPPRESSION = "block"`` (unless ``ignore_suppression``)
+    they are taken out of ``outgoing``'s envelope here, before the send is recorded or
+    queued."""
     mode = config_value("SUPPRESSION")
     if mode == suppression.OFF:
-        return True
+        return {}
     records = {
         key: record
         for key, record in suppression.address_records(
@@ -364,33 +553,37 @@ def _skip_suppressed(
         if record.suppressed
     }
     if not records:
-        return True
+        return {}
     block = mode == suppression.BLOCK and not ignore_suppression
-    events = []
-    for address in outgoing.envelope_recipients:
-        record = records.get(address.lower())
-        if record is None:
-            continue
-        note = suppression.suppression_note(record)
-        if block:
-            events.append(_hook_event(email, address, "suppressed", note, event_type="suppressed"))
-        else:
-            why = "ignore_suppression" if mode == suppression.BLOCK else "MAILDELIVERY_SUPPRESSION"
-            events.append(
-                _hook_event(
-                    email,
-                    address,
-                    "suppression-warning",
-                    f"sent although suppressed ({why}): {note}",
-                    event_type="unknown",
-                )
-            )
+    why = "ignore_suppression" if mode == suppression.BLOCK else "MAILDELIVERY_SUPPRESSION"
+    found = {
+        address: _Suppressed(suppression.suppression_note(record), block, why)
+        for address in outgoing.envelope_recipients
+        if (record := records.get(address.lower())) is not None
+    }
     if block:
         for kind in ("to", "cc", "bcc"):
             kept = [a for a in getattr(outgoing, kind) if a.address.lower() not in records]
             setattr(outgoing, kind, kept)
+    return found
+
+
+def _record_suppressed(app: Flask, email: Email, found: dict[str, _Suppressed]) -> None:
+    """Record each suppressed recipient of ``email``: ``suppressed`` (left out), or a
+    warning event in its log (sent anyway)."""
+    events = [
+        _hook_event(email, address, "suppressed", item.note, type="suppressed")
+        if item.blocked
+        else _hook_event(
+            email,
+            address,
+            "suppression-warning",
+            f"sent although suppressed ({item.why}): {item.note}",
+            type="unknown",
+        )
+        for address, item in found.items()
+    ]
     ingest_events(events, app)
-    return bool(outgoing.envelope_recipients)
 
 
 def _recorded_headers(mime: Message) -> dict[str, str]:

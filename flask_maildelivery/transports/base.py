@@ -161,6 +161,15 @@ class Transport(ABC):
         """Release any connection held between sends."""
         return None
 
+    def keep_connections(self) -> None:
+        """This thread sends message after message over its life (a task queue's worker):
+        keep what it holds for sends across app contexts, until :meth:`close` (reconnecting
+        when the server closed it meanwhile).
+
+        .. versionadded:: 0.2
+        """
+        return None
+
     def end_of_context(self) -> None:
         """Called when an app context ends (the end of a request, a CLI command, a job):
         release what this thread holds for a burst of sends. Resources shared by all threads

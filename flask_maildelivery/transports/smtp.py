@@ -50,6 +50,9 @@ class SMTPTransport(Transport):
         #: TLS settings for STARTTLS and SSL; replace for a private CA.
         self.ssl_context = ssl.create_default_context()
         self._local = threading.local()
+        #: Connections of the threads that keep theirs (workers), for :meth:`close`.
+        self._kept: dict[int, smtplib.SMTP] = {}
+        self._kept_lock = threading.Lock()
 
     def _connect(self) -> smtplib.SMTP:
         connection: smtplib.SMTP
@@ -74,6 +77,9 @@ class SMTPTransport(Transport):
         if connection is None:
             connection = self._connect()
             self._local.connection = connection
+            if getattr(self._local, "keep", False):
+                with self._kept_lock:
+                    self._kept[threading.get_ident()] = connection
         return connection
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -128,9 +134,15 @@ class SMTPTransport(Transport):
             }
         )
 
-    def _drop_connection(self) -> None:
+    def _forget_connection(self) -> smtplib.SMTP | None:
         connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
         self._local.connection = None
+        with self._kept_lock:
+            self._kept.pop(threading.get_ident(), None)
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = self._forget_connection()
         if connection is not None:
             with contextlib.suppress(OSError):
                 connection.close()
@@ -138,13 +150,28 @@ class SMTPTransport(Transport):
     def end_of_context(self) -> None:
         """A burst of sends reuses one connection within an app context; when the context
         ends, the connection is closed, so a thread that ends (a threaded server's request)
-        leaves no socket behind."""
-        self.close()
+        leaves no socket behind; a thread that keeps its connection
+        (:meth:`keep_connections`, a worker) reuses it for its next sends."""
+        if not getattr(self._local, "keep", False):
+            self._quit(self._forget_connection())
+
+    def keep_connections(self) -> None:
+        """One connection for all the sends of this thread (a worker's), not one per app
+        context; a connection the server closed is opened again at the next send."""
+        self._local.keep = True
 
     def close(self) -> None:
-        """Close this thread's connection (``QUIT``), if one is open."""
-        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
-        self._local.connection = None
+        """Close this thread's connection (``QUIT``), if one is open, and those that worker
+        threads kept (call it once they are done: at the worker's shutdown)."""
+        self._quit(self._forget_connection())
+        with self._kept_lock:
+            kept = list(self._kept.values())
+            self._kept.clear()
+        for connection in kept:
+            self._quit(connection)
+
+    @staticmethod
+    def _quit(connection: smtplib.SMTP | None) -> None:
         if connection is not None:
             try:
                 connection.quit()

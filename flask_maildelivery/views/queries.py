@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from ..context import session as package_session
-from ..models import TRIGRAM_INDEX, Email, Event, Recipient
+from ..models import TRIGRAM_INDEX, Email, Event, QueuedSend, Recipient
 from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
 from ..tracking import OverdueRule
 
@@ -612,6 +612,16 @@ class EventDetail:
     payload: dict[str, Any]
 
 
+class QueueDetail(NamedTuple):
+    """Where the email's send stands in the send queue (not handed over yet)."""
+
+    state: str
+    due_at: datetime
+    attempts: int
+    claimed_at: datetime | None
+    last_error: str | None
+
+
 class Resend(NamedTuple):
     """A copy sent of an email: its record no., when it was sent and its result."""
 
@@ -653,9 +663,12 @@ class EmailDetail:
     reviewed_at: datetime | None
     reviewed_by: str | None
     resolved_by_id: int | None
+    send_at: datetime | None
     recipients: tuple[RecipientDetail, ...]
     events: tuple[EventDetail, ...]
     resends: tuple[Resend, ...]
+    #: The send's queue row: queued, scheduled, waiting for a retry, or being sent.
+    queue: QueueDetail | None = None
 
 
 def _attribute_columns(model: Any) -> list[sa.ColumnElement[Any]]:
@@ -668,7 +681,7 @@ def email_detail(
 ) -> EmailDetail | None:
     """Email ``email_id`` of ``tenant_id`` as the detail page shows it, or ``None`` (also
     when it belongs to another tenant). Read as plain rows, not entities (the page only
-    reads): four statements."""
+    reads): five statements."""
     tenant_clause = _tenant_clause(tenant_id)
     row = connection.execute(
         sa.select(*_attribute_columns(Email)).where(Email.id == email_id, tenant_clause)
@@ -690,11 +703,21 @@ def email_detail(
         .where(Email.resent_from_id == email_id, tenant_clause)
         .order_by(Email.id)
     )
+    queued = connection.execute(
+        sa.select(
+            QueuedSend.state,
+            QueuedSend.due_at,
+            QueuedSend.attempts,
+            QueuedSend.claimed_at,
+            QueuedSend.last_error,
+        ).where(QueuedSend.email_id == email_id)
+    ).first()
     return EmailDetail(
         **row._mapping,
         recipients=tuple(RecipientDetail(**r._mapping) for r in recipients),
         events=tuple(EventDetail(**e._mapping) for e in events),
         resends=tuple(Resend(*r) for r in resends),
+        queue=None if queued is None else QueueDetail(*queued),
     )
 
 

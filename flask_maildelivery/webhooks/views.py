@@ -29,7 +29,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..context import config_value
+from ..context import config_value, get_state
 from ..events import NormalizedEvent
 from . import ADAPTERS, adapter_classes, inbox
 from .base import (
@@ -99,6 +99,7 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
             'webhook request before answering) or "after_response" (apply it once the '
             "answer is sent)"
         )
+    queued = config_value("QUEUE", app) == "celery"
     blueprint = Blueprint(BLUEPRINT_NAME, __name__, url_prefix=f"{prefix}/webhooks")
 
     @blueprint.route("/<provider>", methods=["POST", "HEAD"])
@@ -144,6 +145,10 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
             # nothing is stored: answer so that the provider retries
             logger.exception("could not store a %s webhook request", provider)
             return _error(adapter.retry_status, "the request could not be stored; retry later")
+        if queued and _enqueue_inbox(app, inbox_id):
+            # a worker applies it (maildelivery.apply_inbox); the provider waits only for
+            # the store
+            return jsonify(inbox=inbox_id, status="stored", **_unusable(parsed))
         if apply_mode == "after_response":
             # the row is committed: answer now, apply when the server closes the response
             # (a failure leaves the row failed; a process killed meanwhile, pending: both
@@ -169,6 +174,21 @@ def create_webhook_blueprint(app: Flask, adapters: dict[str, WebhookAdapter]) ->
 def _unusable(parsed: inbox.ParsedRequest) -> dict[str, int]:
     """``{"unusable": n}`` when items of the batch were set aside, else nothing."""
     return {"unusable": len(parsed.unusable)} if parsed.unusable else {}
+
+
+def _enqueue_inbox(app: Flask, inbox_id: int) -> bool:
+    """Hand stored request ``inbox_id`` to a Celery worker; ``False`` when no Celery app is
+    registered (``init_celery``) or the broker refused it (logged): the request is then
+    applied here, as without a queue."""
+    enqueue = get_state(app).tasks.enqueue_inbox
+    if enqueue is None:
+        return False
+    try:
+        enqueue(inbox_id)
+    except Exception:
+        logger.exception("webhook inbox row %s could not be handed to a worker", inbox_id)
+        return False
+    return True
 
 
 def _apply_after_response(app: Flask, inbox_id: int, events: list[NormalizedEvent]) -> None:
