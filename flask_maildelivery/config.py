@@ -87,6 +87,17 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_BREVO_WEBHOOK_CREDENTIALS": (),
     "MAILDELIVERY_RESEND_WEBHOOK_SECRET": None,
     "MAILDELIVERY_RESEND_WEBHOOK_TOLERANCE": None,
+    # the bounce mailbox (see docs/bounces.md): the VERP envelope sender of SMTP sends, the
+    # key that signs its tokens (a list rotates: the first signs, all verify; default
+    # SECRET_KEY), and where bounces arrive (imaps://, imap:// or maildir:// URL)
+    "MAILDELIVERY_BOUNCE_ADDRESS": None,
+    "MAILDELIVERY_BOUNCE_SECRET": None,
+    "MAILDELIVERY_BOUNCE_MAILBOX": None,
+    # IMAP: move processed messages to this folder (default: keep them, marked read)
+    "MAILDELIVERY_BOUNCE_PROCESSED_FOLDER": None,
+    "MAILDELIVERY_BOUNCE_DELETE_PROCESSED": False,
+    "MAILDELIVERY_BOUNCE_POLL_INTERVAL": 60,
+    "MAILDELIVERY_BOUNCE_TIMEOUT": 30,
 }
 
 

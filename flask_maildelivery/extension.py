@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from . import config
+from .bounces.settings import bounce_settings_problem
 from .cli import maildelivery_cli
 from .context import EXTENSION_KEY, AppState, HostCallbacks, get_state
 from .models import Base, Email
@@ -95,6 +96,9 @@ class MailDelivery:
             )
         self.db = self.db or db
         state = AppState(db=db, settings=config.read_settings(app), callbacks=self.callbacks)
+        bounce_problem = bounce_settings_problem(app, state.settings)
+        if bounce_problem is not None:
+            raise ValueError(bounce_problem)
         state.extension = self
         app.extensions[EXTENSION_KEY] = state
         transport = state.transport = create_transport(
