@@ -29,7 +29,7 @@ DSN_PROVIDER = "dsn"
 
 #: Bytes of a message that are read: the report parts come before the returned message,
 #: so a large returned attachment is never held in memory.
-MAX_READ_BYTES = 1024 * 1024
+MAX_READ_BYTES = 512 * 1024
 
 
 class ReportKind(StrEnum):
