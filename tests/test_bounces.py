@@ -10,6 +10,7 @@ import threading
 import tracemalloc
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,13 +32,14 @@ from flask_maildelivery.tracking import tracking, tracking_health
 
 from .bounce_helpers import (
     BOUNCE_ADDRESS,
+    CORPUS,
     EXPECTED,
     email_for,
     email_result,
     recipient_states,
     sample,
 )
-from .conftest import AppFactory, SignalLog, SMTPServer, get_or_fail
+from .conftest import AppFactory, SignalLog, SMTPServer, free_port, get_or_fail
 
 PUBLIC_ID = "5f0c1b2a9d8e4f7a8b6c3d2e1f0a9b8c"
 
@@ -299,7 +301,7 @@ def test_a_bounce_mailbox_counts_as_outcome_tracking_for_smtp(
 # --- Maildir, fetch, watch, read ------------------------------------------------------------
 
 
-def _maildir_app(make_app: AppFactory, root: Path, **config: object) -> Flask:
+def _maildir_app(make_app: AppFactory, root: Path, **config: Any) -> Flask:
     return make_app(
         MAILDELIVERY_BOUNCE_ADDRESS=BOUNCE_ADDRESS,
         MAILDELIVERY_BOUNCE_MAILBOX=f"maildir://{root}",
@@ -494,8 +496,6 @@ def test_a_report_is_recognized_before_its_auto_submitted_header() -> None:
 
 
 def sample_path(name: str) -> Path:
-    from .bounce_helpers import CORPUS
-
     return CORPUS / name
 
 
@@ -526,3 +526,11 @@ def _big_bounce(size: int) -> bytes:
         + b"--\n"
         + tail
     )
+
+
+def test_an_imap_server_that_does_not_answer_is_one_clear_error(make_app: AppFactory) -> None:
+    port = free_port()
+    app = make_app(MAILDELIVERY_BOUNCE_MAILBOX=f"imaps://u:p@127.0.0.1:{port}/INBOX")
+    result = app.test_cli_runner().invoke(args=["maildelivery", "bounces", "fetch"])
+    assert result.exit_code == 1
+    assert f"Error: cannot connect to IMAP server 127.0.0.1:{port}" in result.output

@@ -11,6 +11,7 @@ is set. Only the first :data:`~.reports.MAX_READ_BYTES` of a message are fetched
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import os
@@ -232,18 +233,25 @@ class IMAPSource:
                 )
             else:
                 connection = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
-                if self.starttls:
-                    connection.starttls(self.ssl_context)
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise BounceSourceError(f"cannot connect to {self._where()}: {exc}") from exc
+        try:
+            if self.starttls:
+                connection.starttls(self.ssl_context)
             connection.login(self.user, self.password)
             status, data = connection.select(_quoted(self.folder))
             if status != "OK":
                 raise BounceSourceError(
                     f"{self._where()}: cannot open folder {self.folder!r}: {_text(data)}"
                 )
-        except imaplib.IMAP4.error as exc:
-            raise BounceSourceError(f"{self._where()} refused: {exc}") from exc
-        except (OSError, ssl.SSLError) as exc:
-            raise BounceSourceError(f"cannot connect to {self._where()}: {exc}") from exc
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                connection.shutdown()
+            if isinstance(exc, imaplib.IMAP4.error):
+                raise BounceSourceError(f"{self._where()} refused: {exc}") from exc
+            if isinstance(exc, OSError):  # ssl.SSLError included
+                raise BounceSourceError(f"cannot connect to {self._where()}: {exc}") from exc
+            raise
         flags = _text(connection.response("PERMANENTFLAGS")[1])
         self.keyword = "\\*" in flags or IMAP_KEYWORD in flags
         self.connection = connection
@@ -255,7 +263,9 @@ class IMAPSource:
         try:
             connection.logout()
         except (imaplib.IMAP4.error, OSError):
-            return
+            # a lost connection cannot say LOGOUT; its socket is closed all the same
+            with contextlib.suppress(OSError):
+                connection.shutdown()
 
     def _command(self, *args: str) -> list[object]:
         assert self.connection is not None
