@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import migrations
 from .bounces import mailbox as bounce_mailbox
@@ -181,6 +182,10 @@ def inbox_retry(inbox_id: int | None, retry_all: bool) -> None:
         raise click.ClickException(f"{failed} of {len(outcomes)} request(s) still failed")
 
 
+#: sysexits.h's "temporary failure": what an MTA pipe retries later.
+EX_TEMPFAIL = 75
+
+
 @maildelivery_cli.group("bounces", help="The bounce mailbox: delayed errors of SMTP sends.")
 def bounces_group() -> None:
     """Bounce mailbox commands."""
@@ -241,7 +246,13 @@ def bounces_read(file: BinaryIO, explain: bool) -> None:
         pass
     if not data.strip():
         raise click.ClickException("the message is empty")
-    outcome: BounceOutcome = read_bounce(current_app, data)
+    try:
+        outcome: BounceOutcome = read_bounce(current_app, data)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(f"Error: the bounce could not be stored, try again later: {cause}", err=True)
+        # EX_TEMPFAIL: an MTA's pipe (Postfix pipe(8), Exim) keeps the message and retries
+        raise click.exceptions.Exit(EX_TEMPFAIL) from None
     if explain:
         for step in outcome.steps:
             click.echo(f"  {step}")

@@ -373,6 +373,29 @@ def test_a_message_that_fails_to_apply_stays_unread_and_is_read_at_the_next_fetc
             db.engine.dispose()
 
 
+def test_bounces_read_asks_the_mta_to_retry_when_the_database_fails(tmp_path: Path) -> None:
+    app = Flask("bounce_read_failure")
+    app.config.update(
+        SECRET_KEY="test-secret",
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.db'}",
+        MAILDELIVERY_TRANSPORT="memory",
+    )
+    db = SQLAlchemy()
+    db.init_app(app)
+    MailDelivery(app, db=db)
+    try:
+        result = app.test_cli_runner().invoke(
+            args=["maildelivery", "bounces", "read", str(sample_path("exim_hard.eml"))]
+        )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    # 75 (EX_TEMPFAIL): Postfix's pipe(8) and Exim keep the message and deliver it again
+    assert result.exit_code == 75
+    assert "Error: the bounce could not be stored, try again later" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_folder_that_is_not_a_maildir_is_a_clear_error(
     make_app: AppFactory, tmp_path: Path
 ) -> None:

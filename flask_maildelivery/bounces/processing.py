@@ -49,7 +49,10 @@ class BounceOutcome:
 
     def summary(self) -> str:
         """One line: what the message was and what it did."""
-        recipients = ", ".join(f"{r.address} {r.type}" for r in self.report.recipients)
+        applied = self.action in ("applied", "unmatched", "duplicate")
+        recipients = ", ".join(
+            f"{r.address} {r.type}" for r in (self.report.recipients if applied else ())
+        )
         text = f"{self.report.kind}: {self.action}"
         if self.correlation:
             text += f" ({self.correlation})"
