@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from flask_maildelivery import MailDelivery
-from flask_maildelivery.bounces import fetch_bounces
+from flask_maildelivery.bounces import fetch_bounces, watch_bounces
 from flask_maildelivery.bounces.mailbox import IMAP_KEYWORD, BounceSourceError, FetchReport
 
 from .bounce_helpers import email_for, recipient_states, sample
@@ -75,6 +75,11 @@ class MailServers:
             "MAILDELIVERY_BOUNCE_MAILBOX": self.mailbox_url(),
             "MAILDELIVERY_BOUNCE_TIMEOUT": 10,
         }
+
+    def reading_config(self, **overrides: Any) -> dict[str, Any]:
+        """An app that reads this test's mailbox and makes its emails in the log only
+        (memory transport): no DSN of Postfix joins the messages a test puts there."""
+        return {**self.config(), "MAILDELIVERY_TRANSPORT": "memory", **overrides}
 
     def imap_login(self) -> imaplib.IMAP4_SSL:
         """A direct IMAP connection to this test's mailbox, INBOX selected."""
@@ -283,16 +288,13 @@ def test_a_mailbox_that_disconnects_mid_fetch_loses_nothing_and_the_next_fetch_r
         connection.logout()
     proxy = CuttingProxy(mailservers.imap, cut_at=2)
     cut_url = f"imap://{mailservers.user}:{PASSWORD}@127.0.0.1:{proxy.port}/INBOX?tls=none"
-    # the emails are made in the log only (memory transport): no DSN of Postfix joins the
-    # messages this test put in the mailbox
-    reading = {**mailservers.config(), "MAILDELIVERY_TRANSPORT": "memory"}
-    cut = make_app(**{**reading, "MAILDELIVERY_BOUNCE_MAILBOX": cut_url})
+    cut = make_app(**mailservers.reading_config(MAILDELIVERY_BOUNCE_MAILBOX=cut_url))
     host, port = mailservers.imap
     # the next fetch goes straight to Dovecot, with STARTTLS
     direct_url = (
         f"imap://{mailservers.user}:{PASSWORD}@{host}:{port}/INBOX?cafile={mailservers.cafile}"
     )
-    direct = make_app(**{**reading, "MAILDELIVERY_BOUNCE_MAILBOX": direct_url})
+    direct = make_app(**mailservers.reading_config(MAILDELIVERY_BOUNCE_MAILBOX=direct_url))
     try:
         with cut.app_context():
             ids = {
@@ -359,3 +361,46 @@ def test_a_folder_that_does_not_exist_is_one_clear_error(
     result = app.test_cli_runner().invoke(args=["maildelivery", "bounces", "fetch"])
     assert result.exit_code == 1
     assert "cannot open folder 'Nope'" in result.output
+
+
+def test_watch_reads_a_new_bounce_as_soon_as_dovecot_announces_it(
+    make_app: AppFactory, mailservers: MailServers
+) -> None:
+    # polling every 10 minutes: only IMAP IDLE can read the message within seconds
+    app = make_app(**mailservers.reading_config(MAILDELIVERY_BOUNCE_POLL_INTERVAL=600))
+    with app.app_context():
+        email_id = email_for(app, ["j.doe@vendor.example"], "0d9c8b7a6f5e4d3c2b1a098f7e6d5c4b")
+    stop = threading.Event()
+    reports: list[FetchReport] = []
+
+    def run() -> None:
+        with app.app_context():
+            watch_bounces(app, stop=stop, on_fetch=reports.append)
+
+    watcher = threading.Thread(target=run)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not reports:
+            assert time.monotonic() < deadline, "watch never read the mailbox"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the watcher is in IDLE now
+        connection = mailservers.imap_login()
+        try:
+            status, _ = connection.append(
+                "INBOX", "", imaplib.Time2Internaldate(time.time()), sample("exim_hard.eml")
+            )
+            assert status == "OK"
+        finally:
+            connection.logout()
+        deadline = time.monotonic() + 20
+        while not any(r.outcomes for r in reports):
+            assert time.monotonic() < deadline, "IDLE did not wake the watcher"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        watcher.join(20)
+    assert not watcher.is_alive()
+    assert [o.action for r in reports for o in r.outcomes] == ["applied"]
+    with app.app_context():
+        assert recipient_states(app, email_id)["j.doe@vendor.example"]["status"] == "bounced"

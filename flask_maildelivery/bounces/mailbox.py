@@ -7,6 +7,8 @@ connection or a parsing bug loses nothing: the next fetch reads what was not mar
 kept (IMAP: keyword ``$MailDeliveryRead``, or moved to ``MAILDELIVERY_BOUNCE_PROCESSED_FOLDER``;
 Maildir: moved to ``cur/`` with the ``S`` flag) unless ``MAILDELIVERY_BOUNCE_DELETE_PROCESSED``
 is set. Only the first :data:`~.reports.MAX_READ_BYTES` of a message are fetched.
+``watch`` keeps an IMAP connection open and waits with IDLE (RFC 2177) where the server has
+it, so a bounce is read as soon as it arrives; otherwise it polls.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import contextlib
 import imaplib
 import logging
 import os
+import select
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +38,8 @@ logger = logging.getLogger("flask_maildelivery")
 
 #: The IMAP keyword that marks a message as read by the package.
 IMAP_KEYWORD = "$MailDeliveryRead"
+#: The tag of the IDLE command (imaplib has no IDLE before Python 3.14).
+_IDLE_TAG = b"MDIDLE"
 
 
 class BounceSourceError(Exception):
@@ -64,9 +69,15 @@ class FetchReport:
 class Source(Protocol):
     """A bounce mailbox: yields ``(key, first bytes)`` of each message, marks a key done."""
 
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
     def messages(self, reprocess: bool) -> Iterator[tuple[str, bytes]]: ...
 
     def mark_processed(self, key: str) -> None: ...
+
+    def wait_for_mail(self, timeout: float, stop: threading.Event) -> None: ...
 
 
 def open_source(app: Flask) -> Source:
@@ -99,19 +110,12 @@ def fetch_bounces(app: Flask, *, reprocess: bool = False) -> FetchReport:
     :raises BounceSourceError: the mailbox cannot be opened, or the connection was lost;
         what was read before is kept and marked, the rest is read at the next fetch.
     """
-    report = FetchReport()
     source = open_source(app)
-    with _connected(source):
-        for key, data in source.messages(reprocess):
-            try:
-                outcome = read_bounce(app, data)
-            except Exception as exc:  # a bug or a database error: keep the message for later
-                logger.exception("bounce mailbox: message %s could not be read", key)
-                report.failed.append((key, f"{type(exc).__name__}: {exc}"))
-                continue
-            report.outcomes.append(outcome)
-            source.mark_processed(key)
-    return report
+    source.connect()
+    try:
+        return _read_messages(app, source, reprocess)
+    finally:
+        source.close()
 
 
 def watch_bounces(
@@ -121,33 +125,41 @@ def watch_bounces(
     stop: threading.Event | None = None,
     on_fetch: Callable[[FetchReport], None] | None = None,
 ) -> None:
-    """Fetch, then again every ``interval`` seconds (default
-    ``MAILDELIVERY_BOUNCE_POLL_INTERVAL``) until ``stop`` is set (``flask maildelivery
-    bounces watch``). A lost connection is logged and retried at the next round."""
+    """Read new messages until ``stop`` is set (``flask maildelivery bounces watch``): over
+    IMAP with IDLE, as soon as the server announces one (the connection stays open);
+    otherwise every ``interval`` seconds (default ``MAILDELIVERY_BOUNCE_POLL_INTERVAL``). A
+    lost connection is logged and opened again after ``interval``."""
     stop = stop or threading.Event()
     wait = float(interval if interval is not None else config_value("BOUNCE_POLL_INTERVAL", app))
     while not stop.is_set():
+        source = open_source(app)
         try:
-            report = fetch_bounces(app)
+            source.connect()
+            try:
+                while not stop.is_set():
+                    report = _read_messages(app, source, reprocess=False)
+                    if on_fetch is not None:
+                        on_fetch(report)
+                    source.wait_for_mail(wait, stop)
+            finally:
+                source.close()
         except BounceSourceError as exc:
             logger.warning("bounce mailbox: %s (trying again in %s s)", exc, wait)
-        else:
-            if on_fetch is not None:
-                on_fetch(report)
-        stop.wait(wait)
+            stop.wait(wait)
 
 
-@contextmanager
-def _connected(source: Source) -> Iterator[None]:
-    connect = getattr(source, "connect", None)
-    close = getattr(source, "close", None)
-    if connect is not None:
-        connect()
-    try:
-        yield
-    finally:
-        if close is not None:
-            close()
+def _read_messages(app: Flask, source: Source, reprocess: bool) -> FetchReport:
+    report = FetchReport()
+    for key, data in source.messages(reprocess):
+        try:
+            outcome = read_bounce(app, data)
+        except Exception as exc:  # a bug or a database error: keep the message for later
+            logger.exception("bounce mailbox: message %s could not be read", key)
+            report.failed.append((key, f"{type(exc).__name__}: {exc}"))
+            continue
+        report.outcomes.append(outcome)
+        source.mark_processed(key)
+    return report
 
 
 class MaildirSource:
@@ -156,6 +168,16 @@ class MaildirSource:
     def __init__(self, path: Path, *, delete: bool = False) -> None:
         self.path = path
         self.delete = delete
+
+    def connect(self) -> None:
+        """Nothing to open."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def wait_for_mail(self, timeout: float, stop: threading.Event) -> None:
+        """Wait ``timeout`` seconds (or until ``stop``): a Maildir is polled."""
+        stop.wait(timeout)
 
     def messages(self, reprocess: bool) -> Iterator[tuple[str, bytes]]:
         if not (self.path / "new").is_dir() or not (self.path / "cur").is_dir():
@@ -305,6 +327,36 @@ class IMAPSource:
             self._command("COPY", key, _quoted(self.processed_folder))
             self._command("STORE", key, "+FLAGS", "(\\Deleted)")
             self._expunge()
+
+    def wait_for_mail(self, timeout: float, stop: threading.Event) -> None:
+        """Wait until the server announces new mail (IMAP IDLE, RFC 2177), ``timeout``
+        seconds pass or ``stop`` is set; a server without IDLE is polled."""
+        connection = self.connection
+        assert connection is not None
+        if "IDLE" not in connection.capabilities:
+            stop.wait(timeout)
+            return
+        try:
+            connection.send(_IDLE_TAG + b" IDLE\r\n")
+            if not connection.readline().startswith(b"+"):
+                raise BounceSourceError(f"{self._where()} refused IDLE")
+            sock = connection.socket()
+            deadline = time.monotonic() + timeout
+            while not stop.is_set() and time.monotonic() < deadline:
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                if not pending and not select.select([sock], [], [], 0.5)[0]:
+                    continue
+                line = connection.readline()
+                if not line:
+                    raise BounceSourceError(f"{self._where()} closed the connection")
+                if line.rstrip().upper().endswith((b"EXISTS", b"RECENT")):
+                    break
+            connection.send(b"DONE\r\n")
+            while not (line := connection.readline()).startswith(_IDLE_TAG + b" "):
+                if not line:
+                    raise BounceSourceError(f"{self._where()} closed the connection")
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise BounceSourceError(f"the connection to {self._where()} was lost: {exc}") from exc
 
     def _expunge(self) -> None:
         assert self.connection is not None
