@@ -38,7 +38,7 @@ from example_app.simulator import (
     public_key_b64,
     start_smtp_server,
 )
-from example_app.stack import free_port, uses_local_delivery
+from example_app.stack import ExampleStack, free_port, uses_local_delivery
 from flask_maildelivery.context import get_state
 from flask_maildelivery.models import Email, utcnow
 from flask_maildelivery.sending import resend_email
@@ -781,14 +781,12 @@ def test_log_pages_sit_in_the_erp_layout_with_the_erps_permission_and_tenants(er
         assert f'href="/contacts/{contact_id("Initech", erp)}/edit"' in page.text
 
 
-def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
-    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
-) -> None:
-    """SMTP server, SendGrid simulator and signed webhooks against the app on a real port:
-    the fix loop at the HTTP level."""
+def fast_stack(database_url: str, tmp_path: Path) -> ExampleStack:
+    """The whole example (SMTP server, simulator, bounce mailbox, web server on a free port)
+    on the test database, with the simulator's delays cut to fractions of a second."""
     from example_app.stack import start_stack
 
-    stack = start_stack(
+    return start_stack(
         port=0,
         timing=SimulatorTiming(delivery=0.05, open=0.05, deferral=0.2, late_bounce=0.3, retry=0.2),
         instance_path=tmp_path,
@@ -796,6 +794,14 @@ def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
         config={"SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False},
         demo_emails=False,
     )
+
+
+def test_real_stack_delivers_bounces_flags_and_resends_on_every_database(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """SMTP server, SendGrid simulator and signed webhooks against the app on a real port:
+    the fix loop at the HTTP level."""
+    stack = fast_stack(database_url, tmp_path)
     stack.serve_in_background()
     app = stack.app
     try:
@@ -842,17 +848,9 @@ def test_late_example_bounces_as_a_real_dsn_read_from_the_local_bounce_mailbox(
 ) -> None:
     """With the SMTP transport, late.example's delayed bounce is a mail server's DSN to the
     tagged envelope sender, delivered into a local Maildir and read from there."""
-    from example_app.stack import start_stack
     from flask_maildelivery.models import Event, Recipient
 
-    stack = start_stack(
-        port=0,
-        timing=SimulatorTiming(delivery=0.05, open=0.05, deferral=0.2, late_bounce=0.3, retry=0.2),
-        instance_path=tmp_path,
-        environ={},
-        config={"SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False},
-        demo_emails=False,
-    )
+    stack = fast_stack(database_url, tmp_path)
     app = stack.app
     try:
         assert stack.bounce_maildir == tmp_path / "bounce-mailbox"
