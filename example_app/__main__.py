@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         for domain in sorted(REFUSED_DOMAINS):
             print(f"    @{domain:<16} refused by the SMTP server")
         print(f"    {'anything else':<17} {DESCRIPTIONS['open']}")
+    if stack.bounce_maildir is not None:
+        print(
+            f"  bounces:   @late.example's bounce arrives as a DSN in {stack.bounce_maildir}, "
+            "read every second (flask maildelivery bounces watch)"
+        )
     else:
         print(
             f"  mail:      MAILDELIVERY_TRANSPORT={app.config['MAILDELIVERY_TRANSPORT']} (real delivery)"

@@ -5,6 +5,11 @@ What happens to a recipient depends on its domain (see :data:`OUTCOMES`). Events
 signed with a real ECDSA P-256 key (SendGrid's Signed Event Webhook): the key is generated at
 first start and kept in the instance folder, and the app is configured with its public key,
 so the webhook endpoint verifies every request exactly as it would in production.
+
+With a bounce Maildir (:attr:`ProviderSimulator.bounce_maildir`), the late bounce of
+``late.example`` comes back the way a mail server sends it to an SMTP sender: a real RFC 3464
+delivery status notification, addressed to the message's envelope sender (the app's tagged
+bounce address) and delivered into that Maildir, where ``flask maildelivery bounces`` reads it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import heapq
 import itertools
 import json
 import logging
+import mailbox
 import os
 import secrets
 import threading
@@ -22,8 +28,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import message_from_bytes
-from email.utils import getaddresses
+from email.utils import format_datetime, getaddresses, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +149,70 @@ class _Job:
     seq: int
     events: list[dict[str, Any]] = field(compare=False)
     attempt: int = field(default=1, compare=False)
+    #: a bounce message to deliver into the bounce Maildir instead of a webhook POST
+    bounce: bytes | None = field(default=None, compare=False)
+
+
+def delivery_status_notification(
+    mail: ReceivedMail, address: str, status: str, diagnostic: str, reporting_mta: str
+) -> bytes:
+    """The DSN (RFC 3464) a mail server returns to ``mail``'s envelope sender when
+    ``address`` failed: Postfix's format, the returned message's headers included."""
+    boundary = f"{secrets.token_hex(8)}/{reporting_mta}"
+    returned_headers = mail.data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    now = format_datetime(datetime.now(UTC))
+    return (
+        "\r\n".join(
+            [
+                f"Delivered-To: {mail.mail_from}",
+                f"Date: {now}",
+                f"From: MAILER-DAEMON@{reporting_mta} (Mail Delivery System)",
+                "Subject: Undelivered Mail Returned to Sender",
+                f"To: {mail.mail_from}",
+                "Auto-Submitted: auto-replied",
+                "MIME-Version: 1.0",
+                "Content-Type: multipart/report; report-type=delivery-status;",
+                f'\tboundary="{boundary}"',
+                f"Message-Id: {make_msgid(domain=reporting_mta)}",
+                "",
+                "This is a MIME-encapsulated message.",
+                "",
+                f"--{boundary}",
+                "Content-Description: Notification",
+                "Content-Type: text/plain; charset=us-ascii",
+                "",
+                f"This is the mail system at host {reporting_mta}.",
+                "",
+                "I'm sorry to have to inform you that your message could not",
+                "be delivered to one or more recipients.",
+                "",
+                f"<{address}>: {diagnostic}",
+                "",
+                f"--{boundary}",
+                "Content-Description: Delivery report",
+                "Content-Type: message/delivery-status",
+                "",
+                f"Reporting-MTA: dns; {reporting_mta}",
+                f"Arrival-Date: {now}",
+                "",
+                f"Final-Recipient: rfc822; {address}",
+                "Action: failed",
+                f"Status: {status}",
+                f"Diagnostic-Code: smtp; {diagnostic}",
+                "",
+                f"--{boundary}",
+                "Content-Description: Undelivered Message Headers",
+                "Content-Type: text/rfc822-headers",
+                "",
+                returned_headers.decode("utf-8", "replace")
+                .replace("\r\n", "\n")
+                .replace("\n", "\r\n"),
+                "",
+                f"--{boundary}--",
+                "",
+            ]
+        )
+    ).encode()
 
 
 class ProviderSimulator:
@@ -158,9 +229,13 @@ class ProviderSimulator:
         webhook_url: str | None = None,
         timing: SimulatorTiming | None = None,
         clock: Callable[[], float] = time.time,
+        bounce_maildir: Path | None = None,
     ) -> None:
         self.key = key
         self.webhook_url = webhook_url
+        #: Where the late bounce of ``late.example`` is delivered as a DSN (``None``: it is a
+        #: SendGrid bounce event, as for the other domains).
+        self.bounce_maildir = bounce_maildir
         self.timing = timing or SimulatorTiming()
         self.clock = clock
         #: Every message received, oldest first.
@@ -290,6 +365,15 @@ class ProviderSimulator:
                         )
                     ],
                 )
+            elif outcome == "late" and self.bounce_maildir is not None:
+                dsn = delivery_status_notification(
+                    mail,
+                    address,
+                    "5.2.1",
+                    "550 5.2.1 The email account that you tried to reach is disabled.",
+                    "mx.late.example",
+                )
+                self._later(t.delivery + t.late_bounce, [], bounce=dsn)
             elif outcome == "late":
                 self._later(
                     t.delivery + t.late_bounce,
@@ -304,10 +388,16 @@ class ProviderSimulator:
                     ],
                 )
 
-    def _later(self, delay: float, events: list[dict[str, Any]], attempt: int = 1) -> None:
+    def _later(
+        self,
+        delay: float,
+        events: list[dict[str, Any]],
+        attempt: int = 1,
+        bounce: bytes | None = None,
+    ) -> None:
         with self._cond:
             heapq.heappush(
-                self._queue, _Job(self.clock() + delay, next(self._seq), events, attempt)
+                self._queue, _Job(self.clock() + delay, next(self._seq), events, attempt, bounce)
             )
             self._cond.notify_all()
 
@@ -336,7 +426,16 @@ class ProviderSimulator:
                 if self._stopping:
                     return
                 job = heapq.heappop(self._queue)
-            self._post(job)
+            if job.bounce is not None:
+                self._deliver_bounce(job.bounce)
+            else:
+                self._post(job)
+
+    def _deliver_bounce(self, message: bytes) -> None:
+        """Deliver a bounce into the Maildir as a mail server does (tmp/, then new/)."""
+        assert self.bounce_maildir is not None
+        mailbox.Maildir(self.bounce_maildir, create=True).add(message)
+        logger.info("delivered a bounce report into %s", self.bounce_maildir)
 
     def _post(self, job: _Job) -> None:
         if self.webhook_url is None:

@@ -16,6 +16,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_maildelivery import MailDelivery
+from flask_maildelivery.bounces import watch_bounces
 from flask_maildelivery.context import config_value
 
 from . import create_app, demo, resolve_instance_path
@@ -29,6 +30,12 @@ from .simulator import (
 )
 
 LOOPBACK = "127.0.0.1"
+#: The ERP's bounce address: SMTP sends go out from it, tagged (VERP).
+BOUNCE_ADDRESS = "bounces@erp.example"
+#: Folder (in the instance folder) of the local bounce mailbox.
+BOUNCE_MAILDIR = "bounce-mailbox"
+#: Seconds between two reads of the local bounce mailbox.
+BOUNCE_POLL_INTERVAL = 1.0
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -68,7 +75,11 @@ class ExampleStack:
     seeded: bool
     #: The Celery worker of ``--queue celery`` (``example_app.worker.EmbeddedWorker``).
     worker: Any = None
+    #: The local bounce mailbox (a Maildir) and the thread that reads it, with SMTP.
+    bounce_maildir: Path | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _bounce_reader: threading.Thread | None = field(default=None, repr=False)
+    _stop_bounces: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def url(self) -> str:
@@ -82,8 +93,24 @@ class ExampleStack:
         )
         self._thread.start()
 
+    def read_bounces_in_background(self) -> None:
+        """Read the local bounce mailbox every :data:`BOUNCE_POLL_INTERVAL` seconds, as
+        ``flask maildelivery bounces watch`` does."""
+        if self.bounce_maildir is None:
+            return
+
+        def read() -> None:
+            with self.app.app_context():
+                watch_bounces(self.app, interval=BOUNCE_POLL_INTERVAL, stop=self._stop_bounces)
+
+        self._bounce_reader = threading.Thread(target=read, name="example-bounces", daemon=True)
+        self._bounce_reader.start()
+
     def stop(self) -> None:
-        """Stop the web server, the simulator and the SMTP server."""
+        """Stop the web server, the bounce reader, the simulator and the SMTP server."""
+        self._stop_bounces.set()
+        if self._bounce_reader is not None:
+            self._bounce_reader.join(timeout=10)
         if self._thread is not None:
             self.server.shutdown()
             self._thread.join(timeout=10)
@@ -130,9 +157,15 @@ def start_stack(
     simulator: ProviderSimulator | None = None
     smtp: Controller | None = None
     settings: dict[str, Any] = dict(config or {})
+    bounce_maildir: Path | None = None
     if local:
-        key = load_or_create_key(resolve_instance_path(instance_path, environ))
-        simulator = ProviderSimulator(key, timing=timing)
+        instance = resolve_instance_path(instance_path, environ)
+        key = load_or_create_key(instance)
+        # late.example's bounce comes back as a mail server's DSN into this Maildir
+        bounce_maildir = instance / BOUNCE_MAILDIR
+        for sub in ("new", "cur", "tmp"):
+            (bounce_maildir / sub).mkdir(parents=True, exist_ok=True)
+        simulator = ProviderSimulator(key, timing=timing, bounce_maildir=bounce_maildir)
         smtp_port = smtp_port or free_port(host)
         smtp = start_smtp_server(simulator, host, smtp_port)
         settings.update(
@@ -143,6 +176,8 @@ def start_stack(
             # the correlation id goes in X-SMTPAPI unique_args, as with SendGrid's SMTP relay
             MAILDELIVERY_SMTP_PROVIDER="sendgrid",
             MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY=public_key_b64(key),
+            MAILDELIVERY_BOUNCE_ADDRESS=BOUNCE_ADDRESS,
+            MAILDELIVERY_BOUNCE_MAILBOX=f"maildir://{bounce_maildir}",
         )
     if queue == "celery":
         settings["MAILDELIVERY_QUEUE"] = "celery"
@@ -167,8 +202,15 @@ def start_stack(
         simulator.webhook_url = f"http://{host}:{server.server_port}{prefix}/webhooks/sendgrid"
         simulator.start()
     stack = ExampleStack(
-        app=app, server=server, simulator=simulator, smtp=smtp, seeded=False, worker=worker
+        app=app,
+        server=server,
+        simulator=simulator,
+        smtp=smtp,
+        seeded=False,
+        worker=worker,
+        bounce_maildir=bounce_maildir,
     )
+    stack.read_bounces_in_background()
     try:
         stack.seeded = demo.seed(app, emails=demo_emails and local)
     except BaseException:

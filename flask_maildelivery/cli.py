@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import migrations
+from .bounces import mailbox as bounce_mailbox
+from .bounces.processing import BounceOutcome, read_bounce
+from .bounces.reports import MAX_READ_BYTES
 from .context import config_value, get_state
 from .ingest import apply_unmatched_events
 from .maintenance import purge, retention_cutoff
@@ -274,3 +279,80 @@ def inbox_retry(inbox_id: int | None, retry_all: bool) -> None:
         click.echo("no failed or pending webhook requests")
     if failed:
         raise click.ClickException(f"{failed} of {len(outcomes)} request(s) still failed")
+
+
+#: sysexits.h's "temporary failure": what an MTA pipe retries later.
+EX_TEMPFAIL = 75
+
+
+@maildelivery_cli.group("bounces", help="The bounce mailbox: delayed errors of SMTP sends.")
+def bounces_group() -> None:
+    """Bounce mailbox commands."""
+
+
+def _echo_fetch(report: bounce_mailbox.FetchReport) -> None:
+    for outcome in report.outcomes:
+        click.echo(outcome.summary())
+    counts = ", ".join(f"{count} {action}" for action, count in sorted(report.counts().items()))
+    click.echo(f"{len(report.outcomes)} message(s) read" + (f": {counts}" if counts else ""))
+    for key, error in report.failed:
+        click.echo(f"{key}: failed, kept for the next fetch: {error}", err=True)
+
+
+@bounces_group.command("fetch")
+@click.option("--reprocess", is_flag=True, help="Read processed messages again too.")
+@with_appcontext
+def bounces_fetch(reprocess: bool) -> None:
+    """Read the new messages of MAILDELIVERY_BOUNCE_MAILBOX once (for cron)."""
+    try:
+        report = bounce_mailbox.fetch_bounces(current_app, reprocess=reprocess)
+    except bounce_mailbox.BounceSourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo_fetch(report)
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} message(s) could not be read")
+
+
+@bounces_group.command("watch")
+@click.option(
+    "--interval",
+    type=float,
+    default=None,
+    help="Seconds between reads (default: MAILDELIVERY_BOUNCE_POLL_INTERVAL).",
+)
+@with_appcontext
+def bounces_watch(interval: float | None) -> None:
+    """Keep reading MAILDELIVERY_BOUNCE_MAILBOX (stop with Ctrl-C)."""
+    try:
+        bounce_mailbox.open_source(current_app)
+    except bounce_mailbox.BounceSourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        bounce_mailbox.watch_bounces(current_app, interval=interval, on_fetch=_echo_fetch)
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@bounces_group.command("read")
+@click.argument("file", type=click.File("rb"))
+@click.option("--explain", is_flag=True, help="Say how the message was read, step by step.")
+@with_appcontext
+def bounces_read(file: BinaryIO, explain: bool) -> None:
+    """Read one message from FILE, or - for standard input (an MTA pipe)."""
+    data = file.read(MAX_READ_BYTES)
+    # the rest of a large message (a returned attachment) is not needed: drain, never keep
+    while file.read(1024 * 1024):
+        pass
+    if not data.strip():
+        raise click.ClickException("the message is empty")
+    try:
+        outcome: BounceOutcome = read_bounce(current_app, data)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(f"Error: the bounce could not be stored, try again later: {cause}", err=True)
+        # EX_TEMPFAIL: an MTA's pipe (Postfix pipe(8), Exim) keeps the message and retries
+        raise click.exceptions.Exit(EX_TEMPFAIL) from None
+    if explain:
+        for step in outcome.steps:
+            click.echo(f"  {step}")
+    click.echo(outcome.summary())

@@ -83,6 +83,17 @@ DEFAULTS: dict[str, Any] = {
     "MAILDELIVERY_COMPLAINT_RATE_THRESHOLDS": (0.001, 0.003),
     # provider webhooks: each provider declares its own keys in its module
     # (flask_maildelivery.webhooks.<provider>, ``config_keys``); init_app adds them here
+    # the bounce mailbox (see docs/bounces.md): the VERP envelope sender of SMTP sends, the
+    # key that signs its tokens (a list rotates: the first signs, all verify; default
+    # SECRET_KEY), and where bounces arrive (imaps://, imap:// or maildir:// URL)
+    "MAILDELIVERY_BOUNCE_ADDRESS": None,
+    "MAILDELIVERY_BOUNCE_SECRET": None,
+    "MAILDELIVERY_BOUNCE_MAILBOX": None,
+    # IMAP: move processed messages to this folder (default: keep them, marked read)
+    "MAILDELIVERY_BOUNCE_PROCESSED_FOLDER": None,
+    "MAILDELIVERY_BOUNCE_DELETE_PROCESSED": False,
+    "MAILDELIVERY_BOUNCE_POLL_INTERVAL": 60,
+    "MAILDELIVERY_BOUNCE_TIMEOUT": 30,
 }
 
 

@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from . import config
+from .bounces.settings import bounce_settings_problem
 from .cli import maildelivery_cli
 from .context import EXTENSION_KEY, AppState, HostCallbacks, TaskQueue, get_state
 from .models import Base, Email
@@ -104,6 +105,9 @@ class MailDelivery:
             settings=config.read_settings(app, provider_config_defaults()),
             callbacks=self.callbacks,
         )
+        bounce_problem = bounce_settings_problem(app, state.settings)
+        if bounce_problem is not None:
+            raise ValueError(bounce_problem)
         state.extension = self
         state.tasks = self.tasks
         if state.settings["MAILDELIVERY_QUEUE"] not in (None, "celery"):

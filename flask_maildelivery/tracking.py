@@ -2,8 +2,8 @@
 server or the provider accepted them, is it still reporting, and which emails are overdue.
 
 An email sent through a transport whose outcomes are reported (a provider API transport
-whose webhook credentials are configured, or SMTP with ``MAILDELIVERY_SMTP_PROVIDER``
-naming such a provider) that still has no final word ``MAILDELIVERY_OUTCOME_TIMEOUT``
+whose webhook credentials are configured, SMTP with ``MAILDELIVERY_SMTP_PROVIDER``
+naming such a provider, or SMTP with a bounce mailbox, ``MAILDELIVERY_BOUNCE_MAILBOX``) that still has no final word ``MAILDELIVERY_OUTCOME_TIMEOUT``
 seconds after it was sent is **overdue**. Without such a source only the server's
 acceptance is known, and the log says so instead of implying delivery.
 """
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .bounces.reports import DSN_PROVIDER
 from .context import AppState
 from .models import Email, Event, utcnow
 from .vocabulary import EmailResult
@@ -85,9 +86,13 @@ def tracking(state: AppState) -> Tracking:
     transport = state.transport.name
     settings = state.settings
     provider = settings["MAILDELIVERY_SMTP_PROVIDER"] if transport == "smtp" else transport
+    if provider not in state.reporting_providers:
+        # an SMTP sender whose bounces come back to a read mailbox learns its failures
+        bounces = transport == "smtp" and settings["MAILDELIVERY_BOUNCE_MAILBOX"] is not None
+        provider = DSN_PROVIDER if bounces else None
     return Tracking(
         transport=transport,
-        provider=provider if provider in state.reporting_providers else None,
+        provider=provider,
         timeout=float(settings["MAILDELIVERY_OUTCOME_TIMEOUT"]),
     )
 
@@ -115,6 +120,9 @@ def tracking_health(
     if track.provider is None:
         return TrackingHealth("untracked")
     now = now or utcnow()
+    if track.provider == DSN_PROVIDER:
+        # a bounce mailbox hears only of failures: its silence is the good news
+        return TrackingHealth("ok", track.provider)
     last_event_at = session.scalar(
         sa.select(sa.func.max(Event.received_at)).where(Event.provider == track.provider)
     )

@@ -1053,6 +1053,48 @@ def test_queue_celery_mode_sends_and_applies_events_through_a_worker(
         clear_erp_tables(erp_tables, schema)
 
 
+def test_late_example_bounces_as_a_real_dsn_read_from_the_local_bounce_mailbox(
+    erp_tables: sa.Engine, schema: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """With the SMTP transport, late.example's delayed bounce is a mail server's DSN to the
+    tagged envelope sender, delivered into a local Maildir and read from there."""
+    from flask_maildelivery.models import Event, Recipient
+
+    stack = _fast_stack(database_url, tmp_path)
+    app = stack.app
+    try:
+        assert stack.bounce_maildir == tmp_path / "bounce-mailbox"
+        with app.app_context():
+            email_id = mail_delivery.send(
+                subject="Statement", to=["hooli@late.example"], text="Your statement."
+            ).id
+
+        def recipient_status() -> str:
+            with app.app_context():
+                session = get_state(app).sessions()
+                session.expire_all()
+                return first_or_fail(session, Recipient, Recipient.email_id == email_id).status
+
+        wait_for(lambda: recipient_status() == "bounced", timeout=30)
+        with app.app_context():
+            session = get_state(app).sessions()
+            dsn = first_or_fail(session, Event, Event.email_id == email_id, Event.provider == "dsn")
+            assert dsn.type == "bounced"
+            assert dsn.reason is not None
+            assert dsn.reason.startswith("550 5.2.1")
+        # read from the Maildir and kept there, marked read (once its events are committed)
+        cur = tmp_path / "bounce-mailbox" / "cur"
+        wait_for(lambda: len(list(cur.iterdir())) == 1)
+        assert next(cur.iterdir()).name.endswith(":2,S")
+        assert list((tmp_path / "bounce-mailbox" / "new").iterdir()) == []
+        assert stack.smtp is not None
+        assert stack.simulator is not None
+        assert stack.simulator.received[0].mail_from.startswith("bounces+")
+    finally:
+        stack.stop()
+        clear_erp_tables(erp_tables, schema)
+
+
 def test_a_port_in_use_is_refused_and_leaves_nothing_running(
     erp_tables: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:

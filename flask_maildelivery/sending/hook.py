@@ -24,8 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .. import signals, suppression
+from ..bounces.settings import envelope_sender
 from ..context import AppState, config_value
-from ..events import NormalizedEvent, storable_id
+from ..events import NormalizedEvent, normalize_message_id, storable_id
 from ..ingest import (
     apply_unmatched_events,
     ingest_events,
@@ -136,6 +137,9 @@ def record_and_send(
 
     problems = [checked.refusal] if checked.refusal is not None else []
     cancelled: SendCancelled | None = None
+    # a bounce returned to the tagged envelope sender names this email; one returned to the
+    # untagged address may name it by Message-ID, kept as the message id the log matches
+    bounce_message_id: str | None = None
     if problems:
         # no message was built: the headers as given
         headers = dict(outgoing.headers)
@@ -150,6 +154,9 @@ def record_and_send(
             problems.append(problem)
         outgoing.subject = header_text(outgoing.mime, "Subject", outgoing.subject)
         headers = _recorded_headers(outgoing.mime)
+        outgoing.envelope_sender = envelope_sender(app, outgoing.public_id)
+        if outgoing.envelope_sender is not None:
+            bounce_message_id = normalize_message_id(outgoing.mime.get("Message-ID"))
 
     contact_map = {k.lower(): v for k, v in (contacts or {}).items()}
     store_bodies = config_value("STORE_BODIES")
@@ -177,7 +184,7 @@ def record_and_send(
         "related_type": related[0] if related else None,
         "related_id": str(related[1]) if related else None,
         "transport": state.transport.name,
-        "provider_message_id": None,
+        "provider_message_id": bounce_message_id,
         "error": None,
         "status": "",
         "result": "queued",

@@ -104,6 +104,9 @@ class OutgoingMessage:
     attachments: list[Attachment]
     headers: dict[str, str]
     metadata: dict[str, object] = field(default_factory=dict)
+    #: The envelope sender (Return-Path) when it is not the From address: the tagged
+    #: bounce address (``MAILDELIVERY_BOUNCE_ADDRESS``); transports that speak SMTP use it.
+    envelope_sender: str | None = None
     #: The message as it goes out, with ``X-MailDelivery-ID`` and no ``Bcc`` header (an
     #: :class:`email.message.Message` built with the ``email.mime`` classes).
     mime: Message = field(init=False, repr=False)

@@ -95,7 +95,9 @@ class SMTPTransport(Transport):
         for attempt in (1, 2):
             try:
                 refused = self._connection().send_message(
-                    mime, from_addr=message.sender.address, to_addrs=envelope_to
+                    mime,
+                    from_addr=message.envelope_sender or message.sender.address,
+                    to_addrs=envelope_to,
                 )
                 break
             except smtplib.SMTPServerDisconnected as exc:
