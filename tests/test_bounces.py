@@ -8,6 +8,7 @@ import io
 import shutil
 import threading
 import tracemalloc
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,28 @@ def test_an_smtp_send_goes_out_from_the_tagged_address_with_the_from_header_unch
         stored = get_or_fail(session, Email, email.id)
         assert stored.provider_message_id is not None
         assert f"<{stored.provider_message_id}>".encode() in received.data
+
+
+def test_a_queued_send_keeps_its_tagged_envelope_sender(
+    make_app: AppFactory, smtp_server: SMTPServer
+) -> None:
+    # a scheduled send waits in the send queue; the retry command hands it over later, from
+    # the message the queue kept
+    app = make_app(
+        MAILDELIVERY_BOUNCE_ADDRESS=BOUNCE_ADDRESS,
+        MAILDELIVERY_BOUNCE_SECRET="current",
+        **smtp_server.config(),
+    )
+    with app.app_context():
+        extension: MailDelivery = MailDelivery.state(app).extension
+        email = extension.send(
+            subject="Invoice", to=["ann@customer.test"], text="x", send_at=datetime.now(UTC)
+        )
+    assert smtp_server.messages == []
+    result = app.test_cli_runner().invoke(args=["maildelivery", "retry"])
+    assert f"email {email.id}: sent" in result.output, result.output
+    check = check_address(smtp_server.messages[-1].mail_from, BOUNCE_ADDRESS, ["current"])
+    assert check.public_id == email.public_id
 
 
 def test_without_a_bounce_address_the_envelope_sender_is_the_from_address(

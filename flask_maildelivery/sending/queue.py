@@ -66,6 +66,8 @@ def message_fields(message: OutgoingMessage) -> dict[str, Any]:
         ],
         "headers": dict(message.headers),
         "metadata": dict(message.metadata),
+        # the tagged (VERP) envelope sender of the bounce mailbox, if any
+        "envelope_sender": message.envelope_sender,
     }
 
 
@@ -87,6 +89,7 @@ def stored_message(fields: dict[str, Any], mime: bytes) -> OutgoingMessage:
         ],
         headers=dict(fields["headers"]),
         metadata=dict(fields["metadata"]),
+        envelope_sender=fields.get("envelope_sender"),
     )
     message.mime = message_from_bytes(bytes(mime))
     return message
