@@ -17,7 +17,7 @@ from flask_babel import Babel
 from flask_maildelivery import MailDelivery, SendRefused
 from flask_maildelivery.events import NormalizedEvent
 from flask_maildelivery.ingest import ingest_events
-from flask_maildelivery.models import Email, Recipient, utcnow
+from flask_maildelivery.models import AddressRecord, Email, Recipient, utcnow
 from flask_maildelivery.state import FAILURE_STATUSES
 from flask_maildelivery.testing import simulate_event
 from flask_maildelivery.views.overview import SERIES, Thresholds, thresholds
@@ -207,7 +207,18 @@ def test_page_api_and_cli_equal_direct_counts_with_paris_days(log: LogApp) -> No
     counts = {c["key"]: c["value"] for c in api["counts"]}
     attention = client.get("/maildelivery/api/emails?limit=500").get_json()["items"]
     assert len(attention) == 5  # warning, error, complaint, refused, old
-    assert counts == {"attention": len(attention), "failed_inbox": 0}
+    with log.app.app_context():
+        session = MailDelivery.state(log.app).sessions()
+        suppressed = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AddressRecord)
+            .where(AddressRecord.suppressed.is_(True))
+        )
+    assert suppressed  # the hard bounces suppressed their addresses
+    assert counts == {"attention": len(attention), "failed_inbox": 0, "suppressed": suppressed}
+    [link] = [c["url"] for c in api["counts"] if c["key"] == "suppressed"]
+    assert link == "/maildelivery/api/addresses?state=suppressed"
+    assert 'href="/maildelivery/addresses?state=suppressed"' in html
 
     with log.app.app_context():
         output = (

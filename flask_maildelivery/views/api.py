@@ -175,9 +175,17 @@ def get_address(address: str) -> ResponseReturnValue:
     return data
 
 
-def _api_list_url(args: dict[str, Any]) -> str:
-    """The URL of the API's list with the query arguments ``args``."""
-    return url_for("maildelivery_api.list_emails", **args)
+#: The API's list of each page a count of the overview links to.
+_API_LISTS = {
+    "index": "maildelivery_api.list_emails",
+    "addresses": "maildelivery_api.list_addresses",
+}
+
+
+def _api_list_url(args: dict[str, Any], endpoint: str = "maildelivery_api.list_emails") -> str:
+    """The URL of the API's list (``endpoint``: the emails by default) with the query
+    arguments ``args``."""
+    return url_for(endpoint, **args)
 
 
 def overview() -> ResponseReturnValue:
@@ -214,7 +222,9 @@ def overview() -> ResponseReturnValue:
                 {
                     **asdict(count),
                     "capped": count.capped,
-                    "url": None if count.log_args is None else _api_list_url(count.log_args),
+                    "url": None
+                    if count.log_args is None
+                    else _api_list_url(count.log_args, _API_LISTS[count.endpoint]),
                 }
                 for count in figures.counts
             ],

@@ -114,6 +114,7 @@ _COUNT_LABELS = {
     "attention": _("Emails needing attention"),
     "overdue": _("Overdue emails"),
     "failed_inbox": _("Failed webhook requests"),
+    "suppressed": _("Suppressed addresses"),
 }
 _LEVEL_LABELS = {"ok": _("Within limits"), "warn": _("Watch"), "alarm": _("Too high")}
 #: The badge tone of a rate level.

@@ -28,8 +28,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 
 from ..context import config_value
-from ..models import Email, Event, Recipient, utcnow
+from ..models import AddressRecord, Email, Event, Recipient, utcnow
 from ..state import FAILURE_STATUSES
+from ..suppression import STATE_SUPPRESSED, tenant_key
 from ..tracking import Tracking
 from ..vocabulary import EmailResult, EmailStatus
 from .queries import LogFilter, filter_clauses
@@ -187,6 +188,8 @@ class Count:
     key: str
     value: int
     log_args: dict[str, str] | None = None
+    #: The page of the log that lists it: ``"index"`` (the emails) or ``"addresses"``.
+    endpoint: str = "index"
 
     @property
     def capped(self) -> bool:
@@ -447,7 +450,8 @@ def attention_counts(
     connection: sa.Connection, tenant_id: str | None, track: Tracking, now: datetime
 ) -> list[Count]:
     """The counts that lead to the attention list: needing attention (the log's default
-    list) and overdue, each up to :data:`COUNT_CAP`. The caller adds its own (failed inbox
+    list), overdue, and the suppressed addresses (the addresses page), each up to
+    :data:`COUNT_CAP`. The caller adds its own (failed inbox
     requests, ...): one :class:`Count` each."""
     rule = track.overdue_rule(now)
     attention = LogFilter(overdue_rule=rule)
@@ -463,6 +467,24 @@ def attention_counts(
                 {"overdue": "1"},
             )
         )
+    suppressed = (
+        sa.select(AddressRecord.id)
+        .where(
+            AddressRecord.tenant_key == tenant_key(tenant_id), AddressRecord.suppressed.is_(True)
+        )
+        .limit(COUNT_CAP)
+        .subquery()
+    )
+    counts.append(
+        Count(
+            "suppressed",
+            int(
+                connection.execute(sa.select(sa.func.count()).select_from(suppressed)).scalar_one()
+            ),
+            {"state": STATE_SUPPRESSED},
+            endpoint="addresses",
+        )
+    )
     return counts
 
 
