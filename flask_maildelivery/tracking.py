@@ -2,9 +2,11 @@
 server or the provider accepted them, is it still reporting, and which emails are overdue.
 
 An email sent through a transport whose outcomes are reported (a provider API transport
-whose webhook credentials are configured, SMTP with ``MAILDELIVERY_SMTP_PROVIDER``
-naming such a provider, or SMTP with a bounce mailbox, ``MAILDELIVERY_BOUNCE_MAILBOX``) that still has no final word ``MAILDELIVERY_OUTCOME_TIMEOUT``
-seconds after it was sent is **overdue**. Without such a source only the server's
+whose webhook credentials are configured, or SMTP with ``MAILDELIVERY_SMTP_PROVIDER``
+naming such a provider) that still has no final word ``MAILDELIVERY_OUTCOME_TIMEOUT``
+seconds after it was sent is **overdue**. SMTP with a bounce mailbox
+(``MAILDELIVERY_BOUNCE_MAILBOX``) is tracked too, but only for failures: nothing becomes
+overdue for want of a bounce. Without such a source only the server's
 acceptance is known, and the log says so instead of implying delivery.
 """
 
@@ -75,8 +77,9 @@ class Tracking:
 
     def overdue_rule(self, now: datetime | None = None) -> OverdueRule | None:
         """The overdue rule at ``now`` (default: the current time); ``None`` when outcomes
-        are not tracked, so no email can be overdue."""
-        if self.provider is None:
+        are not tracked, so no email can be overdue, and for a bounce mailbox: a mail server
+        reports only failures, so silence is the usual news of a delivery, not a delay."""
+        if self.provider is None or self.provider == DSN_PROVIDER:
             return None
         return OverdueRule(self.transport, (now or utcnow()) - timedelta(seconds=self.timeout))
 
