@@ -27,6 +27,7 @@ from typing import Any
 from celery.signals import worker_shutdown
 from flask import Flask, current_app, has_app_context
 
+from .bounces.mailbox import fetch_bounces
 from .context import TaskQueue, config_value, get_state
 from .maintenance import purge, retention_cutoff
 from .sending.retry import send_due, send_queued
@@ -38,19 +39,30 @@ SEND_EMAIL = "maildelivery.send_email"
 APPLY_INBOX = "maildelivery.apply_inbox"
 RETRY_DUE = "maildelivery.retry_due"
 PURGE = "maildelivery.purge"
+FETCH_BOUNCES = "maildelivery.fetch_bounces"
 
 
-def beat_schedule(*, retry_every: float = 60.0, purge_every: float = 86400.0) -> dict[str, Any]:
+def beat_schedule(
+    *,
+    retry_every: float = 60.0,
+    purge_every: float = 86400.0,
+    bounces_every: float | None = None,
+) -> dict[str, Any]:
     """A Celery beat schedule for the periodic tasks, to merge into the host's own::
 
         celery_app.conf.beat_schedule = {**celery_app.conf.beat_schedule, **beat_schedule()}
 
-    The package never sets it itself: the host decides what runs when.
+    ``bounces_every``: also read the bounce mailbox this often (seconds), for an app with
+    ``MAILDELIVERY_BOUNCE_MAILBOX``. The package never sets it itself: the host decides what
+    runs when.
     """
-    return {
+    schedule = {
         RETRY_DUE: {"task": RETRY_DUE, "schedule": retry_every},
         PURGE: {"task": PURGE, "schedule": purge_every},
     }
+    if bounces_every is not None:
+        schedule[FETCH_BOUNCES] = {"task": FETCH_BOUNCES, "schedule": bounces_every}
+    return schedule
 
 
 @contextmanager
@@ -128,6 +140,19 @@ def register_tasks(celery_app: Any, queue: TaskQueue, app: Flask | None = None) 
             inbox_days = int(config_value("INBOX_RETENTION_DAYS", flask_app))
             rows = inbox.purge(flask_app, retention_cutoff(inbox_days))
         return {"emails": emails, "inbox": rows}
+
+    @celery_app.task(name=FETCH_BOUNCES, shared=False, ignore_result=True)  # type: ignore[untyped-decorator]
+    def fetch_bounce_mailbox() -> dict[str, int]:
+        with _app_context(app) as flask_app:
+            if config_value("BOUNCE_MAILBOX", flask_app) is None:
+                logger.warning(
+                    "maildelivery.fetch_bounces ran, but MAILDELIVERY_BOUNCE_MAILBOX is not set"
+                )
+                return {}
+            report = fetch_bounces(flask_app)
+        for message, error in report.failed:
+            logger.warning("bounce message %s could not be read: %s", message, error)
+        return report.counts()
 
     def enqueue_send(email_id: int, eta: datetime | None) -> None:
         send_email.apply_async((email_id,), eta=eta)

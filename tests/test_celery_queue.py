@@ -5,9 +5,11 @@ applied by a task."""
 
 from __future__ import annotations
 
+import mailbox
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +19,16 @@ from flask import Flask
 
 from flask_maildelivery import MailDelivery
 from flask_maildelivery.models import Email, Event, WebhookInbox
-from flask_maildelivery.tasks import APPLY_INBOX, PURGE, RETRY_DUE, SEND_EMAIL, beat_schedule
+from flask_maildelivery.tasks import (
+    APPLY_INBOX,
+    FETCH_BOUNCES,
+    PURGE,
+    RETRY_DUE,
+    SEND_EMAIL,
+    beat_schedule,
+)
 
+from .bounce_helpers import BOUNCE_ADDRESS, email_for, sample
 from .conftest import AppFactory, RecordingHandler, SignalLog, SMTPServer, free_port, get_or_fail
 from .kits.sendgrid import SendGridKit
 from .queue_kit import (
@@ -29,6 +39,9 @@ from .queue_kit import (
     smtp_server_on,
     wait_for,
 )
+
+#: The public id of the email the corpus's Postfix DSN reports on.
+BOUNCE_PUBLIC_ID = "5f0c1b2a9d8e4f7a8b6c3d2e1f0a9b8c"
 
 
 @pytest.fixture
@@ -88,8 +101,10 @@ def _raw_types(app: Flask, email_id: int, address: str = "emp@acme.test") -> lis
 def test_tasks_are_registered_under_the_package_name(make_app: AppFactory, celery: Celery) -> None:
     app = _queued_app(make_app, celery, free_port())
     assert app.extensions["maildelivery"].tasks.enqueue_send is not None
-    assert {SEND_EMAIL, APPLY_INBOX, RETRY_DUE, PURGE} <= set(celery.tasks)
+    assert {SEND_EMAIL, APPLY_INBOX, RETRY_DUE, PURGE, FETCH_BOUNCES} <= set(celery.tasks)
     assert {entry["task"] for entry in beat_schedule().values()} == {RETRY_DUE, PURGE}
+    with_bounces = beat_schedule(bounces_every=300)
+    assert with_bounces[FETCH_BOUNCES] == {"task": FETCH_BOUNCES, "schedule": 300}
     assert celery.conf.beat_schedule == {}  # documented, not imposed
 
 
@@ -239,6 +254,27 @@ def test_a_webhook_request_is_stored_then_applied_by_a_task(
         session = MailDelivery.state(app).extension.session
         session.expire_all()
         assert session.scalar(sa.select(WebhookInbox.status)) == "applied"
+
+
+def test_the_periodic_task_reads_the_bounce_mailbox(
+    make_app: AppFactory, celery: Celery, tmp_path: Path
+) -> None:
+    maildir = mailbox.Maildir(tmp_path / "bounces", create=True)
+    maildir.add(sample("postfix_hard.eml"))
+    app = make_app(
+        MAILDELIVERY_QUEUE="celery",
+        MAILDELIVERY_BOUNCE_ADDRESS=BOUNCE_ADDRESS,
+        MAILDELIVERY_BOUNCE_MAILBOX=f"maildir://{tmp_path / 'bounces'}",
+    )
+    MailDelivery.state(app).extension.init_celery(celery, app=app)
+    with app.app_context():
+        email_id = email_for(app, ["nobody@customer.example"], BOUNCE_PUBLIC_ID)
+    celery.tasks[FETCH_BOUNCES].delay()
+    with running_worker(celery):
+        wait_for(
+            lambda: _stored(app, email_id)[2] == ["bounced"], what="the bounce read by the task"
+        )
+    assert [name for name in (tmp_path / "bounces" / "new").iterdir()] == []
 
 
 def test_a_queued_send_goes_through_rabbitmq(make_app: AppFactory, smtp_server: SMTPServer) -> None:
