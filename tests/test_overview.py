@@ -150,7 +150,7 @@ def log(make_app: AppFactory) -> LogApp:
 def _page_days(html: str) -> dict[str, dict[str, int]]:
     days: dict[str, dict[str, int]] = {}
     for day, row in re.findall(r'<tr data-day="([0-9-]+)">(.*?)</tr>', html, re.S):
-        cells = re.findall(r'<td data-series="(\w+)" data-count="(\d+)">', row)
+        cells = re.findall(r'<td [^>]*data-series="(\w+)" data-count="(\d+)">', row)
         days[day] = {name: int(n) for name, n in cells if int(n)}
     return days
 
