@@ -143,11 +143,14 @@ def test_clerk_sends_admin_finds_the_bounce_fixes_the_contact_and_resends(
 
     # the contact link opens Initech's edit form; fix the address
     bounced.locator("a.md-contact-link").click()
-    expect(page).to_have_url(re.compile(r"/contacts/\d+/edit$"))
+    expect(page).to_have_url(re.compile(r"/contacts/\d+/edit\?next=/maildelivery/\d+$"))
     expect(page.get_by_role("heading", name="Edit customer Initech")).to_be_visible()
     expect(page.locator(".flag")).to_contain_text("initech@bounce.example")
     page.fill("#email", "ap@initech.example")
     page.get_by_role("button", name="Save").click()
+    # saved, back on the email; the contacts list shows the new address, unflagged
+    expect(page).to_have_url(detail_url)
+    page.goto(base + "contacts?kind=customer")
     expect(page.locator('tr[data-contact="Initech"]')).to_contain_text("ap@initech.example")
     expect(page.locator('tr[data-contact="Initech"]')).not_to_contain_text("Address bounced")
 
