@@ -226,13 +226,19 @@ TRIGRAM_INDEX = "ix_maildelivery_recipient_address_key_trigram"
 def create_trigram_extension(connection: sa.Connection) -> bool:
     """Create PostgreSQL's ``pg_trgm`` extension when it is missing, in a savepoint: a
     database user not allowed to create it leaves the transaction usable. Whether the
-    extension is there now."""
+    extension is there now, with its operator class on the search path."""
     try:
         with connection.begin_nested():
             connection.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
     except sa.exc.DBAPIError:
         return False
-    return True
+    # installed in a schema outside the search path, its operator class is not usable
+    visible = connection.execute(
+        sa.text(
+            "SELECT 1 FROM pg_opclass WHERE opcname = 'gin_trgm_ops' AND pg_opclass_is_visible(oid)"
+        )
+    ).first()
+    return visible is not None
 
 
 def _trigram_extension_installed(
