@@ -341,8 +341,9 @@ def bounces_read(file: BinaryIO, explain: bool) -> None:
     """Read one message from FILE, or - for standard input (an MTA pipe)."""
     data = file.read(MAX_READ_BYTES)
     # the rest of a large message (a returned attachment) is not needed: drain, never keep
-    while file.read(1024 * 1024):
-        pass
+    drained = file.read(1024 * 1024)
+    while drained:
+        drained = file.read(1024 * 1024)
     if not data.strip():
         raise click.ClickException("the message is empty")
     try:
