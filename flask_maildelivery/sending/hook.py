@@ -216,7 +216,7 @@ def record_and_send(
     suppressed = (
         _suppressed(state, values["tenant_id"], outgoing, ignore_suppression)
         if refusal is None and cancelled is None
-        else {}
+        else None
     )
     queued = (
         refusal is None
@@ -251,7 +251,7 @@ def record_and_send(
             refused.__cause__ = exc
         refused.email = email
         raise refused
-    if suppressed:
+    if suppressed is not None:
         _record_suppressed(app, email, suppressed)
     if not outgoing.envelope_recipients:
         return email  # every recipient is suppressed: recorded, nothing to hand over
@@ -533,25 +533,26 @@ def _record_failure(
 
 @dataclass(frozen=True)
 class _Suppressed:
-    """A recipient whose address is suppressed, and what the send does about it."""
+    """The recipients of a send whose address is suppressed, and what the send does."""
 
-    note: str
-    #: left out of the hand-over (``block``), else sent with a warning in its log
+    #: address -> the note that says why (:func:`..suppression.suppression_note`)
+    notes: dict[str, str]
+    #: left out of the hand-over (``block``), else sent with a warning in their logs
     blocked: bool
-    #: why a suppressed address is sent to anyway (``warn`` mode or ``ignore_suppression``)
+    #: why they are sent to anyway (``warn`` mode or ``ignore_suppression``)
     why: str
 
 
 def _suppressed(
     state: AppState, tenant_id: str | None, outgoing: OutgoingMessage, ignore_suppression: bool
-) -> dict[str, _Suppressed]:
-    """The recipients of ``outgoing`` whose address is suppressed (:mod:`..suppression`),
-    by address; with ``MAILDELIVERY_SUPPRESSION = "block"`` (unless ``ignore_suppression``)
-    they are taken out of ``outgoing``'s envelope here, before the send is recorded or
-    queued."""
+) -> _Suppressed | None:
+    """The recipients of ``outgoing`` whose address is suppressed (:mod:`..suppression`);
+    with ``MAILDELIVERY_SUPPRESSION = "block"`` (unless ``ignore_suppression``) they are
+    taken out of ``outgoing``'s envelope here, before the send is recorded or queued.
+    ``None``: none is."""
     mode = config_value("SUPPRESSION")
     if mode == suppression.OFF:
-        return {}
+        return None
     records = {
         key: record
         for key, record in suppression.address_records(
@@ -560,35 +561,35 @@ def _suppressed(
         if record.suppressed
     }
     if not records:
-        return {}
-    block = mode == suppression.BLOCK and not ignore_suppression
-    why = "ignore_suppression" if mode == suppression.BLOCK else "MAILDELIVERY_SUPPRESSION"
-    found = {
-        address: _Suppressed(suppression.suppression_note(record), block, why)
+        return None
+    notes = {
+        address: suppression.suppression_note(record)
         for address in outgoing.envelope_recipients
         if (record := records.get(address.lower())) is not None
     }
+    block = mode == suppression.BLOCK and not ignore_suppression
     if block:
         for kind in ("to", "cc", "bcc"):
             kept = [a for a in getattr(outgoing, kind) if a.address.lower() not in records]
             setattr(outgoing, kind, kept)
-    return found
+    why = "ignore_suppression" if mode == suppression.BLOCK else "MAILDELIVERY_SUPPRESSION"
+    return _Suppressed(notes, block, why)
 
 
-def _record_suppressed(app: Flask, email: Email, found: dict[str, _Suppressed]) -> None:
+def _record_suppressed(app: Flask, email: Email, found: _Suppressed) -> None:
     """Record each suppressed recipient of ``email``: ``suppressed`` (left out), or a
     warning event in its log (sent anyway)."""
     events = [
-        _hook_event(email, address, "suppressed", item.note, type="suppressed")
-        if item.blocked
+        _hook_event(email, address, "suppressed", note, type="suppressed")
+        if found.blocked
         else _hook_event(
             email,
             address,
             "suppression-warning",
-            f"sent although suppressed ({item.why}): {item.note}",
+            f"sent although suppressed ({found.why}): {note}",
             type="unknown",
         )
-        for address, item in found.items()
+        for address, note in found.notes.items()
     ]
     ingest_events(events, app)
 

@@ -389,9 +389,12 @@ def failing_domains(
     ]
 
 
-def capped_count(connection: sa.Connection, *where: sa.ColumnElement[bool]) -> int:
-    """How many emails match ``where``, counted up to :data:`COUNT_CAP`."""
-    limited = sa.select(Email.id).where(*where).limit(COUNT_CAP).subquery()
+def capped_count(
+    connection: sa.Connection, *where: sa.ColumnElement[bool], key: Any = Email.id
+) -> int:
+    """How many rows (emails, or the table of ``key``) match ``where``, counted up to
+    :data:`COUNT_CAP`."""
+    limited = sa.select(key).where(*where).limit(COUNT_CAP).subquery()
     return int(connection.execute(sa.select(sa.func.count()).select_from(limited)).scalar_one())
 
 
@@ -467,23 +470,14 @@ def attention_counts(
                 {"overdue": "1"},
             )
         )
-    suppressed = (
-        sa.select(AddressRecord.id)
-        .where(
-            AddressRecord.tenant_key == tenant_key(tenant_id), AddressRecord.suppressed.is_(True)
-        )
-        .limit(COUNT_CAP)
-        .subquery()
+    suppressed = capped_count(
+        connection,
+        AddressRecord.tenant_key == tenant_key(tenant_id),
+        AddressRecord.suppressed.is_(True),
+        key=AddressRecord.id,
     )
     counts.append(
-        Count(
-            "suppressed",
-            int(
-                connection.execute(sa.select(sa.func.count()).select_from(suppressed)).scalar_one()
-            ),
-            {"state": STATE_SUPPRESSED},
-            endpoint="addresses",
-        )
+        Count("suppressed", suppressed, {"state": STATE_SUPPRESSED}, endpoint="addresses")
     )
     return counts
 
