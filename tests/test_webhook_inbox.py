@@ -214,6 +214,36 @@ def test_one_unusable_event_is_kept_aside_while_its_batch_is_applied(
     assert (aside.status, aside.attempts) == ("failed", 1)
 
 
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if KITS[p].batch])
+def test_one_unusable_item_of_any_batch_shape_is_kept_aside(
+    make_app: AppFactory, provider: str
+) -> None:
+    # a JSON array (SendGrid, Mailjet, Brevo, SparkPost) or the provider's own wrapping
+    # (Mailtrap's {"events": [...]}, Mandrill's form field, Unisender Go's groups)
+    kit = KITS[provider]()
+    app = kit.start(make_app)
+    email_id, public_id = send_email(app)
+    batch = [
+        kit.one_event("delivered", public_id),
+        kit.malformed_event,
+        kit.one_event("open", public_id),
+    ]
+    response = kit.post_events(app, batch)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["unusable"] == 1
+    assert sorted(e.type for e in stored_events(app)) == ["delivered", "opened"]
+    assert recipient_states(app, email_id)[ANN][0] == "opened"
+    request_row, aside = inbox_rows(app)
+    assert (request_row.status, aside.status) == ("applied", "failed")
+    assert aside.error
+    # the item is kept in the provider's shape: a retry parses it alone (and still fails)
+    with app.app_context():
+        [outcome] = inbox.retry(app)
+    assert (outcome.inbox_id, outcome.applied) == (aside.id, False)
+    assert outcome.error is not None
+    assert len(stored_events(app)) == 2
+
+
 def test_a_batch_with_no_usable_item_is_refused_whole(make_app: Any) -> None:
     kit = SendGridKit()
     app = kit.start(make_app)

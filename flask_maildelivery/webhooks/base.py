@@ -156,6 +156,14 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def json_or_none(request: WebhookRequest) -> Any:
+    """The JSON of ``request``'s body; ``None`` when it is not JSON."""
+    try:
+        return request.json()
+    except MalformedPayload:
+        return None
+
+
 def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     """Compare two secrets in constant time (str values are compared as UTF-8 bytes)."""
     # surrogatepass: a lone surrogate (from a JSON escape) compares unequal, not raises
@@ -473,6 +481,16 @@ class WebhookAdapter(ABC):
         signature is too old to be accepted by then); stored with the request, so that a
         second use is refused in every process. Default: none."""
         return None
+
+    def batch_items(self, request: WebhookRequest) -> list[bytes]:
+        """Each item of a batch request as a body of its own, in this provider's shape (a
+        one-item batch that :meth:`parse` reads alone), so that an item that does not parse
+        can be set aside while the rest of its batch is applied; ``[]``: the body is not a
+        batch. Default: a JSON array, one ``[item]`` per element."""
+        data = json_or_none(request)
+        if not isinstance(data, list):
+            return []
+        return [json.dumps([item]).encode() for item in data]
 
     def events_of_items(
         self,

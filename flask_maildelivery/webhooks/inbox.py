@@ -16,7 +16,8 @@ unique constraint: its second use, in any process sharing the database, is refus
 (:class:`TokenReused`) and nothing of it is stored.
 
 One unusable event never blocks its batch (:func:`parse_usable`): when a batch (a JSON
-array) does not parse as a whole, its items are parsed one by one; the usable ones are
+array, or the provider's own wrapping: :meth:`.WebhookAdapter.batch_items`) does not parse
+as a whole, its items are parsed one by one; the usable ones are
 applied, and each unusable one is kept as a ``failed`` row of its own, with its error, which
 the log page counts and ``inbox retry`` tries again (once the adapter understands it).
 """
@@ -89,13 +90,12 @@ def parse_usable(adapter: WebhookAdapter, request: WebhookRequest) -> ParsedRequ
     try:
         return ParsedRequest(adapter.parse(request))
     except MalformedPayload as whole:
-        items = _batch_items(request)
+        items = adapter.batch_items(request)
         if len(items) < 2:
             raise
         events: list[NormalizedEvent] = []
         unusable: list[tuple[bytes, str]] = []
-        for item in items:
-            body = json.dumps([item]).encode()
+        for body in items:
             alone = WebhookRequest(
                 body=body, headers=request.headers, received_at=request.received_at
             )
@@ -106,15 +106,6 @@ def parse_usable(adapter: WebhookAdapter, request: WebhookRequest) -> ParsedRequ
         if len(unusable) == len(items):
             raise whole from None
         return ParsedRequest(events, unusable)
-
-
-def _batch_items(request: WebhookRequest) -> list[object]:
-    """The items of a body that is a JSON array; ``[]`` for any other body."""
-    try:
-        data = request.json()
-    except MalformedPayload:
-        return []
-    return data if isinstance(data, list) else []
 
 
 def _error_text(exc: MalformedPayload) -> str:

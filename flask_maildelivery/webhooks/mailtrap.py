@@ -20,6 +20,7 @@ from .base import (
     BodySignatureAdapter,
     MalformedPayload,
     WebhookRequest,
+    json_or_none,
     obj,
     parse_epoch,
     text_or_none,
@@ -79,6 +80,13 @@ class MailtrapAdapter(BodySignatureAdapter):
     @classmethod
     def smtp_correlation_header(cls, public_id: str) -> tuple[str, str] | None:
         return "X-MT-Custom-Variables", json.dumps({CORRELATION_KEY: public_id})
+
+    def batch_items(self, request: WebhookRequest) -> list[bytes]:
+        data = json_or_none(request)
+        events = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(events, list):
+            return []
+        return [json.dumps({"events": [item]}).encode() for item in events]
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()

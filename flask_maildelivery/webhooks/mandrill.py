@@ -17,7 +17,7 @@ import hmac
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from marshmallow import fields
 
@@ -137,6 +137,15 @@ class MandrillAdapter(SecretKeysAdapter):
                 f"the X-Mandrill-Signature does not match (signed for {self.url or request.url}; "
                 "set MAILDELIVERY_MANDRILL_WEBHOOK_URL to the URL registered at Mandrill)"
             )
+
+    def batch_items(self, request: WebhookRequest) -> list[bytes]:
+        try:
+            events = parse_json(form_fields(request.body).get(EVENTS_FIELD, ""), EVENTS_FIELD)
+        except MalformedPayload:
+            return []
+        if not isinstance(events, list):
+            return []
+        return [urlencode({EVENTS_FIELD: json.dumps([item])}).encode() for item in events]
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         fields = form_fields(request.body)

@@ -25,6 +25,7 @@ from .base import (
     SecretKeysAdapter,
     WebhookRequest,
     constant_time_equal,
+    json_or_none,
     obj,
     parse_iso,
     text_or_none,
@@ -96,6 +97,18 @@ class UnisenderGoAdapter(SecretKeysAdapter):
             for key in self.keys
         ):
             raise AuthenticationFailed('the "auth" field does not match the body and API key')
+
+    def batch_items(self, request: WebhookRequest) -> list[bytes]:
+        data = json_or_none(request)
+        groups = data.get("events_by_user") if isinstance(data, dict) else None
+        if not isinstance(groups, list):
+            return []
+        return [
+            json.dumps({"events_by_user": [{**group, "events": [event]}]}).encode()
+            for group in groups
+            if isinstance(group, dict) and isinstance(group.get("events"), list)
+            for event in group["events"]
+        ]
 
     def parse(self, request: WebhookRequest) -> list[NormalizedEvent]:
         data = request.json()
