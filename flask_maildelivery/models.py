@@ -324,15 +324,18 @@ class Recipient(Base):
 #: ``0013_address_statistics``).
 ADDRESS_STATISTICS = 1000
 
-# create_all does what the migration does; SET STATISTICS has no portable form
-sa.event.listen(
-    Recipient.__table__,
-    "after_create",
-    sa.DDL(
-        "ALTER TABLE maildelivery_recipient ALTER COLUMN address_key"
-        f" SET STATISTICS {ADDRESS_STATISTICS}"
-    ).execute_if(dialect="postgresql"),
-)
+
+@sa.event.listens_for(Recipient.__table__, "after_create")
+def _set_address_statistics(table: sa.Table, connection: sa.Connection, **kw: Any) -> None:
+    """create_all does what migration ``0013_address_statistics`` does (PostgreSQL's own
+    ``SET STATISTICS``: no portable form)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text(
+                f"ALTER TABLE {table.name} ALTER COLUMN address_key"
+                f" SET STATISTICS {ADDRESS_STATISTICS}"
+            )
+        )
 
 
 class Event(Base):

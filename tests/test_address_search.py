@@ -166,32 +166,40 @@ def test_without_pg_trgm_the_migration_goes_on_and_the_log_searches_by_prefix(
         engine.dispose()
 
 
-def test_the_trigram_migration_builds_the_index_where_pg_trgm_may_be_created(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+@pytest.fixture
+def own_schema() -> Iterator[sa.Engine]:
+    """An engine on the suite's PostgreSQL database whose connections use a new, empty
+    PostgreSQL schema (``public`` stays on the path: pg_trgm's operator classes live
+    there); the schema is dropped afterwards."""
     url = sa.make_url(postgresql_url())
-    name = f"md_trgm_{secrets.token_hex(4)}"
+    name = f"md_search_{secrets.token_hex(4)}"
     admin = sa.create_engine(url)
     with admin.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA {name}"))
-    # public stays on the path: pg_trgm's operator classes live there
     engine = sa.create_engine(url.update_query_dict({"options": f"-csearch_path={name},public"}))
     try:
-        with caplog.at_level(logging.WARNING, logger="flask_maildelivery.migrations"):
-            migrations.upgrade(engine)
-        assert caplog.text == ""
-        indexes = {i["name"] for i in sa.inspect(engine).get_indexes("maildelivery_recipient")}
-        assert TRIGRAM_INDEX in indexes
-        with engine.connect() as connection:
-            assert queries.address_search(connection) == queries.SEARCH_TRIGRAM
-        migrations.downgrade(engine, "0006_webhook_inbox")
-        with engine.connect() as connection:
-            assert queries.address_search(connection) == queries.SEARCH_PREFIX
+        yield engine
     finally:
         engine.dispose()
         with admin.begin() as connection:
             connection.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
         admin.dispose()
+
+
+def test_the_trigram_migration_builds_the_index_where_pg_trgm_may_be_created(
+    own_schema: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = own_schema
+    with caplog.at_level(logging.WARNING, logger="flask_maildelivery.migrations"):
+        migrations.upgrade(engine)
+    assert caplog.text == ""
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("maildelivery_recipient")}
+    assert TRIGRAM_INDEX in indexes
+    with engine.connect() as connection:
+        assert queries.address_search(connection) == queries.SEARCH_TRIGRAM
+    migrations.downgrade(engine, "0006_webhook_inbox")
+    with engine.connect() as connection:
+        assert queries.address_search(connection) == queries.SEARCH_PREFIX
 
 
 def test_a_search_by_part_of_an_address_is_planned_for_its_own_pattern(
@@ -240,28 +248,17 @@ def _address_statistics(engine: sa.Engine) -> int:
         )
 
 
-def test_the_planner_keeps_a_larger_histogram_of_addresses() -> None:
+def test_the_planner_keeps_a_larger_histogram_of_addresses(own_schema: sa.Engine) -> None:
     # with the default 100 values it could not tell a domain matching thousands of
     # recipients from a rare address, and read the trigram index for both (0.2-0.5 s a
     # domain at 3,000,000 recipients; benchmarks/log_pages.py)
-    url = sa.make_url(postgresql_url())
-    name = f"md_stats_{secrets.token_hex(4)}"
-    admin = sa.create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f"CREATE SCHEMA {name}"))
-    engine = sa.create_engine(url.update_query_dict({"options": f"-csearch_path={name},public"}))
-    try:
-        migrations.upgrade(engine, "0012_queue")
-        assert _address_statistics(engine) == -1
-        migrations.upgrade(engine)
-        assert _address_statistics(engine) == ADDRESS_STATISTICS == 1000
-        migrations.downgrade(engine, "0012_queue")
-        assert _address_statistics(engine) == -1
-        migrations.downgrade(engine)
-        Base.metadata.create_all(engine)  # the models say the same
-        assert _address_statistics(engine) == ADDRESS_STATISTICS
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
-        admin.dispose()
+    engine = own_schema
+    migrations.upgrade(engine, "0012_queue")
+    assert _address_statistics(engine) == -1
+    migrations.upgrade(engine)
+    assert _address_statistics(engine) == ADDRESS_STATISTICS == 1000
+    migrations.downgrade(engine, "0012_queue")
+    assert _address_statistics(engine) == -1
+    migrations.downgrade(engine)
+    Base.metadata.create_all(engine)  # the models say the same
+    assert _address_statistics(engine) == ADDRESS_STATISTICS
