@@ -23,24 +23,20 @@ worker throughput at least 3 times the baseline's emails per second; 0 lost, 0 d
     .venv/bin/python benchmarks/load.py --emails 2000 --baseline-emails 500   # a quick run
 
 Its PostgreSQL database is created when missing; its tables are dropped and created again.
-Redis (127.0.0.1:6379) must be running; the run uses a queue and key prefix of its own.
+Redis (127.0.0.1:6379) must be running; the run uses a queue and key prefix of its own, whose
+keys are deleted at the end (``processes.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +45,21 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.asymmetric import ec
 from database_setup import create_database_if_missing
+from processes import (
+    celery_workers,
+    drop_broker_keys,
+    host_environment,
+    load_host,
+    run_queue,
+    wait_until,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_maildelivery.models import Base, Email, Recipient, WebhookInbox
-from tests.gunicorn_app import free_port, serve
+from tests.gunicorn_app import free_port
 from tests.kits import SendGridKit
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/md_load_bench"
 CLIENTS = 8
 WORKERS = 4
@@ -88,42 +91,6 @@ class Sink:
     def total(self) -> int:
         with self.lock:
             return sum(self.received.values())
-
-
-@contextmanager
-def process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` from the benchmarks folder; SIGTERM (then SIGKILL) on exit."""
-    proc = subprocess.Popen(command, cwd=ROOT / "benchmarks", env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-@contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[str]:
-    """The load host under gunicorn (:data:`WORKERS` sync workers); its base URL."""
-    with serve(
-        env,
-        workers=WORKERS,
-        ready_timeout=180,
-        app="load_host:create_app()",
-        path=[ROOT / "benchmarks"],
-    ) as url:
-        yield url
 
 
 def send_all(url: str, count: int, sent: list[dict[str, Any]]) -> list[float]:
@@ -230,21 +197,19 @@ def main() -> None:
     controller.start()
     key = ec.generate_private_key(ec.SECP256R1())
     kit = SendGridKit(key=key)
-    queue = f"maildelivery-load-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'benchmarks'}{os.pathsep}{ROOT}",
-        "LOAD_DATABASE_URL": args.url,
-        "LOAD_SMTP_PORT": str(controller.port),
-        "LOAD_BROKER_URL": args.broker,
-        "LOAD_CELERY_QUEUE": queue,
-        "LOAD_SENDGRID_KEY": SendGridKit.public_b64(key),
-    }
+    queue = run_queue("load")
+    env = host_environment(
+        args.url,
+        sendgrid_key=SendGridKit.public_b64(key),
+        broker=args.broker,
+        queue=queue,
+        smtp_port=controller.port,
+    )
     figures: dict[str, Any] = {}
     try:
         # 1. baseline: sent in the request
         reset(engine)
-        with gunicorn({**env, "LOAD_QUEUE": ""}) as url:
+        with load_host({**env, "LOAD_QUEUE": ""}, WORKERS) as url:
             sent: list[dict[str, Any]] = []
             start = time.perf_counter()
             latencies = send_all(url, args.baseline_emails, sent)
@@ -261,28 +226,9 @@ def main() -> None:
         # 2. queued: Celery workers send, the simulator posts events meanwhile
         reset(engine)
         sink.received.clear()
-        worker_command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "load_worker:celery_app",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(args.celery_workers),
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--queues",
-            queue,
-        ]
         with (
-            process(worker_command, {**env, "LOAD_QUEUE": "celery"}),
-            gunicorn({**env, "LOAD_QUEUE": "celery"}) as url,
+            celery_workers({**env, "LOAD_QUEUE": "celery"}, queue, args.celery_workers),
+            load_host({**env, "LOAD_QUEUE": "celery"}, WORKERS) as url,
         ):
             sent = []
             done = threading.Event()
@@ -374,23 +320,7 @@ def main() -> None:
     finally:
         controller.stop()
         engine.dispose()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "load_worker:celery_app",
-                "purge",
-                "-f",
-                "-Q",
-                queue,
-            ],
-            cwd=ROOT / "benchmarks",
-            env={**env, "LOAD_QUEUE": ""},
-            capture_output=True,
-            check=False,
-        )
+        drop_broker_keys(args.broker, queue)
 
 
 if __name__ == "__main__":

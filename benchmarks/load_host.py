@@ -2,11 +2,12 @@
 an email through flask-maildelivery, the webhook endpoints, and a Celery app set up as
 Flask's documentation shows (a ``Task`` class that runs every task in the app context).
 
-gunicorn serves ``load_host:create_app()``; the Celery workers run ``load_worker:celery_app``.
-Configured from the environment: ``LOAD_DATABASE_URL``, ``LOAD_SMTP_PORT`` (the sink on
-loopback), ``LOAD_QUEUE`` (empty: send in the request; ``celery``), ``LOAD_BROKER_URL``,
-``LOAD_CELERY_QUEUE`` (a queue, and Redis key prefix, of the run's own) and
-``LOAD_SENDGRID_KEY`` (the webhook's verification key).
+gunicorn serves ``load_host:create_app()``; the Celery workers run ``load_worker:celery_app``
+(``processes.py`` starts both). Configured from the environment: ``LOAD_DATABASE_URL``,
+``LOAD_SMTP_PORT`` (the sink on loopback; unset: the memory transport, for runs that send
+nothing, such as ``webhook_inbox.py``), ``LOAD_QUEUE`` (empty: send and apply webhook events
+in the request; ``celery``), ``LOAD_BROKER_URL``, ``LOAD_CELERY_QUEUE`` (a queue, and Redis
+key prefix, of the run's own) and ``LOAD_SENDGRID_KEY`` (the webhook's verification key).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ mail_delivery = MailDelivery()
 def create_app() -> Flask:
     """The host app, configured from the environment."""
     app = Flask("maildelivery_load_host")
+    smtp_port = os.environ.get("LOAD_SMTP_PORT")
     app.config.update(
         SECRET_KEY="load-host",
         SQLALCHEMY_DATABASE_URI=os.environ["LOAD_DATABASE_URL"],
-        MAILDELIVERY_TRANSPORT="smtp",
+        MAILDELIVERY_TRANSPORT="smtp" if smtp_port else "memory",
         MAILDELIVERY_SMTP_HOST="127.0.0.1",
-        MAILDELIVERY_SMTP_PORT=int(os.environ["LOAD_SMTP_PORT"]),
+        MAILDELIVERY_SMTP_PORT=int(smtp_port or 25),
         MAILDELIVERY_DEFAULT_SENDER="Payroll <payroll@acme.test>",
         MAILDELIVERY_QUEUE=os.environ.get("LOAD_QUEUE") or None,
         MAILDELIVERY_SENDGRID_WEBHOOK_PUBLIC_KEY=os.environ["LOAD_SENDGRID_KEY"],
