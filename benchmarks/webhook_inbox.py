@@ -17,8 +17,9 @@ to the last event applied, read from the inbox rows' ``applied_at``):
 
 Before each mode is measured, 8 one-event requests warm the workers up (connections,
 imports); they are then cleared. With each mode it prints the CPU time the processes used
-(read from ``/proc``): gunicorn's workers per request, Celery's per applied request,
-PostgreSQL's backends per request, and how busy the machine's cores were meanwhile.
+(read from ``/proc``): gunicorn's workers per request until the last answer, Celery's
+and PostgreSQL's backends' per request until the last row is applied, and how busy the
+machine's cores were meanwhile (other people's processes included).
 
 The direct path, for comparison, has no switch in the endpoint: it is measured in this
 process by calling ``ingest_events`` on the same batches, parsed beforehand (no HTTP, no
@@ -29,8 +30,9 @@ below the direct path's.
 
 ``--profile`` measures instead what one request does before its answer in the ``celery``
 mode, in this process (Flask's test client on the load host, tasks sent to the run's own
-Redis queue, which no worker reads): each step's time on 20 batches, then a cProfile of
-one request.
+Redis queue, which no worker reads): each step's time on 21 batches, then a cProfile of
+one request; then the CPU a request costs one gunicorn worker and PostgreSQL when the
+requests are posted one at a time.
 
     .venv/bin/python benchmarks/webhook_inbox.py
     .venv/bin/python benchmarks/webhook_inbox.py --modes celery --batches 24
@@ -555,12 +557,43 @@ def profile(
     for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
         for _, suffix, name in STEPS:
             if function == name and filename.endswith(suffix):
-                entries[(suffix, name)] = entries.get((suffix, name), 0.0) + cumulative
+                # a name may be several functions of the file, one calling the other
+                # (Session.commit, SessionTransaction.commit): the outermost counts
+                entries[(suffix, name)] = max(entries.get((suffix, name), 0.0), cumulative)
     print("  one request under cProfile (its overhead inflates Python-heavy steps), cumulative:")
     for label, suffix, name in STEPS:
         print(f"    {label:<30} {entries.get((suffix, name), 0.0) * 1000:6.1f} ms")
     print("  the 12 functions with the most own time:")
     stats.sort_stats("tottime").print_stats(12)
+    clear(engine)
+    one_worker_cost(args, engine, requests)
+
+
+def one_worker_cost(
+    args: argparse.Namespace, engine: sa.Engine, requests: list[tuple[bytes, dict[str, str]]]
+) -> None:
+    """The same requests through gunicorn (one sync worker, no Celery worker), posted one at
+    a time: the CPU a request costs the HTTP worker and PostgreSQL, with no one waiting."""
+    env = {key: os.environ[key] for key in os.environ}  # the load host's, set by profile()
+    with load_host(env, 1) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
+        for body, headers in requests[:3]:  # connections, caches
+            assert client.post(ENDPOINT, content=body, headers=headers).status_code == 200
+        meter = CpuMeter(base_url, engine.url.database or "", None)
+        before = meter.read()
+        latencies = []
+        for body, headers in requests[3:]:
+            start = time.perf_counter()
+            response = client.post(ENDPOINT, content=body, headers=headers)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, response.text
+        used = CpuMeter.used(before, meter.read())
+    count = len(requests) - 3
+    print(
+        f"  gunicorn, 1 sync worker, {count} requests one at a time: answer median "
+        f"{statistics.median(latencies):.1f} ms; CPU per request: gunicorn "
+        f"{used['gunicorn'] / count * 1000:.1f} ms, PostgreSQL "
+        f"{used['postgresql'] / count * 1000:.1f} ms; {load_average()}"
+    )
     clear(engine)
 
 
