@@ -3,12 +3,14 @@ day by result over the last 30 days, bounce and complaint rates against the thre
 mailbox providers enforce, the recipient domains that fail most, each provider's last event
 and lag, and the counts that lead to the attention list.
 
-Everything here only reads, scoped to one tenant like the log. Every figure is an indexed
-aggregate over the emails of the window (``maildelivery_email`` by tenant, result or status
-and ``sent_at``), never a scan of the whole table: the days are the viewer's, cut at the
+Everything here only reads, scoped to one tenant like the log. The chart, the rates and the
+failing domains add up the hourly rollups (:mod:`flask_maildelivery.rollup`, kept exact by
+the writers) instead of counting the month's emails; the days are the viewer's, cut at the
 viewer's midnights (converted to UTC in Python, so every database groups them alike, time
-zone tables or not), and the counts that may grow without bound (attention, overdue) stop
-at :data:`COUNT_CAP`.
+zone tables or not), and the hours a midnight cuts in two (a zone whose offset is not whole
+hours) are counted from the emails. The other figures are indexed aggregates over the
+emails and events, and the counts that may grow without bound (attention, overdue) stop at
+:data:`COUNT_CAP`.
 """
 
 from __future__ import annotations
@@ -266,10 +268,6 @@ def _day_index(
         (column < bounds[middle], _day_index(bounds, column, low, middle)),
         else_=_day_index(bounds, column, middle, high),
     )
-
-
-def _in_window(bounds: Sequence[datetime], tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
-    return [_tenant(tenant_id), Email.sent_at >= bounds[0], Email.sent_at < bounds[-1]]
 
 
 def split_hours(bounds: Sequence[datetime]) -> list[datetime]:
