@@ -148,7 +148,8 @@ def upgrade() -> None:
     op.execute(
         hourly.insert().from_select(
             [*(c.name for c in keys), "emails"],
-            sa.select(*keys, sa.func.count()).group_by(*keys),
+            # in key order: a range of hours lies together in PostgreSQL's heap
+            sa.select(*keys, sa.func.count()).group_by(*keys).order_by(*keys),
         )
     )
     addresses = (
@@ -165,7 +166,7 @@ def upgrade() -> None:
     op.execute(
         domains.insert().from_select(
             [*(c.name for c in domain_keys), "recipients"],
-            sa.select(*domain_keys, sa.func.count()).group_by(*domain_keys),
+            sa.select(*domain_keys, sa.func.count()).group_by(*domain_keys).order_by(*domain_keys),
         )
     )
 
@@ -204,7 +205,9 @@ def upgrade() -> None:
                 failed.c.n,
                 failed.c.status_at,
                 failed.c.reason,
-            ).where(failed.c.position == 1),
+            )
+            .where(failed.c.position == 1)
+            .order_by(failed.c.tenant_key, failed.c.hour, failed.c.domain),
         )
     )
 
