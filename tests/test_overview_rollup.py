@@ -100,8 +100,18 @@ def test_page_numbers_equal_direct_counts_in_a_half_hour_zone(make_app: AppFacto
     )
     with log.app.app_context():
         session = MailDelivery.state(log.app).sessions()
-        for minutes, outcome in ((-10, "bounced"), (10, "bounced"), (20, "delivered")):
-            to = [f"kim{minutes}@cut.test", f"lou{minutes}@cut.test"]
+        # and on both sides of the window's first midnight, 29 days earlier
+        first = midnight - timedelta(days=27)
+        cases = [
+            (midnight, -10, "bounced", "cut"),
+            (midnight, 10, "bounced", "cut"),
+            (midnight, 20, "delivered", "cut"),
+            (first, -10, "bounced", "edge"),
+            (first, 10, "bounced", "edge"),
+            (first, 20, "delivered", "edge"),
+        ]
+        for moment, minutes, outcome, domain in cases:
+            to = [f"kim{minutes}@{domain}.test", f"lou{minutes}@{domain}.test"]
             email = log.extension.send(subject="cut", to=to, text="x")
             ingest_events(
                 [
@@ -117,7 +127,7 @@ def test_page_numbers_equal_direct_counts_in_a_half_hour_zone(make_app: AppFacto
                     )
                 ]
             )
-            rollup.move_sent_at(session, email, midnight + timedelta(minutes=minutes))
+            rollup.move_sent_at(session, email, moment + timedelta(minutes=minutes))
             session.commit()
     for zone in (kolkata, PARIS):
         expected = direct_counts(log, None, now, zone)
@@ -137,6 +147,9 @@ def test_page_numbers_equal_direct_counts_in_a_half_hour_zone(make_app: AppFacto
             ]
     cut = next(d for d in api["domains"] if d["domain"] == "cut.test")
     assert (cut["failures"], cut["recipients"]) == (2, 6)
+    kolkata_api = log.client().get("/maildelivery/api/overview?tz=Asia/Kolkata").get_json()
+    edge = next(d for d in kolkata_api["domains"] if d["domain"] == "edge.test")
+    assert (edge["failures"], edge["recipients"]) == (1, 4)  # one email before the window
 
 
 def test_stats_rebuild_counts_the_rollups_again(make_app: AppFactory) -> None:

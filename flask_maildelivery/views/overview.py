@@ -277,6 +277,14 @@ def split_hours(bounds: Sequence[datetime]) -> list[datetime]:
     return sorted({hour_of(b) for b in bounds if b != hour_of(b)})
 
 
+def edge_hours(bounds: Sequence[datetime]) -> list[datetime]:
+    """Of :func:`split_hours`, those at the ends of the window (its first and last
+    midnight): the failing domains count the whole window, so an hour cut inside it counts
+    whole from the rollups, and only these are counted from the emails."""
+    ends = {hour_of(bounds[0]), hour_of(bounds[-1])}
+    return [hour for hour in split_hours(bounds) if hour in ends]
+
+
 def _emails_of_hours(
     bounds: Sequence[datetime],
     tenant_id: str | None,
@@ -398,8 +406,8 @@ def _failures_of_hours(
     tenant_id: str | None,
     hours: Sequence[datetime],
 ) -> dict[str, tuple[int, datetime | None, str | None]]:
-    """The failed recipients of the emails of the window sent in ``hours`` (the hours a
-    viewer's midnight cuts), by domain: how many, and the time and reason of the latest
+    """The failed recipients of the emails of the window sent in ``hours`` (the hours the
+    window's ends cut), by domain: how many, and the time and reason of the latest
     (window functions over the failed emails of those hours: an index range each)."""
     domain = domain_of(Recipient.address_key)
     emails = _emails_of_hours(
@@ -435,9 +443,9 @@ def failing_domains(
     emails of the window, with each one's latest failure and its recipients in the window
     (:func:`domain_recipients`): the hourly rollup's rows
     (:class:`~flask_maildelivery.models.HourlyFailure`, a primary key range), and the
-    failures of the hours a viewer's midnight cuts (as in :func:`outcomes`) counted from
-    the recipients."""
-    split = split_hours(bounds)
+    failures of the hours the window's first and last midnights cut (:func:`edge_hours`)
+    counted from the recipients."""
+    split = edge_hours(bounds)
     window = [
         HourlyFailure.tenant_key == tenant_key(tenant_id),
         HourlyFailure.hour >= hour_of(bounds[0]),
@@ -486,11 +494,11 @@ def domain_recipients(
 ) -> dict[str, int]:
     """The recipients at each of ``domains`` among the emails of the window: the hourly
     rollup's rows (:class:`~flask_maildelivery.models.HourlyDomain`, a primary key range
-    per domain), and the recipients of the hours a viewer's midnight cuts (as in
-    :func:`outcomes`) counted one by one."""
+    per domain), and the recipients of the hours the window's ends cut
+    (:func:`edge_hours`) counted one by one."""
     if not domains:
         return {}
-    split = split_hours(bounds)
+    split = edge_hours(bounds)
     statement = (
         sa.select(HourlyDomain.domain, sa.func.sum(HourlyDomain.recipients))
         .where(
