@@ -1,6 +1,6 @@
 """The overview's hourly rollups (:mod:`flask_maildelivery.rollup`) stay equal to a count over
 the tables: after sends, events, moves of ``sent_at`` and purges, under 8 threads sending and
-applying events at once, after migration 0013's backfill, and after ``flask maildelivery
+applying events at once, after migration 0014's backfill, and after ``flask maildelivery
 stats --rebuild``; the page's failing domains show each domain's failure rate."""
 
 from __future__ import annotations
@@ -196,9 +196,9 @@ def test_migration_0013_backfills_what_the_package_keeps(
             for table in ("maildelivery_hourly_failure", "maildelivery_hourly_domain"):
                 connection.execute(sa.text(f"DROP TABLE {table}"))
             connection.execute(sa.text("DROP TABLE maildelivery_hourly"))
-        command.stamp(migrations.alembic_config(schema), "0012_queue")
+        command.stamp(migrations.alembic_config(schema), "0013_address_statistics")
         migrations.upgrade(schema)
-        assert migrations.current(schema) == "0013_hourly"
+        assert migrations.current(schema) == "0014_hourly"
         assert snapshot(log.app) == kept
     finally:
         with schema.begin() as connection:
