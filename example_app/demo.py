@@ -16,6 +16,7 @@ from flask import Flask
 from flask_login import login_user
 from werkzeug.security import generate_password_hash
 
+from flask_maildelivery import rollup
 from flask_maildelivery.models import Email, utcnow
 from flask_maildelivery.state import FAILURE_STATUSES
 
@@ -184,11 +185,14 @@ def send_demo_emails(app: Flask) -> None:
     # the stuck invoice went out two days ago: with no word since, it is overdue
     overdue = next(i for i in invoices if i.number == DEMO_OVERDUE)
     session = mail_delivery.session
-    session.execute(
-        sa.update(Email)
-        .where(Email.related_type == "invoice", Email.related_id == str(overdue.id))
-        .values(sent_at=utcnow() - timedelta(days=2), created_at=utcnow() - timedelta(days=2))
-    )
+    two_days_ago = utcnow() - timedelta(days=2)
+    stuck = session.scalars(
+        sa.select(Email).where(Email.related_type == "invoice", Email.related_id == str(overdue.id))
+    ).all()
+    for email in stuck:
+        # moved as a queued send's hand-over moves it: the overview's rollups with it
+        rollup.move_sent_at(session, email, two_days_ago)
+        email.created_at = two_days_ago
     session.commit()
     _send_resolved_demo(app)
     # a payslip to an address the mail server refuses outright: the send itself fails

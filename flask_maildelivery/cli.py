@@ -17,7 +17,7 @@ from .bounces.processing import BounceOutcome, read_bounce
 from .bounces.reports import MAX_READ_BYTES
 from .context import config_value, get_state
 from .ingest import apply_unmatched_events
-from .maintenance import purge, retention_cutoff
+from .maintenance import purge, rebuild_rollups, retention_cutoff
 from .sending import RecordingFailed, ResendRefused, SendRefused, resend_email
 from .sending.retry import release_stuck, send_due
 from .views.overview import SERIES
@@ -95,10 +95,18 @@ def _percent(rate: float | None) -> str:
 @maildelivery_cli.command("stats")
 @click.option("--tenant", default=None, help="Default: the emails without a tenant.")
 @click.option("--tz", "zone_name", default="UTC", show_default=True, help="Time zone of the days.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="First count the hourly rollups the figures come from again, from the emails.",
+)
 @with_appcontext
-def stats_command(tenant: str | None, zone_name: str) -> None:
+def stats_command(tenant: str | None, zone_name: str, rebuild: bool) -> None:
     """Print the overview page's figures: the attention counts, emails per day by result
-    over the last 30 days, bounce and complaint rates, the failing domains, the providers."""
+    over the last 30 days, bounce and complaint rates, the failing domains, the providers.
+
+    With --rebuild, the hourly rollups of every tenant are first counted again from the
+    emails and recipients (after a restore, or rows changed by hand)."""
     try:
         zone = ZoneInfo(zone_name)
     except (ValueError, ZoneInfoNotFoundError):
@@ -106,6 +114,17 @@ def stats_command(tenant: str | None, zone_name: str) -> None:
             f"{zone_name!r} is not an IANA time zone name such as Europe/Paris",
             param_hint="--tz",
         ) from None
+    if rebuild:
+        try:
+            outcomes, domains, failures = rebuild_rollups(current_app)
+        except SQLAlchemyError as exc:
+            raise click.ClickException(
+                f"the rollups could not be rebuilt (nothing changed): {getattr(exc, 'orig', exc)}"
+            ) from None
+        click.echo(
+            f"rollups rebuilt: {outcomes} hourly outcome row(s), {domains} domain row(s),"
+            f" {failures} failure row(s)\n"
+        )
     figures = read_overview(tenant, zone)
     click.echo(
         f"overview of {'tenant ' + tenant if tenant else 'the emails without a tenant'},"
@@ -128,13 +147,14 @@ def stats_command(tenant: str | None, zone_name: str) -> None:
             f"  complained {rate.complained}"
             f" ({_percent(rate.complaint_rate)}, {rate.complaint_level})"
         )
-    click.echo("\nrecipient domains with the most failures:")
+    click.echo("\nrecipient domains with the most failures (failed of recipients, rate):")
     if not figures.domains:
         click.echo("  none")
     for domain in figures.domains:
         reason = (domain.last_reason or "").splitlines()[0] if domain.last_reason else ""
         click.echo(
-            f"  {domain.domain:<30} {domain.failures:>7} {_percent(domain.share):>8}  {reason}"
+            f"  {domain.domain:<30} {domain.failures:>7} of {domain.recipients:<7}"
+            f" {_percent(domain.rate):>8}  {reason}"
         )
     click.echo("\nproviders:")
     if not figures.providers:

@@ -47,7 +47,7 @@ from flask import Flask, current_app
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import context, signals
+from . import context, rollup, signals
 from .copies import RecipientRow, is_delivered, resolving_copy
 from .events import NormalizedEvent, storable_id, storable_json, storable_text
 from .health import AddressFacts, AddressState, fold_address, new_kinds
@@ -92,6 +92,14 @@ class IngestReport:
     resolved: list[tuple[int, int]] = field(default_factory=list)
     #: ``(address record id, email_id)`` for every address this batch suppressed.
     suppressed: list[tuple[int, int]] = field(default_factory=list)
+    #: ``(email_id, old result, old status, new result, new status)`` for every change of an
+    #: email's result or status, in order: the overview's rollup moves them (:mod:`.rollup`).
+    outcome_changes: list[tuple[int, str, str, str, str]] = field(default_factory=list)
+    #: ``(email_id, recipient_id, newly failed, at, reason)`` for every recipient that
+    #: failed or whose failure changed: the rollup counts them by domain.
+    failure_changes: list[tuple[int, int, bool, datetime | None, str | None]] = field(
+        default_factory=list
+    )
 
 
 def ingest_events(
@@ -161,8 +169,8 @@ def record_send_attempt(
     def work(session: Session, report: IngestReport) -> None:
         _begin_write(session)
         originals = _originals_of(session, [email_id])
-        old, status = _lock_emails(session, [email_id, *originals.values()])[email_id]
-        new = old
+        old, old_status = _lock_emails(session, [email_id, *originals.values()])[email_id]
+        new, status = old, old_status
         if send_failed:
             new = "failed"
         elif old == "failed":
@@ -179,6 +187,7 @@ def record_send_attempt(
         )
         if old != new:
             report.result_changes.append((email_id, old, new))
+        report.outcome_changes.append((email_id, old, old_status, new, status))
         if also is not None:
             also(session)
         _ingest(session, events, report)
@@ -194,6 +203,8 @@ def _in_one_transaction(app: Flask, work: Callable[[Session, IngestReport], None
         report = IngestReport()
         try:
             work(session, report)
+            # the buckets last: after every row lock of the work, in one order
+            rollup.count_changes(session, report.outcome_changes, report.failure_changes)
             session.commit()
             break
         except sa.exc.OperationalError as exc:
@@ -600,6 +611,9 @@ def _apply(
                 "updated_at": now,
             }
         )
+        if after.status in FAILURE_STATUSES:
+            newly = before.status not in FAILURE_STATUSES
+            report.failure_changes.append((email_id, recipient_id, newly, after.at, after.reason))
         if after.status != before.status:
             report.recipient_changes.append((recipient_id, before.status, after.status))
             if email_id in originals and is_delivered(after.status):
@@ -872,6 +886,7 @@ def _recompute_emails(
             {"b_id": email_id, "result": new_result, "status": new_status, "updated_at": now}
         )
         locked[email_id] = (new_result, new_status)
+        report.outcome_changes.append((email_id, old_result, old_status, new_result, new_status))
         if new_result != old_result:
             report.result_changes.append((email_id, old_result, new_result))
     if updates:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask
 
+from . import rollup
 from .context import session as package_session
 from .models import Email, Event, QueuedSend, Recipient, utcnow
 
@@ -42,6 +43,7 @@ def purge(app: Flask, older_than: datetime, *, bodies_only: bool = False) -> int
         )
         if not ids:
             return total
+        rollup.count_deleted(session, ids)
         # explicit deletes: SQLite enforces ON DELETE CASCADE only with a pragma
         session.execute(sa.delete(Event).where(Event.email_id.in_(ids)))
         session.execute(sa.delete(QueuedSend).where(QueuedSend.email_id.in_(ids)))
@@ -52,6 +54,20 @@ def purge(app: Flask, older_than: datetime, *, bodies_only: bool = False) -> int
         session.execute(sa.delete(Email).where(Email.id.in_(ids)))
         session.commit()
         total += len(ids)
+
+
+def rebuild_rollups(app: Flask) -> tuple[int, int, int]:
+    """Count the overview's hourly rollups again from the emails and recipients, in one
+    transaction (:func:`.rollup.rebuild`); returns the rows written (outcomes, domains,
+    failures)."""
+    session = package_session(app)
+    try:
+        written = rollup.rebuild(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return written
 
 
 def retention_cutoff(days: int) -> datetime:

@@ -525,3 +525,73 @@ class QueuedSend(Base):
 
     def __repr__(self) -> str:
         return f"<QueuedSend {self.email_id} {self.state} attempt {self.attempts}>"
+
+
+class HourlyOutcome(Base):
+    """How many emails a tenant sent in one UTC hour, by result, status and transport
+    (``maildelivery_hourly``): the overview's chart and rates sum these rows instead of
+    counting the emails.
+
+    Each email counts once, in the hour of its ``sent_at``, under its current result and
+    status: the send path adds it, every change of its result, status or ``sent_at`` moves
+    it, the purge takes it away, each in the transaction of that change (:mod:`.rollup`).
+    ``flask maildelivery stats --rebuild`` counts it again from the emails.
+    """
+
+    __tablename__ = "maildelivery_hourly"
+
+    #: The tenant id, or ``""`` for none (a primary key holds no ``NULL``).
+    tenant_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: The start of the UTC hour.
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    result: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    #: The transport's name, or ``""`` for none.
+    transport: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    emails: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+
+    def __repr__(self) -> str:
+        return f"<HourlyOutcome {self.tenant_key!r} {self.hour} {self.result} {self.emails}>"
+
+
+class HourlyDomain(Base):
+    """How many recipients of a tenant's emails sent in one UTC hour have an address at one
+    domain (``maildelivery_hourly_domain``): the denominator of the overview's failure rate
+    by domain. Kept like :class:`HourlyOutcome` (a recipient's domain never changes: the
+    send adds it, a move of ``sent_at`` moves it, the purge takes it away)."""
+
+    __tablename__ = "maildelivery_hourly_domain"
+
+    tenant_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: The part of ``Recipient.address_key`` after its last ``@``.
+    domain: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    recipients: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+
+    def __repr__(self) -> str:
+        return f"<HourlyDomain {self.tenant_key!r} {self.domain} {self.hour} {self.recipients}>"
+
+
+class HourlyFailure(Base):
+    """How many recipients of a tenant's emails sent in one UTC hour failed (bounced,
+    dropped, suppressed, refused), by the domain of their address
+    (``maildelivery_hourly_failure``), with the latest of those failures: the overview's
+    failing domains. A row exists only where a recipient failed.
+
+    A recipient's status never leaves the failures once it is one, so the ingest adds a
+    recipient when it first fails and keeps the latest failure (by the time of its event)
+    as later ones arrive; the purge takes the failed recipients of the deleted emails away.
+    """
+
+    __tablename__ = "maildelivery_hourly_failure"
+
+    tenant_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    domain: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+    #: When the latest failure counted here happened, and its reason.
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    def __repr__(self) -> str:
+        return f"<HourlyFailure {self.tenant_key!r} {self.hour} {self.domain} {self.failures}>"

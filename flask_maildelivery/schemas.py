@@ -147,7 +147,9 @@ class OverviewDomainSchema(Schema):
 
     domain = fields.String()
     failures = fields.Integer()
-    share = fields.Float()
+    recipients = fields.Integer()
+    #: ``failures / recipients``: the domain's failure rate in the window.
+    rate = fields.Float(allow_none=True)
     last_reason = fields.String(allow_none=True)
     last_failure_at = fields.AwareDateTime(allow_none=True)
     url = fields.String()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_babel import Babel
 
-from flask_maildelivery import MailDelivery, SendRefused
+from flask_maildelivery import MailDelivery, SendRefused, rollup
 from flask_maildelivery.events import NormalizedEvent
 from flask_maildelivery.ingest import ingest_events
 from flask_maildelivery.models import AddressRecord, Email, Recipient, utcnow
@@ -30,8 +30,11 @@ SERIES_OF = {result: name for name, results in SERIES.items() for result in resu
 
 
 def _set_sent_at(app: Flask, email_id: int, moment: datetime) -> None:
+    """Move an email to ``moment`` as a queued send's hand-over does (its rollup with it)."""
     session = MailDelivery.state(app).sessions()
-    session.execute(sa.update(Email).where(Email.id == email_id).values(sent_at=moment))
+    email = session.get(Email, email_id)
+    assert email is not None
+    rollup.move_sent_at(session, email, moment)
     session.commit()
 
 
@@ -122,10 +125,13 @@ def direct_counts(
         for e, address, status in recipients
         if status in FAILURE_STATUSES and first <= local_day[e] <= today
     )
+    in_window = {id_ for id_, day in local_day.items() if first <= day <= today}
+    by_domain = Counter(address.rsplit("@", 1)[1] for e, address, _ in recipients if e in in_window)
     return {
         "days": {day.isoformat(): dict(counts) for day, counts in days.items()},
         "rates": rates,
         "domains": dict(failures),
+        "recipients": dict(by_domain),
     }
 
 
@@ -201,7 +207,14 @@ def test_page_api_and_cli_equal_direct_counts_with_paris_days(log: LogApp) -> No
         assert rate["bounce_rate"] == pytest.approx(bounced / sent)
     assert expected["rates"][7] == (5, 1, 1)  # the error email is 10 days old
     assert {d["domain"]: d["failures"] for d in api["domains"]} == expected["domains"]
+    # the failure rate: failed recipients over the domain's recipients in the window
+    assert {d["domain"]: (d["recipients"], d["rate"]) for d in api["domains"]} == {
+        name: (expected["recipients"][name], n / expected["recipients"][name])
+        for name, n in expected["domains"].items()
+    }
     assert api["domains"][0]["domain"] == "bad.test"
+    assert (api["domains"][0]["failures"], api["domains"][0]["recipients"]) == (2, 2)
+    assert 'data-domain="worse.test" data-failures="1" data-recipients="1"' in html
     # the latest failure by the time of its event: the error's bounce was applied last
     assert api["domains"][0]["last_reason"] == "550 gone"
     counts = {c["key"]: c["value"] for c in api["counts"]}
@@ -231,7 +244,7 @@ def test_page_api_and_cli_equal_direct_counts_with_paris_days(log: LogApp) -> No
         numbers = [int(n) for n in line.split()[1:]]
         assert numbers == [*(day_counts.get(name, 0) for name in SERIES), sum(day_counts.values())]
     assert "last  7 days  sent 5  bounced 1 (20.00%, alarm)  complained 1 (20.00%, alarm)" in output
-    assert re.search(r"bad\.test\s+2\s", output)
+    assert re.search(r"bad\.test\s+2 of 2\s+100\.00%", output)
     assert "attention      5" in output
 
 
@@ -278,6 +291,7 @@ def test_the_page_is_french_for_a_french_viewer(make_app: AppFactory) -> None:
     assert "Vue d\N{RIGHT SINGLE QUOTATION MARK}ensemble des envois" in html
     assert "E-mails par jour, par résultat" in html
     assert "Taux de rebond" in html
+    assert "Taux d\N{RIGHT SINGLE QUOTATION MARK}échec" in html
     assert "Sources :" in html
     assert "https://support.google.com/a/answer/81126" in html
     assert "Email delivery log" not in html

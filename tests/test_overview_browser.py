@@ -9,12 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Response
 from playwright.sync_api import Browser
 
-from flask_maildelivery import MailDelivery
-from flask_maildelivery.models import Email, utcnow
+from flask_maildelivery import MailDelivery, rollup
+from flask_maildelivery.models import utcnow
 from flask_maildelivery.testing import simulate_event
 
 from .live_server import browser_log_app, served
@@ -53,12 +52,9 @@ def overview_url(tmp_path: Path) -> Iterator[str]:
             email = mail_delivery.send(subject=f"Invoice {n}", to=to, text="x")
             for address, outcome in zip(to, outcomes, strict=True):
                 simulate_event(email, outcome, recipient=address, reason="550 5.1.1 unknown user")
-            session.execute(
-                sa.update(Email)
-                .where(Email.id == email.id)
-                .values(sent_at=now - timedelta(days=days, minutes=n))
-            )
-        session.commit()
+            # as a queued send's hand-over moves it, with its rollup
+            rollup.move_sent_at(session, email, now - timedelta(days=days, minutes=n))
+            session.commit()
     with served(app) as base_url:
         yield f"{base_url}/maildelivery/overview"
 

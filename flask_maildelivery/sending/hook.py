@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from .. import signals, suppression
+from .. import rollup, signals, suppression
 from ..bounces.settings import envelope_sender
 from ..context import AppState, config_value
 from ..events import NormalizedEvent, normalize_message_id, storable_id
@@ -331,7 +331,7 @@ def hand_over(
             _record_refused_recipients(app, email, result.refused_recipients)
         if queued:
             session.execute(sa.delete(queue_t).where(queue_t.c.email_id == email.id))
-            email.sent_at = utcnow()
+            rollup.move_sent_at(session, email, utcnow())
         if result.provider_message_id:
             # stored as webhook events store it, so that they match (a digest when too long)
             email.provider_message_id = storable_id(result.provider_message_id, 255)
@@ -450,6 +450,7 @@ def _insert_email(
         recipient["email_id"] = email_id
     if recipient_rows:  # a refused send may have none
         connection.execute(_INSERT_RECIPIENTS, recipient_rows)
+    rollup.count_new_email(session, values, [r["address_key"] for r in recipient_rows])
     email = Email(id=email_id, **values)
     # known to be in the database: attach it without a round trip
     make_transient_to_detached(email)

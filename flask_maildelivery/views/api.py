@@ -208,6 +208,7 @@ def overview() -> ResponseReturnValue:
             "domains": [
                 {
                     **asdict(domain),
+                    "rate": domain.rate,
                     "url": _api_list_url(
                         {
                             "show": "all",

@@ -3,12 +3,14 @@ day by result over the last 30 days, bounce and complaint rates against the thre
 mailbox providers enforce, the recipient domains that fail most, each provider's last event
 and lag, and the counts that lead to the attention list.
 
-Everything here only reads, scoped to one tenant like the log. Every figure is an indexed
-aggregate over the emails of the window (``maildelivery_email`` by tenant, result or status
-and ``sent_at``), never a scan of the whole table: the days are the viewer's, cut at the
+Everything here only reads, scoped to one tenant like the log. The chart, the rates and the
+failing domains add up the hourly rollups (:mod:`flask_maildelivery.rollup`, kept exact by
+the writers) instead of counting the month's emails; the days are the viewer's, cut at the
 viewer's midnights (converted to UTC in Python, so every database groups them alike, time
-zone tables or not), and the counts that may grow without bound (attention, overdue) stop
-at :data:`COUNT_CAP`.
+zone tables or not), and the hours a midnight cuts in two (a zone whose offset is not whole
+hours) are counted from the emails. The other figures are indexed aggregates over the
+emails and events, and the counts that may grow without bound (attention, overdue) stop at
+:data:`COUNT_CAP`.
 """
 
 from __future__ import annotations
@@ -23,12 +25,19 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import FunctionElement
 
 from ..context import config_value
-from ..models import AddressRecord, Email, Event, Recipient, utcnow
+from ..models import (
+    AddressRecord,
+    Email,
+    Event,
+    HourlyDomain,
+    HourlyFailure,
+    HourlyOutcome,
+    Recipient,
+    utcnow,
+)
+from ..rollup import HOUR, domain_of, hour_of
 from ..state import FAILURE_STATUSES
 from ..suppression import STATE_SUPPRESSED, tenant_key
 from ..tracking import Tracking
@@ -156,11 +165,16 @@ class FailingDomain:
     domain: str
     #: Recipients of that domain whose status is a failure (bounced, dropped, ...).
     failures: int
-    #: ``failures`` over every failed recipient of the window.
-    share: float
+    #: Every recipient of that domain in the window.
+    recipients: int
     #: The reason of its latest failure and when it happened.
     last_reason: str | None
     last_failure_at: datetime | None
+
+    @property
+    def rate(self) -> float | None:
+        """The domain's failure rate: ``failures / recipients``."""
+        return self.failures / self.recipients if self.recipients else None
 
 
 @dataclass(frozen=True)
@@ -215,34 +229,6 @@ class Overview:
         return self.days[0].day
 
 
-class domain_of(FunctionElement[str]):
-    """The part of an address after its last ``@`` (lower-cased addresses: ``address_key``).
-
-    Each database spells it its own way; SQLAlchemy has no portable function for it.
-    """
-
-    type = sa.String()
-    inherit_cache = True
-
-
-@compiles(domain_of)
-def _domain_of_default(element: domain_of, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite: substr after instr finds the first '@'; an address_key holds one
-    column = compiler.process(element.clauses, **kw)
-    return f"substr({column}, instr({column}, '@') + 1)"
-
-
-@compiles(domain_of, "postgresql")
-def _domain_of_postgresql(element: domain_of, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"split_part({compiler.process(element.clauses, **kw)}, '@', -1)"
-
-
-@compiles(domain_of, "mysql")
-@compiles(domain_of, "mariadb")
-def _domain_of_mysql(element: domain_of, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"substring_index({compiler.process(element.clauses, **kw)}, '@', -1)"
-
-
 def as_zoneinfo(zone: tzinfo | None) -> ZoneInfo:
     """``zone`` (a pytz zone from Flask-Babel, a :class:`~zoneinfo.ZoneInfo`, or ``None``
     for UTC) as a :class:`~zoneinfo.ZoneInfo`, whose conversions follow daylight saving."""
@@ -268,7 +254,9 @@ def _tenant(tenant_id: str | None) -> sa.ColumnElement[bool]:
     return Email.tenant_id.is_(None) if tenant_id is None else Email.tenant_id == tenant_id
 
 
-def _day_index(bounds: Sequence[datetime], low: int = 0, high: int | None = None) -> Any:
+def _day_index(
+    bounds: Sequence[datetime], column: Any = Email.sent_at, low: int = 0, high: int | None = None
+) -> Any:
     """The chart day (0 = the first) of an email's ``sent_at``, for an email between
     ``bounds[0]`` and ``bounds[-1]``: ``CASE`` expressions nested as a binary search, so
     each row is compared with five bounds, not thirty."""
@@ -277,28 +265,98 @@ def _day_index(bounds: Sequence[datetime], low: int = 0, high: int | None = None
         return sa.literal(low, sa.Integer)
     middle = (low + high) // 2
     return sa.case(
-        (Email.sent_at < bounds[middle], _day_index(bounds, low, middle)),
-        else_=_day_index(bounds, middle, high),
+        (column < bounds[middle], _day_index(bounds, column, low, middle)),
+        else_=_day_index(bounds, column, middle, high),
     )
 
 
-def _in_window(bounds: Sequence[datetime], tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
-    return [_tenant(tenant_id), Email.sent_at >= bounds[0], Email.sent_at < bounds[-1]]
+def split_hours(bounds: Sequence[datetime]) -> list[datetime]:
+    """The UTC hours that a viewer's midnight of ``bounds`` cuts in two (zones whose offset
+    is not whole hours, such as Asia/Kolkata): the hourly rollup cannot tell which day
+    each email of such an hour belongs to, so those hours are counted from the emails."""
+    return sorted({hour_of(b) for b in bounds if b != hour_of(b)})
+
+
+def edge_hours(bounds: Sequence[datetime]) -> list[datetime]:
+    """Of :func:`split_hours`, those at the ends of the window (its first and last
+    midnight): the failing domains count the whole window, so an hour cut inside it counts
+    whole from the rollups, and only these are counted from the emails."""
+    ends = {hour_of(bounds[0]), hour_of(bounds[-1])}
+    return [hour for hour in split_hours(bounds) if hour in ends]
+
+
+def _emails_of_hours(
+    bounds: Sequence[datetime],
+    tenant_id: str | None,
+    hours: Sequence[datetime],
+    *columns: Any,
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> Any:
+    """``columns`` of the tenant's emails of the window sent in ``hours`` (those a viewer's
+    midnight cuts), as a subquery: one index range per hour (``UNION ALL``), where an ``OR``
+    of the ranges would have the database read the whole window."""
+    return sa.union_all(
+        *(
+            sa.select(*columns).where(
+                _tenant(tenant_id),
+                Email.sent_at >= max(hour, bounds[0]),
+                Email.sent_at < min(hour + HOUR, bounds[-1]),
+                *where,
+            )
+            for hour in hours
+        )
+    ).subquery()
+
+
+def _grouped(columns: Sequence[Any], rows: Any = None) -> Any:
+    """``columns`` and the count of each group of them: grouped by a subquery's columns,
+    since a bound parameter repeated in ``GROUP BY`` is another parameter to PostgreSQL."""
+    keys = sa.select(*columns)
+    if rows is not None:
+        keys = keys.select_from(rows)
+    grouped = keys.subquery()
+    return sa.select(*grouped.c, sa.func.count()).group_by(*grouped.c)
 
 
 def outcomes(
     connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
 ) -> dict[tuple[Any, ...], int]:
-    """Emails of the window by ``(day, result, status)``: an index-only range scan of
-    ``ix_maildelivery_email_tenant_sent_outcome`` on PostgreSQL."""
-    rows = (
-        sa.select(_day_index(bounds).label("day"), Email.result, Email.status)
-        .where(*_in_window(bounds, tenant_id))
+    """Emails of the window by ``(day, result, status)``: the hourly rollup's rows of the
+    window (:class:`~flask_maildelivery.models.HourlyOutcome`, a primary key range), each
+    hour summed into the viewer's day it starts, and, in a zone whose midnights cut hours,
+    the emails of those hours counted one by one (an index range each)."""
+    split = split_hours(bounds)
+    window = [
+        HourlyOutcome.tenant_key == tenant_key(tenant_id),
+        HourlyOutcome.hour >= hour_of(bounds[0]),
+        HourlyOutcome.hour < bounds[-1],
+    ]
+    if split:
+        window.append(HourlyOutcome.hour.not_in(split))
+    hours = (
+        sa.select(
+            # a whole hour lies in one day: the day its start falls in
+            _day_index(bounds, HourlyOutcome.hour).label("day"),
+            HourlyOutcome.result,
+            HourlyOutcome.status,
+            HourlyOutcome.emails,
+        )
+        .where(*window)
         .subquery()
     )
-    keys = list(rows.c)
-    statement = sa.select(*keys, sa.func.count()).group_by(*keys)
-    return {tuple(row[:-1]): int(row[-1]) for row in connection.execute(statement)}
+    keys = [hours.c.day, hours.c.result, hours.c.status]
+    statement = sa.select(*keys, sa.func.sum(hours.c.emails)).group_by(*keys)
+    counts: Counter[tuple[Any, ...]] = Counter()
+    for *key, n in connection.execute(statement):
+        counts[tuple(key)] += int(n)
+    if split:
+        rows = _emails_of_hours(bounds, tenant_id, split, Email.sent_at, Email.result, Email.status)
+        cut = _grouped(
+            [_day_index(bounds, rows.c.sent_at).label("day"), rows.c.result, rows.c.status], rows
+        )
+        for *key, n in connection.execute(cut):
+            counts[tuple(key)] += int(n)
+    return {key: n for key, n in counts.items() if n}
 
 
 def chart_days(bounds: Sequence[datetime], counts: dict[tuple[Any, ...], int]) -> list[Day]:
@@ -342,13 +400,19 @@ def rates(
     return found
 
 
-def failing_domains(
-    connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
-) -> list[FailingDomain]:
-    """The :data:`TOP_DOMAINS` recipient domains with the most failed recipients among the
-    emails of the window (those whose result says a recipient failed: an index range), with
-    each one's latest reason: one statement, window functions for the latest and the counts."""
+def _failures_of_hours(
+    connection: sa.Connection,
+    bounds: Sequence[datetime],
+    tenant_id: str | None,
+    hours: Sequence[datetime],
+) -> dict[str, tuple[int, datetime | None, str | None]]:
+    """The failed recipients of the emails of the window sent in ``hours`` (the hours the
+    window's ends cut), by domain: how many, and the time and reason of the latest
+    (window functions over the failed emails of those hours: an index range each)."""
     domain = domain_of(Recipient.address_key)
+    emails = _emails_of_hours(
+        bounds, tenant_id, hours, Email.id, where=[Email.result.in_(_FAILED_RESULTS)]
+    )
     failed = (
         sa.select(
             domain.label("domain"),
@@ -361,32 +425,110 @@ def failing_domains(
             )
             .label("position"),
             sa.func.count().over(partition_by=domain).label("failures"),
-            sa.func.count().over().label("everything"),
         )
-        .join(Email, Email.id == Recipient.email_id)
-        .where(
-            *_in_window(bounds, tenant_id),
-            Email.result.in_(_FAILED_RESULTS),
-            Recipient.status.in_(sorted(FAILURE_STATUSES)),
-        )
+        .join(emails, emails.c.id == Recipient.email_id)
+        .where(Recipient.status.in_(sorted(FAILURE_STATUSES)))
         .subquery()
     )
-    statement = (
-        sa.select(
-            failed.c.domain,
-            failed.c.failures,
-            failed.c.everything,
-            failed.c.reason,
-            failed.c.status_at,
-        )
-        .where(failed.c.position == 1)
-        .order_by(failed.c.failures.desc(), failed.c.domain)
-        .limit(TOP_DOMAINS)
-    )
-    return [
-        FailingDomain(name, failures, failures / everything, reason, at)
-        for name, failures, everything, reason, at in connection.execute(statement)
+    statement = sa.select(
+        failed.c.domain, failed.c.failures, failed.c.status_at, failed.c.reason
+    ).where(failed.c.position == 1)
+    return {name: (n, at, reason) for name, n, at, reason in connection.execute(statement)}
+
+
+def failing_domains(
+    connection: sa.Connection, bounds: Sequence[datetime], tenant_id: str | None
+) -> list[FailingDomain]:
+    """The :data:`TOP_DOMAINS` recipient domains with the most failed recipients among the
+    emails of the window, with each one's latest failure and its recipients in the window
+    (:func:`domain_recipients`): the hourly rollup's rows
+    (:class:`~flask_maildelivery.models.HourlyFailure`, a primary key range), and the
+    failures of the hours the window's first and last midnights cut (:func:`edge_hours`)
+    counted from the recipients."""
+    split = edge_hours(bounds)
+    window = [
+        HourlyFailure.tenant_key == tenant_key(tenant_id),
+        HourlyFailure.hour >= hour_of(bounds[0]),
+        HourlyFailure.hour < bounds[-1],
+        HourlyFailure.failures > 0,
     ]
+    if split:
+        window.append(HourlyFailure.hour.not_in(split))
+    totals: Counter[str] = Counter()
+    statement = (
+        sa.select(HourlyFailure.domain, sa.func.sum(HourlyFailure.failures))
+        .where(*window)
+        .group_by(HourlyFailure.domain)
+    )
+    for name, n in connection.execute(statement):
+        totals[name] += int(n)
+    cut = _failures_of_hours(connection, bounds, tenant_id, split) if split else {}
+    for name, (n, _, _) in cut.items():
+        totals[name] += n
+    top = sorted((name for name, n in totals.items() if n > 0), key=lambda d: (-totals[d], d))
+    top = top[:TOP_DOMAINS]
+    if not top:
+        return []
+    latest: dict[str, tuple[datetime | None, str | None]] = {
+        name: (at, reason) for name, (_, at, reason) in cut.items()
+    }
+    last = sa.select(
+        HourlyFailure.domain, HourlyFailure.last_failure_at, HourlyFailure.last_reason
+    ).where(*window, HourlyFailure.domain.in_(top))
+    for name, at, reason in connection.execute(last):
+        known = latest.get(name)
+        if known is None or (at is not None and (known[0] is None or at > known[0])):
+            latest[name] = (at, reason)
+    recipients = domain_recipients(connection, bounds, tenant_id, top)
+    return [
+        FailingDomain(name, totals[name], recipients.get(name, 0), latest[name][1], latest[name][0])
+        for name in top
+    ]
+
+
+def domain_recipients(
+    connection: sa.Connection,
+    bounds: Sequence[datetime],
+    tenant_id: str | None,
+    domains: Sequence[str],
+) -> dict[str, int]:
+    """The recipients at each of ``domains`` among the emails of the window: the hourly
+    rollup's rows (:class:`~flask_maildelivery.models.HourlyDomain`, a primary key range
+    per domain), and the recipients of the hours the window's ends cut
+    (:func:`edge_hours`) counted one by one."""
+    if not domains:
+        return {}
+    split = edge_hours(bounds)
+    statement = (
+        sa.select(HourlyDomain.domain, sa.func.sum(HourlyDomain.recipients))
+        .where(
+            HourlyDomain.tenant_key == tenant_key(tenant_id),
+            HourlyDomain.domain.in_(sorted(domains)),
+            HourlyDomain.hour >= hour_of(bounds[0]),
+            HourlyDomain.hour < bounds[-1],
+        )
+        .group_by(HourlyDomain.domain)
+    )
+    if split:
+        statement = statement.where(HourlyDomain.hour.not_in(split))
+    counts: Counter[str] = Counter()
+    for name, n in connection.execute(statement):
+        counts[name] += int(n)
+    if split:
+        emails = _emails_of_hours(bounds, tenant_id, split, Email.id)
+        rows = (
+            sa.select(domain_of(Recipient.address_key).label("domain"))
+            .join(emails, emails.c.id == Recipient.email_id)
+            .subquery()
+        )
+        by_domain = (
+            sa.select(rows.c.domain, sa.func.count())
+            .where(rows.c.domain.in_(sorted(domains)))
+            .group_by(rows.c.domain)
+        )
+        for name, n in connection.execute(by_domain):
+            counts[name] += int(n)
+    return dict(counts)
 
 
 def capped_count(
