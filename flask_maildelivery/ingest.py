@@ -16,7 +16,9 @@ transaction with a handful of statements, whatever its size:
    "insertmanyvalues"; PostgreSQL gets one ``INSERT ... SELECT`` over array parameters;
 4. fold the new events into the touched recipients' state (:mod:`.state`) and update the
    recipients, then the emails, whose state changed (``UPDATE ... WHERE id = :b_id`` as an
-   executemany);
+   executemany); a recipient that got one of the package's own send-attempt events has its
+   state computed from all of its stored events instead (one locking ``SELECT``), since an
+   accepted attempt takes the earlier attempts' deferrals out of the count;
 5. when a copy (a resend) was delivered to a recipient, see whether its original is now
    resolved (:mod:`.copies`) and store which copy resolved it;
 6. fold the bounces, complaints and deliveries into the addresses' health records
@@ -54,9 +56,11 @@ from .health import AddressFacts, AddressState, fold_address, new_kinds
 from .models import AddressRecord, Email, Event, Recipient, utcnow
 from .state import (
     FAILURE_STATUSES,
+    SendAttempt,
     StatusFact,
     email_result,
     email_status,
+    folds_incrementally,
     is_status,
     recipient_state,
 )
@@ -562,8 +566,8 @@ def _from_arrays(stmt: Any, rows: list[dict[str, Any]]) -> tuple[Any, dict[str, 
     return stmt.from_select([*_EVENT_COLUMNS, "payload"], select), params
 
 
-def _fact(row: dict[str, Any]) -> StatusFact:
-    """What a stored event row says about its recipient."""
+def _fact(row: Any) -> StatusFact:
+    """What a stored event row (a mapping of its columns) says about its recipient."""
     return StatusFact(
         status=row["type"],
         at=row["occurred_at"],
@@ -571,7 +575,36 @@ def _fact(row: dict[str, Any]) -> StatusFact:
         smtp_code=row["smtp_code"],
         bounce_type=row["bounce_type"],
         tiebreak=f"{row['provider']}:{row['provider_event_id']}",
+        attempt=SendAttempt.of_event(row["provider"], row["type"], row["raw_type"]),
     )
+
+
+# a locking read, like _RECIPIENTS_OF_EMAILS: MySQL/MariaDB's plain read would miss the
+# events another batch committed while this one waited for the emails' locks
+_EVENTS_OF_RECIPIENTS = (
+    sa.select(
+        event_t.c.recipient_id,
+        event_t.c.provider,
+        event_t.c.provider_event_id,
+        event_t.c.type,
+        event_t.c.raw_type,
+        event_t.c.occurred_at,
+        event_t.c.reason,
+        event_t.c.smtp_code,
+        event_t.c.bounce_type,
+    )
+    .where(event_t.c.recipient_id.in_(_IDS))
+    .with_for_update(read=True)
+)
+
+
+def _stored_facts(session: Session, recipient_ids: Sequence[int]) -> dict[int, list[StatusFact]]:
+    """Every stored event of each of ``recipient_ids`` (this batch's included), as facts."""
+    found: dict[int, list[StatusFact]] = {id_: [] for id_ in recipient_ids}
+    for chunk in _chunks(recipient_ids):
+        for row in session.execute(_EVENTS_OF_RECIPIENTS, {"ids": list(chunk)}).mappings():
+            found[row["recipient_id"]].append(_fact(row))
+    return found
 
 
 def _apply(
@@ -591,12 +624,19 @@ def _apply(
         return
     current = recipients.states
     _update_addresses(session, new_facts, current, report)
+    # a send attempt's facts may change which stored events count: from all of them
+    recounted = _stored_facts(
+        session, sorted(id_ for id_, facts in new_facts.items() if not folds_incrementally(facts))
+    )
     now = utcnow()
     updates: list[dict[str, Any]] = []
     delivered_copies: set[int] = set()
     for recipient_id, facts in new_facts.items():
         email_id, before = current[recipient_id]
-        after = recipient_state([before, *facts])
+        if recipient_id in recounted:
+            after = recipient_state(recounted[recipient_id])
+        else:
+            after = recipient_state([before, *facts])
         if after == before:
             continue
         current[recipient_id] = (email_id, after)
@@ -922,6 +962,7 @@ def _apply_unmatched(
                 event_t.c.provider,
                 event_t.c.provider_event_id,
                 event_t.c.type,
+                event_t.c.raw_type,
                 event_t.c.occurred_at,
                 event_t.c.reason,
                 event_t.c.smtp_code,

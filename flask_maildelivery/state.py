@@ -5,12 +5,21 @@ A recipient's status is the highest-ranked status among its events, in the one t
 "highest" is a maximum, the same events in any order and any repetition give the same state,
 and the state can be updated incrementally: ``fold(current, new_events)`` equals the fold of
 all events.
+
+One refinement: the package's own record of a failed send attempt (a ``deferred`` event of
+the outbound hook, :class:`SendAttempt`) describes the send, not the delivery. Once a later
+attempt of the same email is accepted for the recipient, those earlier deferrals no longer
+count (:func:`counted_facts`), so a message that went through on its second attempt is not
+``deferred`` for ever. The rule is still a function of the set of events; only the
+incremental fold cannot apply it (the current state does not say which event it came from),
+so new attempt facts are folded with every stored event of the recipient instead
+(:func:`folds_incrementally`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .vocabulary import EmailResult, EmailStatus, RecipientStatus
@@ -52,6 +61,47 @@ ATTENTION_RESULTS = frozenset({EmailResult.FAILED, EmailResult.WARNING, EmailRes
 ATTENTION_STATUSES = frozenset(NOTABLE_STATUSES)
 
 
+#: Provider id of the events the package records itself (the outbound hook: refused
+#: recipients, failed sends, send attempts).
+HOOK_PROVIDER = "maildelivery"
+
+
+@dataclass(frozen=True)
+class SendAttempt:
+    """The package's own record, for one recipient, of attempt ``number`` to send an email:
+    failed with attempts left (a ``deferred`` event, raw type ``attempt-N``) or accepted by
+    the transport on a retry (a ``processed`` event, raw type ``accepted-N``)."""
+
+    number: int
+    accepted: bool
+
+    @property
+    def status(self) -> RecipientStatus:
+        """The event type that records it."""
+        return RecipientStatus.PROCESSED if self.accepted else RecipientStatus.DEFERRED
+
+    @property
+    def raw_type(self) -> str:
+        """The raw type that records it."""
+        return f"{'accepted' if self.accepted else 'attempt'}-{self.number}"
+
+    @classmethod
+    def of_event(cls, provider: str, event_type: str, raw_type: str | None) -> SendAttempt | None:
+        """The attempt a stored event records; ``None`` for any other event (a provider's
+        own ``deferred`` among them)."""
+        if provider != HOOK_PROVIDER or not raw_type:
+            return None
+        kind, _, number = raw_type.partition("-")
+        if kind not in ("accepted", "attempt") or not (number.isascii() and number.isdigit()):
+            return None
+        attempt = cls(int(number), accepted=kind == "accepted")
+        return attempt if event_type == attempt.status else None
+
+    def superseded_by(self, accepted: int) -> bool:
+        """Whether this is a failed attempt made before attempt ``accepted`` was accepted."""
+        return not self.accepted and self.number < accepted
+
+
 @dataclass(frozen=True, order=False)
 class StatusFact:
     """What one event says about a recipient; also a recipient's current state.
@@ -67,6 +117,9 @@ class StatusFact:
     smtp_code: str | None = None
     bounce_type: str | None = None
     tiebreak: str = ""
+    #: The send attempt the fact records (the package's own attempt events), else ``None``.
+    #: Not part of the state: a recipient's stored state never names it.
+    attempt: SendAttempt | None = field(default=None, compare=False)
 
     def key(self) -> tuple[int, float, str, tuple[tuple[bool, str], ...]]:
         """The fact's rank: status, then time, then tiebreak; the details last, so two
@@ -91,15 +144,46 @@ def is_status(name: str) -> bool:
     return name in RANK
 
 
+def accepted_attempt(facts: Iterable[StatusFact]) -> int:
+    """The latest send attempt accepted among ``facts`` (0: none)."""
+    return max(
+        (f.attempt.number for f in facts if f.attempt is not None and f.attempt.accepted),
+        default=0,
+    )
+
+
+def counted_facts(facts: Iterable[StatusFact]) -> list[StatusFact]:
+    """The facts that count for a recipient's status: all but the package's own deferrals of
+    attempts made before an attempt that was accepted for the recipient. A provider's own
+    ``deferred`` (a delivery delay it reports) always counts."""
+    facts = list(facts)
+    accepted = accepted_attempt(facts)
+    if not accepted:
+        return facts
+    return [f for f in facts if f.attempt is None or not f.attempt.superseded_by(accepted)]
+
+
+def folds_incrementally(facts: Iterable[StatusFact]) -> bool:
+    """Whether new ``facts`` can be folded into a recipient's current state.
+
+    Not when one records a send attempt: an accepted attempt takes earlier deferrals out of
+    the count (the current state may be one of them), and a failed attempt may be one an
+    accepted attempt already took out. The recipient's state is then computed from all of
+    its events (:func:`recipient_state`).
+    """
+    return all(f.attempt is None for f in facts)
+
+
 def recipient_state(facts: Iterable[StatusFact]) -> StatusFact:
     """The recipient's state from its facts (its current state and/or its events).
 
-    Facts whose status is not a recipient status (``unknown``) are ignored; with no fact
-    left, the state is ``queued``.
+    Facts whose status is not a recipient status (``unknown``) are ignored, and so are the
+    package's own deferrals that a later accepted attempt superseded (:func:`counted_facts`);
+    with no fact left, the state is ``queued``.
     """
     best: StatusFact | None = None
     best_key: tuple[int, float, str] | None = None
-    for fact in facts:
+    for fact in counted_facts(facts):
         if not is_status(fact.status):
             continue
         # the same order as key(), with the details compared only on a tie: this runs for

@@ -31,6 +31,7 @@ from flask_maildelivery.tasks import (
 from .bounce_helpers import BOUNCE_ADDRESS, email_for, sample
 from .conftest import AppFactory, RecordingHandler, SignalLog, SMTPServer, free_port, get_or_fail
 from .kits.sendgrid import SendGridKit
+from .log_helpers import ADMIN, make_log_app
 from .queue_kit import (
     RABBITMQ_URL,
     celery_app,
@@ -164,6 +165,76 @@ def test_server_down_then_up_defers_then_delivers(make_app: AppFactory, celery: 
     assert raw[-1].startswith("accepted-")
     assert all(name.startswith("attempt-") for name in raw[:-1])
     assert _stored(app, email.id)[1] is None
+
+
+def test_a_retry_that_goes_through_leaves_deferred_and_the_attention_list(
+    make_app: AppFactory, celery: Celery, signal_log: SignalLog
+) -> None:
+    port = free_port()
+    kit = SendGridKit()
+    log = make_log_app(
+        make_app,
+        MAILDELIVERY_QUEUE="celery",
+        MAILDELIVERY_TRANSPORT="smtp",
+        MAILDELIVERY_SMTP_HOST="127.0.0.1",
+        MAILDELIVERY_SMTP_PORT=port,
+        MAILDELIVERY_SMTP_TIMEOUT=5,
+        MAILDELIVERY_RETRY_BACKOFF=0.2,
+        **kit.config(),
+    )
+    log.viewer.user = ADMIN
+    log.extension.init_celery(celery, app=log.app)
+    app, client = log.app, log.client()
+
+    def attention() -> list[int]:
+        return [item["id"] for item in client.get("/maildelivery/api/emails").get_json()["items"]]
+
+    with running_worker(celery):
+        email = _send(app)
+        wait_for(lambda: _stored(app, email.id)[2] == ["deferred", "deferred"], what="deferral")
+        assert attention() == [email.id]
+        # the deferral's signals go after its commit
+        wait_for(lambda: [n for n, _ in signal_log if n == "email-result-changed"], what="signals")
+        signal_log.clear()
+        with smtp_server_on(port) as server:
+            wait_for(
+                lambda: _stored(app, email.id)[2] == ["processed", "processed"],
+                what="the accepted retry to count",
+            )
+            assert len(server.messages) == 1
+    # the embedded worker stops cold, which sends no worker_shutdown: close the SMTP
+    # connection it kept, as a real worker's shutdown does
+    MailDelivery.state(app).transport.close()
+    assert _stored(app, email.id) == ("processed", None, ["processed", "processed"])
+    with app.app_context():
+        session = MailDelivery.state(app).extension.session
+        assert get_or_fail(session, Email, email.id).status == ""
+    assert attention() == []
+    detail = client.get(f"/maildelivery/api/emails/{email.id}").get_json()
+    for recipient in detail["recipients"]:
+        reasons = [e["reason"] for e in recipient["events"]]
+        assert reasons[0].startswith("attempt 1 of 5 failed: cannot send through SMTP server")
+        assert reasons[-1].startswith("accepted on attempt ")
+        assert recipient["reason"] == reasons[-1]
+    # the status change is signalled once per recipient; the result stays "processed"
+    changes = [
+        (name, kwargs["old"], kwargs["new"])
+        for name, kwargs in signal_log
+        if name in ("recipient-status-changed", "email-result-changed")
+    ]
+    assert changes == [("recipient-status-changed", "deferred", "processed")] * 2
+
+    # a provider's delay notice after the acceptance still counts
+    response = kit.post_events(
+        app, [kit.one_event("deferred", email.public_id, address="hr@acme.test")]
+    )
+    assert response.status_code == 200
+    with running_worker(celery):
+        wait_for(
+            lambda: _stored(app, email.id)[2] == ["processed", "deferred"],
+            what="the provider's deferral",
+        )
+    assert attention() == [email.id]
 
 
 class _RejectingHandler(RecordingHandler):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from flask_maildelivery import MailDelivery
 from flask_maildelivery.events import NormalizedEvent, content_event_id, normalize_message_id
 from flask_maildelivery.ingest import apply_unmatched_events, ingest_events
 from flask_maildelivery.models import Email, Event, Recipient, utcnow
+from flask_maildelivery.state import HOOK_PROVIDER, SendAttempt
 
 from .conftest import SignalLog, get_or_fail
 
@@ -193,3 +195,126 @@ def test_equal_status_events_keep_the_latest_reason_whatever_the_order(
     session = MailDelivery.state(app).sessions()
     session.expire_all()
     assert get_or_fail(session, Email, sent.id).recipients[0].reason == "451 later"
+
+
+def _attempt_event(email: Email, attempt: SendAttempt, at: datetime) -> NormalizedEvent:
+    """The outbound hook's record of a send attempt for Ann."""
+    return _event(
+        provider=HOOK_PROVIDER,
+        provider_event_id=f"{email.public_id}:{attempt.raw_type}:ann@customer.test",
+        type=attempt.status,
+        raw_type=attempt.raw_type,
+        occurred_at=at,
+        maildelivery_id=email.public_id,
+        reason=attempt.raw_type,
+    )
+
+
+@pytest.mark.parametrize("kind", ["deferred", "delivered", "bounced"])
+def test_send_attempts_and_a_provider_event_in_any_order_give_one_state(
+    app: Flask, mail_delivery: MailDelivery, kind: str
+) -> None:
+    t0 = utcnow().replace(microsecond=0)
+    states = set()
+    for order in itertools.permutations(range(3)):
+        # (the first bounce suppresses Ann's address)
+        email = mail_delivery.send(
+            subject="x", to=["ann@customer.test"], text="x", ignore_suppression=True
+        )
+        events = [
+            _attempt_event(email, SendAttempt(1, accepted=False), t0),
+            _event(
+                provider_event_id=f"sg-{email.id}",
+                type=kind,
+                raw_type=kind,
+                occurred_at=t0 + timedelta(minutes=1),
+                maildelivery_id=email.public_id,
+                reason=f"provider says {kind}",
+            ),
+            _attempt_event(email, SendAttempt(2, accepted=True), t0 + timedelta(minutes=2)),
+        ]
+        for index in order:
+            ingest_events([events[index]])
+        # a repeat changes nothing
+        assert ingest_events(events).stored == 0
+        session = MailDelivery.state(app).sessions()
+        session.expire_all()
+        stored = get_or_fail(session, Email, email.id)
+        (recipient,) = stored.recipients
+        states.add(
+            (
+                stored.result,
+                stored.status,
+                recipient.status,
+                recipient.status_at,
+                recipient.reason,
+            )
+        )
+    result = {"deferred": "processed", "delivered": "delivered", "bounced": "error"}[kind]
+    status = {"deferred": "deferred", "delivered": "", "bounced": "bounced"}[kind]
+    assert states == {
+        (result, status, kind, t0 + timedelta(minutes=1), f"provider says {kind}"),
+    }
+
+
+def test_an_accepted_attempt_ends_the_deferral_of_its_recipients_only(
+    app: Flask, mail_delivery: MailDelivery, signal_log: SignalLog
+) -> None:
+    email = mail_delivery.send(subject="x", to=["ann@customer.test", "bob@customer.test"], text="x")
+    t0 = utcnow()
+    failed = SendAttempt(1, accepted=False)
+    ingest_events(
+        [
+            _attempt_event(email, failed, t0),
+            _event(
+                provider=HOOK_PROVIDER,
+                provider_event_id=f"{email.public_id}:{failed.raw_type}:bob@customer.test",
+                type=failed.status,
+                raw_type=failed.raw_type,
+                occurred_at=t0,
+                maildelivery_id=email.public_id,
+                recipient="bob@customer.test",
+            ),
+        ]
+    )
+    signal_log.clear()
+    # the retry went to Ann only (Bob refused on that attempt is recorded apart)
+    ingest_events([_attempt_event(email, SendAttempt(2, accepted=True), t0)])
+    session = MailDelivery.state(app).sessions()
+    session.expire_all()
+    stored = get_or_fail(session, Email, email.id)
+    assert [(r.address, r.status) for r in stored.recipients] == [
+        ("ann@customer.test", "processed"),
+        ("bob@customer.test", "deferred"),
+    ]
+    assert (stored.result, stored.status) == ("processed", "deferred")
+    assert [(name, kwargs.get("old"), kwargs.get("new")) for name, kwargs in signal_log] == [
+        ("event-received", None, None),
+        ("recipient-status-changed", "deferred", "processed"),
+    ]
+
+
+def test_a_provider_event_applied_late_by_reconcile_after_the_accepted_attempt(
+    app: Flask, mail_delivery: MailDelivery
+) -> None:
+    email = mail_delivery.send(subject="x", to=["ann@customer.test"], text="x")
+    t0 = utcnow()
+    ingest_events([_attempt_event(email, SendAttempt(1, accepted=False), t0)])
+    # the provider's delay notice names only a message id not stored yet
+    early = ingest_events(
+        [_event(provider_message_id="late@mail.test", type="deferred", reason="421 later")]
+    )
+    assert early.unmatched == 1
+    ingest_events([_attempt_event(email, SendAttempt(2, accepted=True), t0)])
+    session = MailDelivery.state(app).sessions()
+    session.expire_all()
+    assert get_or_fail(session, Email, email.id).status == ""
+
+    stored = get_or_fail(session, Email, email.id)
+    stored.provider_message_id = "late@mail.test"
+    session.commit()
+    report = apply_unmatched_events(app)
+    assert report.recipient_changes == [(stored.recipients[0].id, "processed", "deferred")]
+    session.expire_all()
+    stored = get_or_fail(session, Email, email.id)
+    assert (stored.status, stored.recipients[0].reason) == ("deferred", "421 later")

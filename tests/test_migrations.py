@@ -211,3 +211,153 @@ def test_0003_recomputes_the_status_and_result_of_emails_stored_before(
             connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
         Base.metadata.drop_all(schema)
         Base.metadata.create_all(schema)
+
+
+#: Recipients of emails whose send was accepted on a retry, as versions before 0.2.0 stored
+#: them: (recipient id, email id, stored status, its events as (provider, raw type, type,
+#: minute, reason)), and the (status, reason) they get from 0014 on.
+RETRIED = [
+    # accepted on attempt 2: no longer deferred
+    (
+        1,
+        1,
+        "deferred",
+        [
+            ("maildelivery", "attempt-1", "deferred", 0, "attempt 1 of 5 failed: timed out"),
+            ("maildelivery", "accepted-2", "processed", 2, "accepted on attempt 2"),
+        ],
+        ("processed", "accepted on attempt 2"),
+    ),
+    (
+        2,
+        1,
+        "deferred",
+        [
+            ("maildelivery", "attempt-1", "deferred", 0, "attempt 1 of 5 failed: timed out"),
+            ("maildelivery", "attempt-2", "deferred", 1, "attempt 2 of 5 failed: timed out"),
+            ("maildelivery", "accepted-3", "processed", 3, "accepted on attempt 3"),
+        ],
+        ("processed", "accepted on attempt 3"),
+    ),
+    # the provider's own delay, reported between two attempts, still counts (and now
+    # decides the reason)
+    (
+        3,
+        2,
+        "deferred",
+        [
+            ("sendgrid", "deferred", "deferred", 1, "421 try again later"),
+            ("maildelivery", "attempt-1", "deferred", 0, "attempt 1 of 5 failed: timed out"),
+            ("maildelivery", "attempt-2", "deferred", 2, "attempt 2 of 5 failed: timed out"),
+            ("maildelivery", "accepted-3", "processed", 3, "accepted on attempt 3"),
+        ],
+        ("deferred", "421 try again later"),
+    ),
+    # refused on the accepting attempt: stays failed
+    (
+        4,
+        2,
+        "failed",
+        [
+            ("maildelivery", "attempt-1", "deferred", 0, "attempt 1 of 5 failed: timed out"),
+            ("maildelivery", "smtp-refused", "failed", 3, "550 5.1.1 mailbox unavailable"),
+        ],
+        ("failed", "550 5.1.1 mailbox unavailable"),
+    ),
+    # a retry still to come: deferred
+    (
+        5,
+        3,
+        "deferred",
+        [("maildelivery", "attempt-1", "deferred", 0, "attempt 1 of 5 failed: timed out")],
+        ("deferred", "attempt 1 of 5 failed: timed out"),
+    ),
+]
+
+
+def test_0014_recounts_the_recipients_whose_send_was_accepted_on_a_retry(
+    schema: sa.Engine,
+) -> None:
+    Base.metadata.drop_all(schema)
+    try:
+        migrations.upgrade(schema, "0013_address_statistics")
+        with schema.begin() as connection:
+            for email_id, status, result in (
+                (1, "deferred", "processed"),
+                (2, "failed", "warning"),
+                (3, "deferred", "processed"),
+            ):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO maildelivery_email (id, public_id, created_at, updated_at,"
+                        " sender, subject, attachments, headers, metadata, status, result) VALUES"
+                        " (:id, :public_id, '2026-11-30 10:00:00', '2026-11-30 10:00:00',"
+                        " 'hr@acme.test', 'Payslip', '[]', '{}', '{}', :status, :result)"
+                    ),
+                    {
+                        "id": email_id,
+                        "public_id": f"p{email_id}",
+                        "status": status,
+                        "result": result,
+                    },
+                )
+            for recipient_id, email_id, status, events, _expected in RETRIED:
+                # the reason the earlier rules kept: the latest event of the winning status
+                reason = max((e for e in events if e[2] == status), key=lambda e: e[3])[4]
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO maildelivery_recipient (id, email_id, address, address_key,"
+                        " kind, status, reason, status_at, updated_at) VALUES (:id, :email_id,"
+                        " :address, :address, 'to', :status, :reason, '2026-11-30 10:00:00',"
+                        " '2026-11-30 10:00:00')"
+                    ),
+                    {
+                        "id": recipient_id,
+                        "email_id": email_id,
+                        "address": f"r{recipient_id}@acme.test",
+                        "status": status,
+                        "reason": reason,
+                    },
+                )
+                for position, (provider, raw_type, type_, minute, text) in enumerate(events):
+                    connection.execute(
+                        sa.text(
+                            "INSERT INTO maildelivery_event (email_id, recipient_id, provider,"
+                            " provider_event_id, type, raw_type, occurred_at, received_at,"
+                            " reason, payload) VALUES (:email_id, :recipient_id, :provider,"
+                            " :event_id, :type, :raw_type, :at, :at, :reason, '{}')"
+                        ),
+                        {
+                            "email_id": email_id,
+                            "recipient_id": recipient_id,
+                            "provider": provider,
+                            "event_id": f"{recipient_id}-{position}",
+                            "type": type_,
+                            "raw_type": raw_type,
+                            "at": f"2026-11-30 10:0{minute}:00",
+                            "reason": text,
+                        },
+                    )
+        migrations.upgrade(schema)
+        with schema.connect() as connection:
+            recipients = {
+                id_: (status, reason)
+                for id_, status, reason in connection.execute(
+                    sa.text("SELECT id, status, reason FROM maildelivery_recipient")
+                )
+            }
+            events = connection.scalar(sa.text("SELECT count(*) FROM maildelivery_event"))
+        assert recipients == {row[0]: row[4] for row in RETRIED}
+        assert events == sum(len(row[3]) for row in RETRIED)  # events are kept
+        assert _stored(schema) == {
+            1: ("", "processed"),  # off the attention list
+            2: ("failed", "warning"),
+            3: ("deferred", "processed"),
+        }
+        migrations.downgrade(schema, "0013_address_statistics")
+        assert _stored(schema)[1] == ("", "processed")
+    finally:
+        with schema.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        Base.metadata.drop_all(schema)
+        Base.metadata.create_all(schema)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,18 @@ from flask_maildelivery.models import Email, Event, QueuedSend
 from flask_maildelivery.sending.queue import MAX_BACKOFF, backoff_delay, claim
 from flask_maildelivery.sending.retry import send_queued
 
-from .conftest import AppFactory, RecordingHandler, SMTPServer, free_port, get_or_fail
-from .log_helpers import ADMIN, make_log_app
+from .conftest import (
+    AppFactory,
+    RecordingHandler,
+    SignalLog,
+    SMTPServer,
+    free_port,
+    get_or_fail,
+)
+from .kits.sendgrid import SendGridKit
+from .log_helpers import ADMIN, LogApp, make_log_app
 from .queue_kit import queue_rows, smtp_server_on
+from .test_overview_rollup import recount, snapshot
 
 
 def _smtp_app(make_app: AppFactory, port: int, **config: Any) -> Flask:
@@ -300,3 +310,203 @@ def test_the_detail_page_and_the_api_show_where_a_send_stands(make_app: AppFacto
     Babel(log.app, locale_selector=lambda: "fr")
     french = client.get(f"/maildelivery/{deferred}").get_data(as_text=True)
     assert "En attente de la tentative 2" in french
+
+
+# -- a retry that goes through: the earlier attempts' deferrals stop counting --------------
+
+API = "/maildelivery/api/emails"
+
+
+def _log_app(make_app: AppFactory, port: int, **config: Any) -> LogApp:
+    """An SMTP app with the log pages (the acting user an admin) and SendGrid's webhook."""
+    log = make_log_app(
+        make_app,
+        MAILDELIVERY_TRANSPORT="smtp",
+        MAILDELIVERY_SMTP_HOST="127.0.0.1",
+        MAILDELIVERY_SMTP_PORT=port,
+        MAILDELIVERY_SMTP_TIMEOUT=5,
+        MAILDELIVERY_RETRY_BACKOFF=0.05,
+        **SENDGRID.config(),
+        **config,
+    )
+    log.viewer.user = ADMIN
+    return log
+
+
+def _attention_ids(log: LogApp) -> list[int]:
+    """The record numbers on the default list ("Emails needing attention")."""
+    return [item["id"] for item in log.client().get(API).get_json()["items"]]
+
+
+def _recipient_logs(log: LogApp, email_id: int) -> dict[str, list[tuple[str, str, str]]]:
+    """Each recipient's status log from the API: ``(type, raw type, reason)`` per event."""
+    detail = log.client().get(f"{API}/{email_id}").get_json()
+    return {
+        r["address"]: [(e["type"], e["raw_type"], e["reason"]) for e in r["events"]]
+        for r in detail["recipients"]
+    }
+
+
+def _retry_once_due(app: Flask) -> Any:
+    time.sleep(0.3)  # past the backoff (0.05 s, plus jitter)
+    result = _retry(app)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+SENDGRID = SendGridKit()
+
+
+def test_a_retry_that_goes_through_is_no_longer_deferred(
+    make_app: AppFactory, signal_log: SignalLog
+) -> None:
+    port = free_port()
+    log = _log_app(make_app, port)
+    email_id = _send(log.app)
+    deferred = _stored(log.app, email_id)
+    assert (deferred.result, deferred.status) == ("failed", "deferred")
+    assert email_id in _attention_ids(log)
+    signal_log.clear()
+
+    with smtp_server_on(port) as server:
+        result = _retry_once_due(log.app)
+        assert f"email {email_id}: sent" in result.output
+        assert len(server.messages) == 1
+
+    sent = _stored(log.app, email_id)
+    assert (sent.result, sent.status, sent.error) == ("processed", "", None)
+    assert [(r.status, r.reason) for r in sent.recipients] == [
+        ("processed", "accepted on attempt 2"),
+        ("processed", "accepted on attempt 2"),
+    ]
+    assert _attention_ids(log) == []
+    # the log keeps both attempts
+    for events in _recipient_logs(log, email_id).values():
+        assert [(type_, raw) for type_, raw, _ in events] == [
+            ("deferred", "attempt-1"),
+            ("processed", "accepted-2"),
+        ]
+        assert events[0][2].startswith("attempt 1 of 5 failed: cannot send through SMTP server")
+        assert events[1][2] == "accepted on attempt 2"
+    page = log.client().get(f"/maildelivery/{email_id}").get_data(as_text=True)
+    assert "attempt 1 of 5 failed" in page
+    assert "accepted on attempt 2" in page
+    # each change signalled once, after the commit
+    changes = [
+        (name, kwargs.get("old"), kwargs.get("new"))
+        for name, kwargs in signal_log
+        if name != "event-received"
+    ]
+    assert sorted(changes, key=str) == sorted(
+        [
+            ("email-result-changed", "failed", "processed"),
+            ("recipient-status-changed", "deferred", "processed"),
+            ("recipient-status-changed", "deferred", "processed"),
+            ("email-sent", None, None),
+        ],
+        key=str,
+    )
+    # a provider's own delivery delay after the acceptance counts again
+    response = SENDGRID.post_events(
+        log.app, [SENDGRID.one_event("deferred", sent.public_id, address="emp@acme.test")]
+    )
+    assert response.status_code == 200
+    later = _stored(log.app, email_id)
+    assert (later.result, later.status) == ("processed", "deferred")
+    assert [(r.address, r.status, r.reason) for r in later.recipients] == [
+        ("emp@acme.test", "deferred", "421 try again later"),
+        ("hr@acme.test", "processed", "accepted on attempt 2"),
+    ]
+    assert _attention_ids(log) == [email_id]
+    # the overview's rollups moved the email with each change
+    assert snapshot(log.app) == recount(log.app)
+
+
+def test_a_recipient_refused_on_the_accepting_attempt_stays_failed(
+    make_app: AppFactory,
+) -> None:
+    port = free_port()
+    log = _log_app(make_app, port)
+    email_id = _send(log.app)
+    handler = RecordingHandler()
+    handler.refuse = {"hr@acme.test"}
+    with smtp_server_on(port, handler) as server:
+        assert f"email {email_id}: sent" in _retry_once_due(log.app).output
+        assert server.messages[0].rcpt_tos == ["emp@acme.test"]
+
+    email = _stored(log.app, email_id)
+    assert (email.result, email.status) == ("warning", "failed")
+    assert [(r.address, r.status) for r in email.recipients] == [
+        ("emp@acme.test", "processed"),
+        ("hr@acme.test", "failed"),
+    ]
+    assert "550 5.1.1 mailbox unavailable" in (email.recipients[1].reason or "")
+    logs = _recipient_logs(log, email_id)
+    assert [raw for _, raw, _ in logs["hr@acme.test"]] == ["attempt-1", "smtp-refused"]
+    assert [raw for _, raw, _ in logs["emp@acme.test"]] == ["attempt-1", "accepted-2"]
+    assert _attention_ids(log) == [email_id]
+    # the overview's rollups count the refused recipient's failure and the email's outcome
+    assert snapshot(log.app) == recount(log.app)
+
+
+class _ReportingHandler(RecordingHandler):
+    """Posts a provider's webhook request while the message is being accepted: the
+    provider's event is stored before the accepting attempt is recorded."""
+
+    def __init__(self, report: Callable[[], None]) -> None:
+        super().__init__()
+        self.report = report
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.report()
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("deferred", "deferred"), ("delivered", "")])
+def test_a_provider_event_gives_the_same_state_before_or_after_the_accepted_attempt(
+    make_app: AppFactory, kind: str, expected: str
+) -> None:
+    port = free_port()
+    log = _log_app(make_app, port)
+    early, late = _send(log.app), _send(log.app)
+    public_ids = {id_: _stored(log.app, id_).public_id for id_ in (early, late)}
+    at = datetime.now(UTC).replace(microsecond=0)
+
+    def report(email_id: int) -> None:
+        event = SENDGRID.one_event(
+            kind, public_ids[email_id], address="emp@acme.test", at=at, event_id=f"sg-{email_id}"
+        )
+        responses.append(SENDGRID.post_events(log.app, [event]).status_code)
+
+    responses: list[int] = []
+    # the first email's provider event is stored while its retry is accepted, before the
+    # accepted attempt is recorded; the second's after
+    with smtp_server_on(port, _ReportingHandler(lambda: report(early))):
+        time.sleep(0.3)
+        with log.app.app_context():
+            assert send_queued(log.app, early).outcome is not None
+    with smtp_server_on(port):
+        with log.app.app_context():
+            assert send_queued(log.app, late).outcome is not None
+        report(late)
+    assert responses == [200, 200]
+
+    def state(email_id: int) -> tuple[Any, ...]:
+        email = _stored(log.app, email_id)
+        return (
+            email.result,
+            email.status,
+            [(r.address, r.status, r.reason, r.smtp_code) for r in email.recipients],
+            email.recipients[0].status_at,  # the provider event's time
+        )
+
+    assert state(early) == state(late)
+    result, status, recipients, status_at = state(early)
+    assert (result, status, status_at) == ("processed", expected, at)
+    assert [r[1] for r in recipients] == [kind, "processed"]
+    # the log is in event time order: the provider's time is in whole seconds
+    assert sorted(raw for _, raw, _ in _recipient_logs(log, early)["emp@acme.test"]) == [
+        "accepted-2",
+        "attempt-1",
+        kind,
+    ]

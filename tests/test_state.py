@@ -15,11 +15,14 @@ from flask_maildelivery.state import (
     ATTENTION_STATUSES,
     EMAIL_STATUSES,
     FAILURE_STATUSES,
+    HOOK_PROVIDER,
     RANK,
     STATUS_ORDER,
+    SendAttempt,
     StatusFact,
     email_result,
     email_status,
+    folds_incrementally,
     needs_attention,
     recipient_state,
 )
@@ -271,3 +274,101 @@ def test_the_state_is_the_fact_with_the_highest_key(events: list[StatusFact]) ->
     known = [e for e in events if e.status in STATUS_ORDER]
     expected = max(known, key=StatusFact.key) if known else StatusFact("queued")
     assert recipient_state(events) == expected
+
+
+# -- the package's own send attempts ------------------------------------------------------
+
+
+def _attempt(number: int, accepted: bool, minutes: int = 0) -> StatusFact:
+    attempt = SendAttempt(number, accepted)
+    return StatusFact(
+        attempt.status,
+        T0 + timedelta(minutes=minutes),
+        reason=attempt.raw_type,
+        tiebreak=f"{HOOK_PROVIDER}:{attempt.raw_type}",
+        attempt=attempt,
+    )
+
+
+def test_an_accepted_attempt_supersedes_the_earlier_failed_attempts() -> None:
+    failed_1, failed_2 = _attempt(1, False, 0), _attempt(2, False, 1)
+    accepted = _attempt(3, True, 5)
+    assert recipient_state([failed_1, failed_2]).status == "deferred"
+    state = recipient_state([failed_2, accepted, failed_1])
+    assert (state.status, state.reason) == ("processed", "accepted-3")
+
+
+def test_a_providers_delay_still_counts_after_an_accepted_attempt() -> None:
+    provider_delay = StatusFact("deferred", T0 + timedelta(minutes=9), reason="421 later")
+    facts = [_attempt(1, False, 0), _attempt(2, True, 5), provider_delay]
+    assert recipient_state(facts) == provider_delay
+    delivered = StatusFact("delivered", T0 + timedelta(minutes=20), reason="250 ok")
+    assert recipient_state([*facts, delivered]) == delivered
+    # a failure the accepting attempt itself brought (a refused recipient) counts too
+    refused = StatusFact("failed", T0 + timedelta(minutes=5), reason="550 unknown user")
+    assert recipient_state([_attempt(1, False), refused]) == refused
+
+
+def test_a_later_failed_attempt_is_not_superseded() -> None:
+    # only attempts made before the accepted one stop counting
+    state = recipient_state([_attempt(2, True, 0), _attempt(3, False, 5)])
+    assert state.status == "deferred"
+
+
+@pytest.mark.parametrize(
+    ("provider", "event_type", "raw_type", "expected"),
+    [
+        (HOOK_PROVIDER, "deferred", "attempt-1", SendAttempt(1, False)),
+        (HOOK_PROVIDER, "processed", "accepted-12", SendAttempt(12, True)),
+        ("sendgrid", "deferred", "attempt-1", None),
+        ("dsn", "deferred", "delayed", None),
+        (HOOK_PROVIDER, "failed", "send-failed", None),
+        (HOOK_PROVIDER, "failed", "smtp-refused", None),
+        (HOOK_PROVIDER, "processed", "attempt-2", None),
+        (HOOK_PROVIDER, "deferred", "attempt-x", None),
+        (HOOK_PROVIDER, "deferred", "attempt-\u0663", None),
+        (HOOK_PROVIDER, "deferred", None, None),
+    ],
+)
+def test_which_events_record_a_send_attempt(
+    provider: str, event_type: str, raw_type: str | None, expected: SendAttempt | None
+) -> None:
+    assert SendAttempt.of_event(provider, event_type, raw_type) == expected
+    if expected is not None:
+        assert (expected.status, expected.raw_type) == (event_type, raw_type)
+
+
+attempt_facts = st.builds(
+    _attempt,
+    number=st.integers(min_value=1, max_value=5),
+    accepted=st.booleans(),
+    minutes=st.integers(min_value=0, max_value=100),
+)
+any_facts = st.one_of(facts, attempt_facts)
+
+
+@given(st.lists(any_facts, max_size=12), st.randoms())
+def test_with_send_attempts_any_order_and_repetition_give_the_same_state(
+    events: list[StatusFact], rnd: random.Random
+) -> None:
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    repeated = shuffled + [rnd.choice(events) for _ in range(3)] if events else shuffled
+    assert recipient_state(events) == recipient_state(shuffled) == recipient_state(repeated)
+
+
+@given(st.lists(st.lists(any_facts, max_size=4), max_size=5))
+def test_folding_batches_as_ingest_does_equals_the_state_of_all_events(
+    batches: list[list[StatusFact]],
+) -> None:
+    # ingest folds a batch into the current state, or, when the batch records a send
+    # attempt, computes the state from every stored event
+    stored: list[StatusFact] = []
+    current = recipient_state([])
+    for batch in batches:
+        stored += batch
+        if folds_incrementally(batch):
+            current = recipient_state([current, *batch])
+        else:
+            current = recipient_state(stored)
+    assert current.status == recipient_state(stored).status

@@ -35,13 +35,12 @@ from ..ingest import (
 )
 from ..mime import header_text
 from ..models import Email, Recipient, utcnow
+from ..state import HOOK_PROVIDER, SendAttempt
 from ..transports import OutgoingMessage, TransportError
 from .errors import RecordingFailed, SendCancelled, SendRefused
 from .queue import defer_values, due_time, queue_row, queue_t
 from .validate import AddressLike, CheckedSend, check_send, column_problems, message_problem
 
-#: Provider id of the events the hook records itself (refused recipients, failed sends).
-HOOK_PROVIDER = "maildelivery"
 #: Length of ``Event.provider_event_id``.
 EVENT_ID_LENGTH = 255
 
@@ -343,14 +342,14 @@ def hand_over(
             apply_unmatched_events(app, [email.id])
         if attempt > 1:
             # an earlier attempt failed: its error goes, the result follows the recipients,
-            # and each recipient's log says which attempt went through
+            # each recipient's log says which attempt went through, and the earlier
+            # attempts' deferrals stop counting for the recipients it went to (state.py)
             accepted = [
-                _hook_event(
+                _attempt_event(
                     email,
                     r.address,
-                    f"accepted-{attempt}",
+                    SendAttempt(attempt, accepted=True),
                     f"accepted on attempt {attempt}",
-                    type="processed",
                 )
                 for r in email.recipients
                 if r.address not in result.refused_recipients
@@ -414,10 +413,8 @@ def _record_send_error(
                 queue_row(email_id, outgoing, due_at, attempts=attempt, last_error=error),
             )
 
-    events = [
-        _hook_event(email, r.address, f"attempt-{attempt}", reason, type="deferred")
-        for r in email.recipients
-    ]
+    failed = SendAttempt(attempt, accepted=False)
+    events = [_attempt_event(email, r.address, failed, reason) for r in email.recipients]
     try:
         record_send_attempt(app, email_id, error, events, send_failed=not queued, also=keep)
     except SQLAlchemyError as exc:
@@ -491,6 +488,14 @@ def _hook_event(
         payload={"address": address, "reason": reason, **extra},
         smtp_code=extra.get("code"),
     )
+
+
+def _attempt_event(
+    email: Email, address: str, attempt: SendAttempt, reason: str
+) -> NormalizedEvent:
+    """The event that records ``attempt`` in ``address``'s log (:class:`..state.SendAttempt`:
+    the state rules recognize it by its provider, type and raw type)."""
+    return _hook_event(email, address, attempt.raw_type, reason, type=attempt.status)
 
 
 def _record_refused_recipients(

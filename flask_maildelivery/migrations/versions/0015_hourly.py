@@ -1,7 +1,7 @@
 """the overview's hourly counts
 
-Revision ID: 0014_hourly
-Revises: 0013_address_statistics
+Revision ID: 0015_hourly
+Revises: 0014_superseded_attempts
 Create Date: 2026-12-01 20:00:00.000000
 
 * ``maildelivery_hourly``: emails by tenant (``""`` for none), UTC hour of ``sent_at``,
@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision = "0014_hourly"
-down_revision = "0013_address_statistics"
+revision = "0015_hourly"
+down_revision = "0014_superseded_attempts"
 branch_labels = None
 depends_on = None
 
