@@ -22,10 +22,12 @@ transaction with a handful of statements, whatever its size:
 5. when a copy (a resend) was delivered to a recipient, see whether its original is now
    resolved (:mod:`.copies`) and store which copy resolved it;
 6. fold the bounces, complaints and deliveries into the addresses' health records
-   (:mod:`.health`): insert the records of addresses failing for the first time with their
-   state (conflict-skip, like the events), lock the batch's other records (one locking
-   ``SELECT`` per tenant, after the emails, so batches lock in one order), update what
-   changed;
+   (:mod:`.health`), from what steps 1 and 2 read (the recipients' addresses and state,
+   their emails' tenants): insert the records of addresses failing for the first time with
+   their state (conflict-skip, like the events), lock the batch's other records that exist
+   (one locking ``SELECT`` per tenant, after the emails, so batches lock in one order),
+   update what changed. A delivery to an address that never failed (most of a batch) costs
+   only its key in that ``SELECT``;
 7. commit, then send the signals for what really changed.
 
 A batch that touches a copy also locks the copy's original, in the same id-ordered lock
@@ -39,10 +41,10 @@ Events that match no email are stored unmatched and applied by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -52,7 +54,7 @@ from sqlalchemy.orm import Session
 from . import context, rollup, signals
 from .copies import RecipientRow, is_delivered, resolving_copy
 from .events import NormalizedEvent, storable_id, storable_json, storable_text
-from .health import AddressFacts, AddressState, fold_address, new_kinds
+from .health import DELIVERY, AddressFacts, AddressState, fold_address, new_kinds
 from .models import AddressRecord, Email, Event, Recipient, utcnow
 from .state import (
     FAILURE_STATUSES,
@@ -173,7 +175,7 @@ def record_send_attempt(
     def work(session: Session, report: IngestReport) -> None:
         _begin_write(session)
         originals = _originals_of(session, [email_id])
-        old, old_status = _lock_emails(session, [email_id, *originals.values()])[email_id]
+        old, old_status, _tenant = _lock_emails(session, [email_id, *originals.values()])[email_id]
         new, status = old, old_status
         if send_failed:
             new = "failed"
@@ -418,19 +420,29 @@ def _originals_of(session: Session, email_ids: Iterable[int]) -> dict[int, int]:
 
 # SQLite renders no FOR UPDATE: its writers wait for the lock taken by _begin_write
 _EMAIL_STATES = (
-    sa.select(email_t.c.id, email_t.c.result, email_t.c.status)
+    sa.select(email_t.c.id, email_t.c.result, email_t.c.status, email_t.c.tenant_id)
     .where(email_t.c.id.in_(_IDS))
     .order_by(email_t.c.id)
     .with_for_update()
 )
 
 
-def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-    """Lock the emails (id order) and return their ``(result, status)``."""
-    found: dict[int, tuple[str, str]] = {}
+class _LockedEmail(NamedTuple):
+    """A locked email: its result and status (as the batch changes them), and the key of its
+    tenant's address records."""
+
+    result: str
+    status: str
+    tenant_key: str
+
+
+def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, _LockedEmail]:
+    """Lock the emails (id order) and return their result, status and tenant."""
+    found: dict[int, _LockedEmail] = {}
     for chunk in _chunks(sorted(set(email_ids))):
-        for id_, result, status in session.execute(_EMAIL_STATES, {"ids": list(chunk)}).all():
-            found[id_] = (result, status)
+        rows = session.execute(_EMAIL_STATES, {"ids": list(chunk)}).all()
+        for id_, result, status, tenant_id in rows:
+            found[id_] = _LockedEmail(result, status, tenant_id or "")
     return found
 
 
@@ -448,6 +460,9 @@ _RECIPIENTS_OF_EMAILS = (
         recipient_t.c.reason,
         recipient_t.c.smtp_code,
         recipient_t.c.bounce_type,
+        recipient_t.c.address,
+        recipient_t.c.contact_type,
+        recipient_t.c.contact_id,
     )
     .where(recipient_t.c.email_id.in_(_IDS))
     .with_for_update()
@@ -457,10 +472,14 @@ _RECIPIENTS_OF_EMAILS = (
 @dataclass
 class _Recipients:
     """Every recipient of the locked emails: ids by (email id, lower-cased address), and
-    each one's email and current state (read once, under the emails' locks)."""
+    each one's email and current state, and its address (read once, under the emails'
+    locks)."""
 
     ids: dict[tuple[int, str], int] = field(default_factory=dict)
     states: dict[int, tuple[int, StatusFact]] = field(default_factory=dict)
+    #: ``(address key, address as sent, contact type, contact id)`` by recipient id: what
+    #: an address record keeps of it.
+    addresses: dict[int, tuple[str, str, str | None, str | None]] = field(default_factory=dict)
 
 
 def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
@@ -468,12 +487,14 @@ def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
     found = _Recipients()
     for chunk in _chunks(sorted(set(email_ids))):
         rows = session.execute(_RECIPIENTS_OF_EMAILS, {"ids": list(chunk)}).all()
-        for id_, email_id, key, status, status_at, reason, smtp_code, bounce_type in rows:
+        for row in rows:
+            id_, email_id, key, status, status_at, reason, smtp_code, bounce_type = row[:8]
             found.ids[(email_id, key)] = id_
             found.states[id_] = (
                 email_id,
                 StatusFact(status, status_at, reason, smtp_code, bounce_type, tiebreak=""),
             )
+            found.addresses[id_] = (key, row[8], row[9], row[10])
     return found
 
 
@@ -488,7 +509,7 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
     """
     stmt = _insert_skipping_duplicates(session)
     if session.get_bind().dialect.name == "postgresql":
-        result = session.execute(*_from_arrays(stmt, rows))
+        result = session.execute(*_from_arrays(stmt, rows, _EVENT_COLUMNS, json="payload"))
         return {(provider, event_id): id_ for id_, provider, event_id in result}
     inserted = {}
     # in chunks: SQLAlchemy's per-row copies of the parameters then die young instead of
@@ -544,10 +565,13 @@ _EVENT_COLUMNS = (
 )
 
 
-def _from_arrays(stmt: Any, rows: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
-    """PostgreSQL: the insert as ``INSERT ... SELECT unnest(:email_id), ...,
-    jsonb_array_elements(:payload)``, with one array parameter per column and the payloads
-    as one JSON array.
+def _from_arrays(
+    stmt: Any, rows: list[dict[str, Any]], columns: Sequence[str], *, json: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """PostgreSQL: ``stmt``, an insert of ``rows`` into its table, as ``INSERT ... SELECT
+    unnest(:email_id), unnest(:provider), ...``, with one array parameter per one of
+    ``columns``; the ``json`` column (the events' payload) is bound as one JSON array, spread
+    by ``jsonb_array_elements``.
 
     psycopg reads every placeholder of a statement in Python and caches no statement with
     more than 50 of them, so the multi-row VALUES of insertmanyvalues (15 placeholders a
@@ -555,15 +579,17 @@ def _from_arrays(stmt: Any, rows: list[dict[str, Any]]) -> tuple[Any, dict[str, 
     time, 2.7x with the arrays. Set-returning functions in one select list advance in step
     (PostgreSQL 10 and later): the n-th element of every array makes the n-th row.
     """
-    select = sa.select(
-        *(
-            sa.func.unnest(sa.bindparam(name, type_=postgresql.ARRAY(event_t.c[name].type)))
-            for name in _EVENT_COLUMNS
-        ),
-        sa.func.jsonb_array_elements(sa.bindparam("payload", type_=postgresql.JSONB)),
-    )
-    params = {name: [row[name] for row in rows] for name in (*_EVENT_COLUMNS, "payload")}
-    return stmt.from_select([*_EVENT_COLUMNS, "payload"], select), params
+    table: sa.Table = stmt.table
+    names = list(columns)
+    values: list[sa.ColumnElement[Any]] = [
+        sa.func.unnest(sa.bindparam(name, type_=postgresql.ARRAY(table.c[name].type)))
+        for name in names
+    ]
+    if json is not None:
+        names.append(json)
+        values.append(sa.func.jsonb_array_elements(sa.bindparam(json, type_=postgresql.JSONB)))
+    params = {name: [row[name] for row in rows] for name in names}
+    return stmt.from_select(names, sa.select(*values)), params
 
 
 def _fact(row: Any) -> StatusFact:
@@ -610,7 +636,7 @@ def _stored_facts(session: Session, recipient_ids: Sequence[int]) -> dict[int, l
 def _apply(
     session: Session,
     new_facts: dict[int, list[StatusFact]],
-    locked: dict[int, tuple[str, str]],
+    locked: dict[int, _LockedEmail],
     recipients: _Recipients,
     originals: dict[int, int],
     report: IngestReport,
@@ -623,7 +649,7 @@ def _apply(
     if not new_facts:
         return
     current = recipients.states
-    _update_addresses(session, new_facts, current, report)
+    _update_addresses(session, new_facts, recipients, locked, report)
     # a send attempt's facts may change which stored events count: from all of them
     recounted = _stored_facts(
         session, sorted(id_ for id_, facts in new_facts.items() if not folds_incrementally(facts))
@@ -676,14 +702,6 @@ def _apply(
         _resolve_originals(session, {originals[c] for c in delivered_copies}, report)
 
 
-_HEALTH_RECIPIENTS = sa.select(
-    recipient_t.c.id,
-    recipient_t.c.address,
-    recipient_t.c.address_key,
-    recipient_t.c.contact_type,
-    recipient_t.c.contact_id,
-    email_t.c.tenant_id,
-).where(recipient_t.c.id.in_(_IDS), email_t.c.id == recipient_t.c.email_id)
 #: The stored health of an address, as :class:`.health.AddressState` holds it.
 _STATE_COLUMNS = [name for name in AddressState.__dataclass_fields__ if name in address_t.c]
 _ADDRESSES = (
@@ -694,74 +712,134 @@ _ADDRESSES = (
         address_t.c.contact_id,
         *(address_t.c[n] for n in _STATE_COLUMNS),
     )
-    .where(address_t.c.tenant_key == sa.bindparam("tenant"), address_t.c.address_key.in_(_IDS))
+    .where(address_t.c.tenant_key == sa.bindparam("tenant"))
     .order_by(address_t.c.address_key)
     .with_for_update()
+)
+_ADDRESSES_IN_LIST = _ADDRESSES.where(address_t.c.address_key.in_(_IDS))
+# PostgreSQL: the keys as one array parameter (``= ANY(:ids)``), as the events are inserted
+# (:func:`_from_arrays`): psycopg reads each placeholder of an IN list in Python, and the
+# 6,000 keys of the benchmark's batch took 40 ms in six statements, 8 ms in one
+_ADDRESSES_IN_ARRAY = _ADDRESSES.where(
+    address_t.c.address_key
+    == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(address_t.c.address_key.type)))
 )
 
 
 def _update_addresses(
     session: Session,
     new_facts: dict[int, list[StatusFact]],
-    current: dict[int, tuple[int, StatusFact]],
+    recipients: _Recipients,
+    locked: dict[int, _LockedEmail],
     report: IngestReport,
 ) -> None:
-    """Fold the batch's bounces, complaints and deliveries (``new_facts`` by recipient id,
-    ``current`` their recipients' state before the batch) into the addresses' records."""
-    kinds = {}
-    for recipient_id, recipient_facts in new_facts.items():
-        brought = new_kinds(current[recipient_id][1], recipient_facts)
-        if brought:
-            kinds[recipient_id] = brought
-    if not kinds:
+    """Fold the batch's bounces, complaints and deliveries (``new_facts`` by recipient id)
+    into the addresses' records, from what the batch read already: the recipients' state
+    before the batch and their addresses (``recipients``), their emails' tenants
+    (``locked``).
+
+    Most of a batch is deliveries to addresses that never failed: they have no record and
+    get none. So the addresses are sorted first (:func:`_health_addresses`), and the facts
+    of an address (:class:`.health.AddressFacts`) are gathered only for those that get or
+    have a record: the failing ones, inserted as new records, and then those of the locked
+    records that exist.
+    """
+    failing, delivered = _health_addresses(new_facts, recipients, locked)
+    if not failing and not delivered:
         return
-    by_address: dict[tuple[str, str], AddressFacts] = {}
-    for id_chunk in _chunks(sorted(kinds)):
-        rows = session.execute(_HEALTH_RECIPIENTS, {"ids": list(id_chunk)}).all()
-        for id_, address, key, contact_type, contact_id, tenant_id in rows:
-            facts_of = by_address.get((tenant_id or "", key))
-            if facts_of is None:
-                facts_of = by_address[(tenant_id or "", key)] = AddressFacts(
-                    address, contact_type, contact_id
-                )
-            elif contact_type:
-                facts_of.contact_type, facts_of.contact_id = contact_type, contact_id
-            email_id = current[id_][0]
-            for kind, fact in kinds[id_].items():
-                facts_of.add(kind, fact, email_id)
     now = utcnow()
     limit = int(context.config_value("SOFT_BOUNCE_LIMIT"))
-    pending = _insert_new_addresses(session, by_address, limit, now, report)
-    tenants: dict[str, list[str]] = defaultdict(list)
-    for tenant, key in sorted(pending):
-        tenants[tenant].append(key)
+    pending: dict[tuple[str, str], AddressFacts] = {}
+    if failing:
+        by_address = _address_facts(new_facts, recipients, locked, failing)
+        pending = _insert_new_addresses(session, by_address, limit, now, report)
+    # lock the records that exist among the rest: those of the delivered addresses, and
+    # those of the failing ones that another batch recorded first (every one on MariaDB)
+    to_lock = delivered
+    for tenant, key in pending:
+        to_lock[tenant].add(key)
+    records = _lock_addresses(session, to_lock)
+    found = {(t, r.address_key) for t, r in records if (t, r.address_key) not in pending}
+    if found:
+        pending.update(_address_facts(new_facts, recipients, locked, found))
     updates = []
-    for tenant, keys in tenants.items():
-        for key_chunk in _chunks(keys):
-            records = session.execute(_ADDRESSES, {"tenant": tenant, "ids": list(key_chunk)})
-            for record_id, record_key, contact_type, contact_id, *values in records.all():
-                address_facts = pending[(tenant, record_key)]
-                before = AddressState(**dict(zip(_STATE_COLUMNS, values, strict=True)))
-                after, newly = fold_address(before, address_facts, soft_limit=limit, now=now)
-                if after == before:
-                    continue
-                row = {name: getattr(after, name) for name in _STATE_COLUMNS}
-                row.update(
-                    b_id=record_id,
-                    failures=after.failures,
-                    address=address_facts.address,
-                    updated_at=now,
-                )
-                if address_facts.contact_type:
-                    contact_type = address_facts.contact_type
-                    contact_id = address_facts.contact_id
-                row.update(contact_type=contact_type, contact_id=contact_id)
-                updates.append(row)
-                if newly and after.suppressed_email_id is not None:
-                    report.suppressed.append((record_id, after.suppressed_email_id))
+    for tenant, (record_id, record_key, contact_type, contact_id, *values) in records:
+        address_facts = pending[(tenant, record_key)]
+        before = AddressState(**dict(zip(_STATE_COLUMNS, values, strict=True)))
+        after, newly = fold_address(before, address_facts, soft_limit=limit, now=now)
+        if after == before:
+            continue
+        row = {name: getattr(after, name) for name in _STATE_COLUMNS}
+        row.update(
+            b_id=record_id,
+            failures=after.failures,
+            address=address_facts.address,
+            updated_at=now,
+        )
+        if address_facts.contact_type:
+            contact_type = address_facts.contact_type
+            contact_id = address_facts.contact_id
+        row.update(contact_type=contact_type, contact_id=contact_id)
+        updates.append(row)
+        if newly and after.suppressed_email_id is not None:
+            report.suppressed.append((record_id, after.suppressed_email_id))
     if updates:
         columns = [*_STATE_COLUMNS, "failures", "address", "contact_type", "contact_id"]
         _update_by_id(session, address_t, updates, [*columns, "updated_at"])
+
+
+def _health_addresses(
+    new_facts: dict[int, list[StatusFact]],
+    recipients: _Recipients,
+    locked: dict[int, _LockedEmail],
+) -> tuple[set[tuple[str, str]], dict[str, set[str]]]:
+    """The addresses the batch says something about: the failing ones (a bounce or a
+    complaint), by (tenant key, address key), and those only delivered to, address keys by
+    tenant key."""
+    failing: set[tuple[str, str]] = set()
+    delivered: dict[str, set[str]] = defaultdict(set)
+    for recipient_id, facts in new_facts.items():
+        email_id, before = recipients.states[recipient_id]
+        kinds = new_kinds(before, facts)
+        if not kinds:
+            continue
+        tenant = locked[email_id].tenant_key
+        key = recipients.addresses[recipient_id][0]
+        if len(kinds) == 1 and DELIVERY in kinds:
+            delivered[tenant].add(key)
+        else:
+            failing.add((tenant, key))
+    for tenant, key in failing:
+        delivered[tenant].discard(key)
+    return failing, delivered
+
+
+def _address_facts(
+    new_facts: dict[int, list[StatusFact]],
+    recipients: _Recipients,
+    locked: dict[int, _LockedEmail],
+    wanted: Container[tuple[str, str]],
+) -> dict[tuple[str, str], AddressFacts]:
+    """What the batch says about each of the ``wanted`` addresses, by (tenant key, address
+    key), its recipients taken in id order."""
+    by_address: dict[tuple[str, str], AddressFacts] = {}
+    for recipient_id in sorted(new_facts):
+        email_id, before = recipients.states[recipient_id]
+        key, address, contact_type, contact_id = recipients.addresses[recipient_id]
+        address_key = (locked[email_id].tenant_key, key)
+        if address_key not in wanted:
+            continue
+        kinds = new_kinds(before, new_facts[recipient_id])
+        if not kinds:
+            continue
+        facts_of = by_address.get(address_key)
+        if facts_of is None:
+            facts_of = by_address[address_key] = AddressFacts(address, contact_type, contact_id)
+        elif contact_type:
+            facts_of.contact_type, facts_of.contact_id = contact_type, contact_id
+        for kind, fact in kinds.items():
+            facts_of.add(kind, fact, email_id)
+    return by_address
 
 
 def _insert_new_addresses(
@@ -792,20 +870,27 @@ def _insert_new_addresses(
         for row_chunk in _chunks(empty):
             session.execute(stmt, row_chunk)
         return pending
-    folded = {
-        key: fold_address(AddressState(), by_address[key], soft_limit=limit, now=now)
-        for key in failing
-    }
-    rows = [_new_address(key, by_address[key], folded[key][0], now) for key in failing]
+    rows = []
+    # the email that suppressed each address the batch suppresses, for the signal
+    suppressed_by: dict[tuple[str, str], int] = {}
+    for key in failing:
+        state, newly = fold_address(AddressState(), by_address[key], soft_limit=limit, now=now)
+        rows.append(_new_address(key, by_address[key], state, now))
+        if newly and state.suppressed_email_id is not None:
+            suppressed_by[key] = state.suppressed_email_id
     stmt = insert_or_skip(session, address_t, ["tenant_key", "address_key"]).returning(
         address_t.c.id, address_t.c.tenant_key, address_t.c.address_key
     )
-    for row_chunk in _chunks(rows):
-        for id_, tenant, key in session.execute(stmt, row_chunk):
+    if session.get_bind().dialect.name == "postgresql":
+        # bound as arrays, as the events are (22 placeholders a row otherwise)
+        results = [session.execute(*_from_arrays(stmt, rows, list(rows[0])))]
+    else:
+        results = [session.execute(stmt, row_chunk) for row_chunk in _chunks(rows)]
+    for result in results:
+        for id_, tenant, key in result:
             del pending[(tenant, key)]
-            after, newly = folded[(tenant, key)]
-            if newly and after.suppressed_email_id is not None:
-                report.suppressed.append((id_, after.suppressed_email_id))
+            if (tenant, key) in suppressed_by:
+                report.suppressed.append((id_, suppressed_by[(tenant, key)]))
     return pending
 
 
@@ -824,6 +909,24 @@ def _new_address(
         updated_at=now,
     )
     return row
+
+
+def _lock_addresses(session: Session, keys: dict[str, set[str]]) -> list[tuple[str, Any]]:
+    """Lock and read the records that exist of the addresses ``keys`` (address keys by
+    tenant key), as ``(tenant key, row)`` in tenant and address order (so that batches lock
+    in one order)."""
+    array = session.get_bind().dialect.name == "postgresql"
+    records: list[tuple[str, Any]] = []
+    for tenant in sorted(t for t, tenant_keys in keys.items() if tenant_keys):
+        address_keys = sorted(keys[tenant])
+        chunks = [address_keys] if array else _chunks(address_keys)
+        for key_chunk in chunks:
+            rows = session.execute(
+                _ADDRESSES_IN_ARRAY if array else _ADDRESSES_IN_LIST,
+                {"tenant": tenant, "ids": list(key_chunk)},
+            )
+            records.extend((tenant, record) for record in rows.all())
+    return records
 
 
 # locking reads, for what other batches committed while this one waited for the originals'
@@ -907,7 +1010,7 @@ def _update_by_id(
 def _recompute_emails(
     session: Session,
     statuses: dict[int, list[str]],
-    locked: dict[int, tuple[str, str]],
+    locked: dict[int, _LockedEmail],
     report: IngestReport,
     now: datetime,
 ) -> None:
@@ -916,7 +1019,7 @@ def _recompute_emails(
     email_ids = set(statuses)
     updates = []
     for email_id in sorted(email_ids):
-        old_result, old_status = locked[email_id]
+        old_result, old_status, tenant = locked[email_id]
         refused = old_result == "failed"
         new_result = email_result(statuses[email_id], send_refused=refused)
         new_status = email_status(statuses[email_id])
@@ -925,7 +1028,7 @@ def _recompute_emails(
         updates.append(
             {"b_id": email_id, "result": new_result, "status": new_status, "updated_at": now}
         )
-        locked[email_id] = (new_result, new_status)
+        locked[email_id] = _LockedEmail(new_result, new_status, tenant)
         report.outcome_changes.append((email_id, old_result, old_status, new_result, new_status))
         if new_result != old_result:
             report.result_changes.append((email_id, old_result, new_result))

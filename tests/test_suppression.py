@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_maildelivery import AddressHealth, MailDelivery, migrations, signals
-from flask_maildelivery.models import AddressRecord, Base, Email, Event, Recipient
+from flask_maildelivery.events import NormalizedEvent
+from flask_maildelivery.ingest import ingest_events
+from flask_maildelivery.models import AddressRecord, Base, Email, Event, Recipient, new_public_id
 from flask_maildelivery.testing import outbox, simulate_event
 
 from .conftest import AppFactory, SMTPServer, get_or_fail
@@ -287,6 +289,71 @@ def test_tenant_b_bounce_does_not_suppress_tenant_a(app: Flask) -> None:
     assert _recipient(app, email.id, ANN).status == "queued"
     blocked = _send(app, ANN, tenant_id="b")
     assert _recipient(app, blocked.id, ANN).status == "suppressed"
+
+
+def _event(email: Email, type: str, address: str, at: datetime, **kwargs: Any) -> NormalizedEvent:
+    return NormalizedEvent(
+        provider="simulated",
+        provider_event_id=new_public_id(),
+        type=type,
+        raw_type=type,
+        occurred_at=at,
+        recipient=address,
+        maildelivery_id=email.public_id,
+        payload={},
+        **kwargs,
+    )
+
+
+def test_one_batch_records_the_failing_addresses_and_keeps_the_recorded_ones_current(
+    app: Flask, suppressed_log: list[dict[str, Any]]
+) -> None:
+    """Deliveries, bounces and tenants mixed in one batch: an address that only got
+    deliveries has no record and gets none, a recorded one is kept current (the delivery
+    lifts its suppression and the record takes the address as sent and the contact), a
+    failing one gets its record with the batch's deliveries folded in."""
+    carol, dave = "carol@customer.test", "dave@customer.test"
+    start = datetime.now(UTC) - timedelta(hours=2)
+    _bounce(app, _send(app, ANN), occurred_at=start)
+    assert _record(app).suppressed
+    to_ann = _send(app, "Ann@Customer.test", contacts={"Ann@Customer.test": ("customer", 9)})
+    to_bob = _send(app, BOB)
+    carol_delivered, carol_bounced = _send(app, carol), _send(app, carol)
+    dave_delivered, dave_bounced = _send(app, dave), _send(app, dave)
+    bob_b = _send(app, BOB, tenant_id="b")
+    minute = timedelta(minutes=1)
+    report = ingest_events(
+        [
+            _event(to_ann, "delivered", "Ann@Customer.test", start + 60 * minute),
+            _event(to_bob, "delivered", BOB, start + 60 * minute),
+            _event(carol_delivered, "opened", carol, start + 10 * minute),
+            _event(carol_bounced, "bounced", carol, start + 20 * minute, reason=BOUNCE),
+            _event(dave_delivered, "delivered", dave, start + 30 * minute),
+            _event(dave_bounced, "bounced", dave, start + 20 * minute, reason=BOUNCE),
+            _event(bob_b, "bounced", BOB, start + 60 * minute, reason=BOUNCE),
+        ],
+        app,
+    )
+    assert report.stored == 7
+    ann = _record(app)
+    assert (ann.suppressed, ann.lifted_by, ann.hard_bounces) == (False, "delivery", 1)
+    assert ann.last_delivered_at == start + 60 * minute
+    assert (ann.address, ann.contact_type, ann.contact_id) == ("Ann@Customer.test", "customer", "9")
+    assert _find(app, BOB) is None
+    carol_record = _record(app, carol)
+    assert (carol_record.hard_bounces, carol_record.suppressed) == (1, True)
+    assert carol_record.last_delivered_at == start + 10 * minute
+    assert carol_record.suppressed_email_id == carol_bounced.id
+    dave_record = _record(app, dave)
+    # the bounce is older than the delivery: counted, but the address has worked since
+    assert (dave_record.hard_bounces, dave_record.suppressed) == (1, False)
+    assert dave_record.last_delivered_at == start + 30 * minute
+    assert _record(app, BOB, tenant="b").suppressed
+    assert sorted((s["address"], s["tenant_id"]) for s in suppressed_log) == [
+        (ANN, None),
+        (BOB, "b"),
+        (carol, None),
+    ]
 
 
 def test_address_health_of_an_unknown_a_failing_and_a_suppressed_address(app: Flask) -> None:
