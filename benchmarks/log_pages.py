@@ -402,11 +402,16 @@ def _bare_list(
     connection: psycopg.Connection[Any], where: str, params: tuple[Any, ...], prepare: bool = True
 ) -> Callable[[], object]:
     """The list's bare SQL; ``prepare=False`` for a search by part of an address: planned
-    for its own pattern each time, as the page has it (``plan_for_each_search``)."""
+    for its own pattern each time and without parallel workers, as the page has it
+    (``plan_for_each_search``)."""
     sql = LIST_SQL.format(where=where)
 
     def run() -> object:
+        if not prepare:
+            connection.execute("SET max_parallel_workers_per_gather = 0")
         rows = connection.execute(sql, params, prepare=None if prepare else False).fetchall()
+        if not prepare:
+            connection.execute("RESET max_parallel_workers_per_gather")
         ids = [r[0] for r in rows[:50]]
         return connection.execute(TO_SQL, (ids,)).fetchall()
 

@@ -214,14 +214,15 @@ def test_a_search_by_part_of_an_address_is_planned_for_its_own_pattern(
     with log.app.app_context(), queries.reading() as connection:
         postgresql = connection.dialect.name == "postgresql"
 
-        def plan_cache_mode() -> str | None:
+        def setting(name: str) -> str | None:
             if not postgresql:
                 return None
-            return str(connection.execute(sa.text("SHOW plan_cache_mode")).scalar())
+            return str(connection.execute(sa.text(f"SHOW {name}")).scalar())
 
+        parallel_default = setting("max_parallel_workers_per_gather")
         by_start = queries.LogFilter(show="all", recipient="ann")
         queries.log_page(connection, by_start, None, 10)
-        assert plan_cache_mode() in (None, "auto")
+        assert setting("plan_cache_mode") in (None, "auto")
         contains = queries.LogFilter(
             show="all",
             recipient="customer.test",
@@ -230,7 +231,10 @@ def test_a_search_by_part_of_an_address_is_planned_for_its_own_pattern(
         for _ in range(8):  # past psycopg's prepare threshold
             page = queries.log_page(connection, contains, None, 10)
             assert [row.id for row in page.rows] == [bob, ann]
-        assert plan_cache_mode() == ("force_custom_plan" if postgresql else None)
+        assert setting("plan_cache_mode") == ("force_custom_plan" if postgresql else None)
+        # a page of a search is read by one process, not merged from parallel workers
+        assert setting("max_parallel_workers_per_gather") == ("0" if postgresql else None)
+        assert parallel_default in (None, "2")
 
 
 def _address_statistics(engine: sa.Engine) -> int:

@@ -309,11 +309,14 @@ def address_search(connection: sa.Connection) -> str:
 
 def plan_for_each_search(connection: sa.Connection, log_filter: LogFilter) -> None:
     """On PostgreSQL, before a search by part of an address: plan each statement of this
-    transaction for its own values.
+    transaction for its own values, and without parallel workers.
 
     psycopg prepares a statement run five times on a connection, and PostgreSQL may then
     keep one generic plan for any value; for ``address_key LIKE $1`` that plan cannot read
-    the trigram index and scans every recipient (seconds at millions). ``SET LOCAL`` ends
+    the trigram index and scans every recipient (seconds at millions). A search matching
+    many addresses (a domain) reads the newest emails until one page is full; a parallel
+    plan has each worker walk the newest emails and merges them, which took 55 ms where one
+    process takes 31 (1,000,000 emails, ``benchmarks/log_pages.py``). ``SET LOCAL`` ends
     with the transaction, which is the package's own.
     """
     if (
@@ -322,7 +325,10 @@ def plan_for_each_search(connection: sa.Connection, log_filter: LogFilter) -> No
         and (connection.dialect.server_version_info or (0,)) >= (12,)
     ):
         connection.execute(
-            sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True))
+            sa.select(
+                sa.func.set_config("plan_cache_mode", "force_custom_plan", True),
+                sa.func.set_config("max_parallel_workers_per_gather", "0", True),
+            )
         )
 
 
