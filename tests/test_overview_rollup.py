@@ -1,6 +1,6 @@
 """The overview's hourly rollups (:mod:`flask_maildelivery.rollup`) stay equal to a count over
 the tables: after sends, events, moves of ``sent_at`` and purges, under 8 threads sending and
-applying events at once, after migration 0014's backfill, and after ``flask maildelivery
+applying events at once, after migration 0015's backfill, and after ``flask maildelivery
 stats --rebuild``; the page's failing domains show each domain's failure rate."""
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from flask_maildelivery import MailDelivery, migrations, rollup
 from flask_maildelivery.events import NormalizedEvent
 from flask_maildelivery.ingest import ingest_events
 from flask_maildelivery.maintenance import purge
-from flask_maildelivery.models import Email, HourlyDomain, HourlyFailure, HourlyOutcome, utcnow
+from flask_maildelivery.models import (
+    Base,
+    Email,
+    HourlyDomain,
+    HourlyFailure,
+    HourlyOutcome,
+    utcnow,
+)
 
 from .conftest import AppFactory
 from .test_overview import PARIS, direct_counts, overview_app, seed
@@ -183,7 +190,7 @@ def test_stats_rebuild_counts_the_rollups_again(make_app: AppFactory) -> None:
     }
 
 
-def test_migration_0013_backfills_what_the_package_keeps(
+def test_migration_0015_backfills_what_the_package_keeps(
     make_app: AppFactory, schema: sa.Engine
 ) -> None:
     log = overview_app(make_app)
@@ -197,12 +204,14 @@ def test_migration_0013_backfills_what_the_package_keeps(
                 connection.execute(sa.text(f"DROP TABLE {table}"))
             connection.execute(sa.text("DROP TABLE maildelivery_hourly"))
         command.stamp(migrations.alembic_config(schema), "0014_superseded_attempts")
-        migrations.upgrade(schema)
+        migrations.upgrade(schema, "0015_hourly")
         assert migrations.current(schema) == "0015_hourly"
         assert snapshot(log.app) == kept
     finally:
         with schema.begin() as connection:
             connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        # whatever happened above, the other tests find every table
+        Base.metadata.create_all(schema)
 
 
 THREADS = 8
