@@ -605,20 +605,21 @@ def _fact(row: Any) -> StatusFact:
     )
 
 
+#: The columns of a stored event that say what it tells of its recipient (:func:`_fact`).
+_FACT_COLUMNS = (
+    event_t.c.provider,
+    event_t.c.provider_event_id,
+    event_t.c.type,
+    event_t.c.raw_type,
+    event_t.c.occurred_at,
+    event_t.c.reason,
+    event_t.c.smtp_code,
+    event_t.c.bounce_type,
+)
 # a locking read, like _RECIPIENTS_OF_EMAILS: MySQL/MariaDB's plain read would miss the
 # events another batch committed while this one waited for the emails' locks
 _EVENTS_OF_RECIPIENTS = (
-    sa.select(
-        event_t.c.recipient_id,
-        event_t.c.provider,
-        event_t.c.provider_event_id,
-        event_t.c.type,
-        event_t.c.raw_type,
-        event_t.c.occurred_at,
-        event_t.c.reason,
-        event_t.c.smtp_code,
-        event_t.c.bounce_type,
-    )
+    sa.select(event_t.c.recipient_id, *_FACT_COLUMNS)
     .where(event_t.c.recipient_id.in_(_IDS))
     .with_for_update(read=True)
 )
@@ -1062,14 +1063,7 @@ def _apply_unmatched(
                 event_t.c.correlation_id,
                 event_t.c.provider_message_id,
                 event_t.c.address,
-                event_t.c.provider,
-                event_t.c.provider_event_id,
-                event_t.c.type,
-                event_t.c.raw_type,
-                event_t.c.occurred_at,
-                event_t.c.reason,
-                event_t.c.smtp_code,
-                event_t.c.bounce_type,
+                *_FACT_COLUMNS,
             ).where(*cond)
         )
         .mappings()
