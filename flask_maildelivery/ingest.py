@@ -101,11 +101,9 @@ class IngestReport:
     #: ``(email_id, old result, old status, new result, new status)`` for every change of an
     #: email's result or status, in order: the overview's rollup moves them (:mod:`.rollup`).
     outcome_changes: list[tuple[int, str, str, str, str]] = field(default_factory=list)
-    #: ``(email_id, recipient_id, newly failed, at, reason)`` for every recipient that
+    #: ``(email_id, address key, newly failed, at, reason)`` for every recipient that
     #: failed or whose failure changed: the rollup counts them by domain.
-    failure_changes: list[tuple[int, int, bool, datetime | None, str | None]] = field(
-        default_factory=list
-    )
+    failure_changes: list[rollup.FailureChange] = field(default_factory=list)
 
 
 def ingest_events(
@@ -680,7 +678,8 @@ def _apply(
         )
         if after.status in FAILURE_STATUSES:
             newly = before.status not in FAILURE_STATUSES
-            report.failure_changes.append((email_id, recipient_id, newly, after.at, after.reason))
+            address_key = recipients.addresses[recipient_id][0]
+            report.failure_changes.append((email_id, address_key, newly, after.at, after.reason))
         if after.status != before.status:
             report.recipient_changes.append((recipient_id, before.status, after.status))
             if email_id in originals and is_delivered(after.status):

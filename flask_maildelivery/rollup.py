@@ -57,9 +57,9 @@ DomainKey = tuple[str, str, datetime]
 FailureKey = tuple[str, datetime, str]
 #: ``(email_id, old result, old status, new result, new status)``
 OutcomeChange = tuple[int, str, str, str, str]
-#: ``(email_id, recipient_id, newly failed, the failure's time, its reason)``: a recipient
-#: that failed, or whose failure changed (a later bounce)
-FailureChange = tuple[int, int, bool, datetime | None, str | None]
+#: ``(email_id, the recipient's address key, newly failed, the failure's time, its
+#: reason)``: a recipient that failed, or whose failure changed (a later bounce)
+FailureChange = tuple[int, str, bool, datetime | None, str | None]
 
 #: Longest ``IN (...)`` list sent in one statement.
 CHUNK = 1000
@@ -283,20 +283,6 @@ _RECIPIENTS = (
 )
 
 
-_ADDRESS_KEYS = sa.select(recipient_t.c.id, recipient_t.c.address_key).where(
-    recipient_t.c.id.in_(sa.bindparam("ids", expanding=True))
-)
-
-
-def _address_keys(session: Session, recipient_ids: Sequence[int]) -> dict[int, str]:
-    ids = sorted(set(recipient_ids))
-    found: dict[int, str] = {}
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(_ADDRESS_KEYS, {"ids": ids[start : start + CHUNK]})
-        found.update({id_: key for id_, key in rows})
-    return found
-
-
 class _Counted(NamedTuple):
     """What places an email in the rollups."""
 
@@ -340,12 +326,11 @@ def count_changes(
         deltas.outcomes[
             _outcome_key(row.tenant_id, row.sent_at, new_result, new_status, row.transport)
         ] += 1
-    address_keys = _address_keys(session, [f[1] for f in failures])
-    for email_id, recipient_id, newly, at, reason in failures:
+    for email_id, address_key, newly, at, reason in failures:
         row = emails.get(email_id)
         if row is None or row.sent_at is None:
             continue
-        domain = domain_of_address(address_keys[recipient_id])
+        domain = domain_of_address(address_key)
         key = (tenant_key(row.tenant_id), hour_of(row.sent_at), domain)
         deltas.fail(key, 1 if newly else 0, at, reason)
     deltas.write(session)
