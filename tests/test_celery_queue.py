@@ -51,16 +51,20 @@ def celery() -> Celery:
     return celery_app()
 
 
+def _queue_config(port: int) -> dict[str, Any]:
+    """Celery sends through the SMTP server on ``port``, retried soon."""
+    return {
+        "MAILDELIVERY_QUEUE": "celery",
+        "MAILDELIVERY_TRANSPORT": "smtp",
+        "MAILDELIVERY_SMTP_HOST": "127.0.0.1",
+        "MAILDELIVERY_SMTP_PORT": port,
+        "MAILDELIVERY_SMTP_TIMEOUT": 5,
+        "MAILDELIVERY_RETRY_BACKOFF": 0.2,
+    }
+
+
 def _queued_app(make_app: AppFactory, celery: Celery, port: int, **config: Any) -> Flask:
-    app = make_app(
-        MAILDELIVERY_QUEUE="celery",
-        MAILDELIVERY_TRANSPORT="smtp",
-        MAILDELIVERY_SMTP_HOST="127.0.0.1",
-        MAILDELIVERY_SMTP_PORT=port,
-        MAILDELIVERY_SMTP_TIMEOUT=5,
-        MAILDELIVERY_RETRY_BACKOFF=0.2,
-        **config,
-    )
+    app = make_app(**_queue_config(port), **config)
     MailDelivery.state(app).extension.init_celery(celery, app=app)
     return app
 
@@ -172,16 +176,7 @@ def test_a_retry_that_goes_through_leaves_deferred_and_the_attention_list(
 ) -> None:
     port = free_port()
     kit = SendGridKit()
-    log = make_log_app(
-        make_app,
-        MAILDELIVERY_QUEUE="celery",
-        MAILDELIVERY_TRANSPORT="smtp",
-        MAILDELIVERY_SMTP_HOST="127.0.0.1",
-        MAILDELIVERY_SMTP_PORT=port,
-        MAILDELIVERY_SMTP_TIMEOUT=5,
-        MAILDELIVERY_RETRY_BACKOFF=0.2,
-        **kit.config(),
-    )
+    log = make_log_app(make_app, **_queue_config(port), **kit.config())
     log.viewer.user = ADMIN
     log.extension.init_celery(celery, app=log.app)
     app, client = log.app, log.client()
