@@ -120,6 +120,9 @@ class StatusFact:
     #: The send attempt the fact records (the package's own attempt events), else ``None``.
     #: Not part of the state: a recipient's stored state never names it.
     attempt: SendAttempt | None = field(default=None, compare=False)
+    #: The id of the stored event the fact comes from, else ``None`` (a recipient's stored
+    #: state names no event). Not part of the state either.
+    event_id: int | None = field(default=None, compare=False)
 
     def key(self) -> tuple[int, float, str, tuple[tuple[bool, str], ...]]:
         """The fact's rank: status, then time, then tiebreak; the details last, so two

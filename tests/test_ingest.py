@@ -153,6 +153,88 @@ def test_repeats_inside_one_batch_are_stored_once(app: Flask, mail_delivery: Mai
     assert (report.stored, report.duplicates) == (1, 2)
 
 
+def test_each_recipient_takes_every_detail_of_the_event_that_decides_it(
+    app: Flask, mail_delivery: MailDelivery
+) -> None:
+    email = mail_delivery.send(
+        subject="x", to=["ann@customer.test", "bob@customer.test", "cy@customer.test"], text="x"
+    )
+    other = mail_delivery.send(subject="y", to=["ann@customer.test"], text="y")
+    t0 = utcnow()
+    reason = "550 5.1.1 mailbox unavailable " + "x" * 2000
+    report = ingest_events(
+        [
+            # Ann: a delivery, then a later bounce: the bounce decides, with all its details
+            _event(provider_event_id="a1", maildelivery_id=email.public_id, occurred_at=t0),
+            _event(
+                provider_event_id="a2",
+                maildelivery_id=email.public_id,
+                type="bounced",
+                raw_type="bounce",
+                occurred_at=t0 + timedelta(seconds=1),
+                reason=reason,
+                smtp_code="550",
+                bounce_type="hard",
+            ),
+            # Bob: two deferrals, the later one decides
+            _event(
+                provider_event_id="b1",
+                maildelivery_id=email.public_id,
+                recipient="Bob@Customer.test",
+                type="deferred",
+                raw_type="deferred",
+                occurred_at=t0 + timedelta(seconds=3),
+                reason="451 try later",
+                smtp_code="451",
+                bounce_type="soft",
+            ),
+            _event(
+                provider_event_id="b2",
+                maildelivery_id=email.public_id,
+                recipient="bob@customer.test",
+                type="deferred",
+                raw_type="deferred",
+                occurred_at=t0 + timedelta(seconds=2),
+                reason="421 busy",
+                smtp_code="421",
+                bounce_type="soft",
+            ),
+        ]
+    )
+    assert report.stored == 4
+    session = MailDelivery.state(app).sessions()
+    session.expire_all()
+    recipients = {r.address: r for r in get_or_fail(session, Email, email.id).recipients}
+
+    def state(recipient: Recipient) -> tuple[object, ...]:
+        return (
+            recipient.status,
+            recipient.status_at,
+            recipient.reason,
+            recipient.smtp_code,
+            recipient.bounce_type,
+        )
+
+    assert state(recipients["ann@customer.test"]) == (
+        "bounced",
+        t0 + timedelta(seconds=1),
+        reason,
+        "550",
+        "hard",
+    )
+    assert state(recipients["bob@customer.test"]) == (
+        "deferred",
+        t0 + timedelta(seconds=3),
+        "451 try later",
+        "451",
+        "soft",
+    )
+    # a recipient without events, and the same address on another email, are left alone
+    assert state(recipients["cy@customer.test"])[0] == "queued"
+    assert state(get_or_fail(session, Email, other.id).recipients[0])[0] == "queued"
+    assert get_or_fail(session, Email, email.id).result == "warning"
+
+
 def test_event_helpers() -> None:
     assert normalize_message_id(" <abc@mg.test> ") == "abc@mg.test"
     assert normalize_message_id("") is None
