@@ -401,3 +401,36 @@ def test_0016_indexes_the_emails_needing_attention_as_the_models_do(schema: sa.E
             connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
         Base.metadata.drop_all(schema)
         Base.metadata.create_all(schema)
+
+
+def _recipient_storage(engine: sa.Engine) -> list[str] | None:
+    """The storage parameters of the recipients' table (``None``: none set); PostgreSQL only,
+    the other databases have none."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.text(
+                "SELECT reloptions FROM pg_class WHERE relname = 'maildelivery_recipient'"
+                " AND relnamespace = current_schema()::regnamespace"
+            )
+        ).scalar()
+
+
+def test_0017_leaves_room_for_the_recipients_updates_as_the_models_do(
+    schema: sa.Engine,
+) -> None:
+    built = _recipient_storage(schema)  # create_all, from the models
+    Base.metadata.drop_all(schema)
+    try:
+        migrations.upgrade(schema)
+        assert _recipient_storage(schema) == built
+        if schema.dialect.name == "postgresql":
+            assert built == ["fillfactor=80"]
+        migrations.downgrade(schema, "0016_attention_index")
+        assert _recipient_storage(schema) is None
+    finally:
+        with schema.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        Base.metadata.drop_all(schema)
+        Base.metadata.create_all(schema)
