@@ -1028,6 +1028,16 @@ def _update_by_id(
         session.execute(stmt, chunk)
 
 
+# the emails that get one new result and status
+_NEW_OUTCOME = (
+    sa.update(email_t)
+    .where(email_t.c.id.in_(_IDS))
+    .values(
+        result=sa.bindparam("result"), status=sa.bindparam("status"), updated_at=sa.bindparam("now")
+    )
+)
+
+
 def _recompute_emails(
     session: Session,
     statuses: dict[int, list[str]],
@@ -1057,15 +1067,6 @@ def _recompute_emails(
                 _NEW_OUTCOME,
                 {"ids": list(chunk), "result": result, "status": status, "now": now},
             )
-
-
-_NEW_OUTCOME = (
-    sa.update(email_t)
-    .where(email_t.c.id.in_(_IDS))
-    .values(
-        result=sa.bindparam("result"), status=sa.bindparam("status"), updated_at=sa.bindparam("now")
-    )
-)
 
 
 def _apply_unmatched(
