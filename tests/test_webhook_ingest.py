@@ -5,6 +5,7 @@ endpoint is exempt from CSRF protection."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,8 +52,10 @@ def test_database_failure_mid_batch_keeps_the_request_in_the_inbox(
 
     def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement.split()[0])
-        # the state update of that table (not the no-op write that takes SQLite's lock)
-        if statement.lstrip().startswith(f"UPDATE {failing_table} SET") and column in statement:
+        # the state update of that table (not the no-op write that takes SQLite's lock);
+        # MariaDB names the joined table too (``UPDATE recipient, event SET``)
+        updated = re.match(rf"\s*UPDATE {failing_table}\b[^;]*? SET ", statement)
+        if updated and column in statement:
             raise sa.exc.OperationalError(statement, {}, Exception("injected failure"))
 
     sa.event.listen(engine, "before_cursor_execute", fail)
