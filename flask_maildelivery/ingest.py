@@ -765,14 +765,14 @@ def _update_addresses(
     have a record: the failing ones, inserted as new records, and then those of the locked
     records that exist.
     """
-    failing, delivered = _health_addresses(new_facts, recipients, locked)
+    kinds_of, failing, delivered = _health_addresses(new_facts, recipients, locked)
     if not failing and not delivered:
         return
     now = utcnow()
     limit = int(context.config_value("SOFT_BOUNCE_LIMIT"))
     pending: dict[tuple[str, str], AddressFacts] = {}
     if failing:
-        by_address = _address_facts(new_facts, recipients, locked, failing)
+        by_address = _address_facts(kinds_of, recipients, locked, failing)
         pending = _insert_new_addresses(session, by_address, limit, now, report)
     # lock the records that exist among the rest: those of the delivered addresses, and
     # those of the failing ones that another batch recorded first (every one on MariaDB)
@@ -782,7 +782,7 @@ def _update_addresses(
     records = _lock_addresses(session, to_lock)
     found = {(t, r.address_key) for t, r in records if (t, r.address_key) not in pending}
     if found:
-        pending.update(_address_facts(new_facts, recipients, locked, found))
+        pending.update(_address_facts(kinds_of, recipients, locked, found))
     updates = []
     for tenant, (record_id, record_key, contact_type, contact_id, *values) in records:
         address_facts = pending[(tenant, record_key)]
@@ -813,10 +813,12 @@ def _health_addresses(
     new_facts: dict[int, list[StatusFact]],
     recipients: _Recipients,
     locked: dict[int, _LockedEmail],
-) -> tuple[set[tuple[str, str]], dict[str, set[str]]]:
-    """The addresses the batch says something about: the failing ones (a bounce or a
-    complaint), by (tenant key, address key), and those only delivered to, address keys by
-    tenant key."""
+) -> tuple[dict[int, dict[str, StatusFact]], set[tuple[str, str]], dict[str, set[str]]]:
+    """What the batch says about addresses: the health kinds it brings each recipient that
+    gets any (:func:`.health.new_kinds`, by recipient id), then the addresses: the failing
+    ones (a bounce or a complaint), by (tenant key, address key), and those only delivered
+    to, address keys by tenant key."""
+    kinds_of: dict[int, dict[str, StatusFact]] = {}
     failing: set[tuple[str, str]] = set()
     delivered: dict[str, set[str]] = defaultdict(set)
     for recipient_id, facts in new_facts.items():
@@ -824,6 +826,7 @@ def _health_addresses(
         kinds = new_kinds(before, facts)
         if not kinds:
             continue
+        kinds_of[recipient_id] = kinds
         tenant = locked[email_id].tenant_key
         key = recipients.addresses[recipient_id][0]
         if len(kinds) == 1 and DELIVERY in kinds:
@@ -832,33 +835,30 @@ def _health_addresses(
             failing.add((tenant, key))
     for tenant, key in failing:
         delivered[tenant].discard(key)
-    return failing, delivered
+    return kinds_of, failing, delivered
 
 
 def _address_facts(
-    new_facts: dict[int, list[StatusFact]],
+    kinds_of: dict[int, dict[str, StatusFact]],
     recipients: _Recipients,
     locked: dict[int, _LockedEmail],
     wanted: Container[tuple[str, str]],
 ) -> dict[tuple[str, str], AddressFacts]:
     """What the batch says about each of the ``wanted`` addresses, by (tenant key, address
-    key), its recipients taken in id order."""
+    key), from the new kinds of its recipients (``kinds_of``), taken in id order."""
     by_address: dict[tuple[str, str], AddressFacts] = {}
-    for recipient_id in sorted(new_facts):
-        email_id, before = recipients.states[recipient_id]
+    for recipient_id in sorted(kinds_of):
+        email_id = recipients.states[recipient_id][0]
         key, address, contact_type, contact_id = recipients.addresses[recipient_id]
         address_key = (locked[email_id].tenant_key, key)
         if address_key not in wanted:
-            continue
-        kinds = new_kinds(before, new_facts[recipient_id])
-        if not kinds:
             continue
         facts_of = by_address.get(address_key)
         if facts_of is None:
             facts_of = by_address[address_key] = AddressFacts(address, contact_type, contact_id)
         elif contact_type:
             facts_of.contact_type, facts_of.contact_id = contact_type, contact_id
-        for kind, fact in kinds.items():
+        for kind, fact in kinds_of[recipient_id].items():
             facts_of.add(kind, fact, email_id)
     return by_address
 
