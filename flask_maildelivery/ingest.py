@@ -43,7 +43,7 @@ Events that match no email are stored unmatched and applied by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar, cast
@@ -54,6 +54,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import context, rollup, signals
+from .batches import chunks
 from .copies import RecipientRow, is_delivered, resolving_copy
 from .events import NormalizedEvent, storable_id, storable_json, storable_text
 from .health import DELIVERY, AddressFacts, AddressState, fold_address, new_kinds
@@ -70,9 +71,6 @@ from .state import (
 )
 
 T = TypeVar("T")
-
-#: Longest ``IN (...)`` list sent in one statement.
-CHUNK = 1000
 
 email_t: sa.Table = Email.__table__  # type: ignore[assignment]
 recipient_t: sa.Table = Recipient.__table__  # type: ignore[assignment]
@@ -395,12 +393,12 @@ def _match_emails(
     (``resent_from_id``, set once when the copy is recorded), so that both are locked."""
     by_public: dict[str, int] = {}
     originals: dict[int, int] = {}
-    for chunk in _chunks(sorted({p for p, _ in keys if p})):
+    for chunk in chunks(sorted({p for p, _ in keys if p})):
         rows = session.execute(_EMAILS_BY_PUBLIC_ID, {"ids": list(chunk)}).all()
         by_public.update({public_id: id_ for id_, public_id, _ in rows})
         originals.update({id_: original for id_, _, original in rows if original is not None})
     by_message: dict[str, int] = {}
-    for chunk in _chunks(sorted({m for p, m in keys if m and p not in by_public})):
+    for chunk in chunks(sorted({m for p, m in keys if m and p not in by_public})):
         rows = session.execute(_EMAILS_BY_MESSAGE_ID, {"ids": list(chunk)}).all()
         by_message.update({message_id: id_ for id_, message_id, _ in rows})
         originals.update({id_: original for id_, _, original in rows if original is not None})
@@ -412,7 +410,7 @@ def _match_emails(
 def _originals_of(session: Session, email_ids: Iterable[int]) -> dict[int, int]:
     """For each of ``email_ids`` that is a copy, the id of its original."""
     originals: dict[int, int] = {}
-    for chunk in _chunks(sorted(set(email_ids))):
+    for chunk in chunks(sorted(set(email_ids))):
         rows = session.execute(_ORIGINALS, {"ids": list(chunk)}).all()
         originals.update({id_: original for id_, original in rows})
     return originals
@@ -439,7 +437,7 @@ class _LockedEmail(NamedTuple):
 def _lock_emails(session: Session, email_ids: Iterable[int]) -> dict[int, _LockedEmail]:
     """Lock the emails (id order) and return their result, status and tenant."""
     found: dict[int, _LockedEmail] = {}
-    for chunk in _chunks(sorted(set(email_ids))):
+    for chunk in chunks(sorted(set(email_ids))):
         rows = session.execute(_EMAIL_STATES, {"ids": list(chunk)}).all()
         for id_, result, status, tenant_id in rows:
             found[id_] = _LockedEmail(result, status, tenant_id or "")
@@ -485,7 +483,7 @@ class _Recipients:
 def _load_recipients(session: Session, email_ids: Iterable[int]) -> _Recipients:
     """The recipients of ``email_ids`` (locked by the caller) with their state."""
     found = _Recipients()
-    for chunk in _chunks(sorted(set(email_ids))):
+    for chunk in chunks(sorted(set(email_ids))):
         rows = session.execute(_RECIPIENTS_OF_EMAILS, {"ids": list(chunk)}).all()
         for row in rows:
             id_, email_id, key, status, status_at, reason, smtp_code, bounce_type = row[:8]
@@ -514,7 +512,7 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[s
     inserted = {}
     # in chunks: SQLAlchemy's per-row copies of the parameters then die young instead of
     # piling up for the cyclic garbage collector (about 100 ms less on a 10,000-event batch)
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         for id_, provider, event_id in session.execute(stmt, chunk):
             inserted[(provider, event_id)] = id_
     return inserted
@@ -630,7 +628,7 @@ _EVENTS_OF_RECIPIENTS = (
 def _stored_facts(session: Session, recipient_ids: Sequence[int]) -> dict[int, list[StatusFact]]:
     """Every stored event of each of ``recipient_ids`` (this batch's included), as facts."""
     found: dict[int, list[StatusFact]] = {id_: [] for id_ in recipient_ids}
-    for chunk in _chunks(recipient_ids):
+    for chunk in chunks(recipient_ids):
         for row in session.execute(_EVENTS_OF_RECIPIENTS, {"ids": list(chunk)}).mappings():
             found[row["recipient_id"]].append(_fact(row, row["id"]))
     return found
@@ -719,7 +717,7 @@ _FROM_DECIDING_EVENTS = (
 def _take_event_states(session: Session, event_ids: list[int], now: datetime) -> None:
     """Set each recipient of ``event_ids`` (stored events, one per recipient) to the state
     that its event says (:func:`_fact`)."""
-    for chunk in _chunks(sorted(event_ids)):
+    for chunk in chunks(sorted(event_ids)):
         session.execute(_FROM_DECIDING_EVENTS, {"ids": list(chunk), "now": now})
 
 
@@ -888,7 +886,7 @@ def _insert_new_addresses(
     if session.get_bind().dialect.name in ("mysql", "mariadb"):
         stmt = mysql.insert(address_t).on_duplicate_key_update(id=address_t.c.id)
         empty = [_new_address(key, by_address[key], AddressState(), now) for key in failing]
-        for row_chunk in _chunks(empty):
+        for row_chunk in chunks(empty):
             session.execute(stmt, row_chunk)
         return pending
     rows = []
@@ -906,7 +904,7 @@ def _insert_new_addresses(
         # bound as arrays, as the events are (22 placeholders a row otherwise)
         results = [session.execute(*_from_arrays(stmt, rows, list(rows[0])))]
     else:
-        results = [session.execute(stmt, row_chunk) for row_chunk in _chunks(rows)]
+        results = [session.execute(stmt, row_chunk) for row_chunk in chunks(rows)]
     for result in results:
         for id_, tenant, key in result:
             del pending[(tenant, key)]
@@ -940,8 +938,8 @@ def _lock_addresses(session: Session, keys: dict[str, set[str]]) -> list[tuple[s
     records: list[tuple[str, Any]] = []
     for tenant in sorted(t for t, tenant_keys in keys.items() if tenant_keys):
         address_keys = sorted(keys[tenant])
-        chunks = [address_keys] if array else _chunks(address_keys)
-        for key_chunk in chunks:
+        pieces = [address_keys] if array else chunks(address_keys)
+        for key_chunk in pieces:
             rows = session.execute(
                 _ADDRESSES_IN_ARRAY if array else _ADDRESSES_IN_LIST,
                 {"tenant": tenant, "ids": list(key_chunk)},
@@ -1024,7 +1022,7 @@ def _update_by_id(
         .where(table.c.id == sa.bindparam("b_id"))
         .values({name: sa.bindparam(name) for name in columns})
     )
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         session.execute(stmt, chunk)
 
 
@@ -1062,7 +1060,7 @@ def _recompute_emails(
         if new_result != old_result:
             report.result_changes.append((email_id, old_result, new_result))
     for (result, status), email_ids in sorted(by_outcome.items()):
-        for chunk in _chunks(email_ids):
+        for chunk in chunks(email_ids):
             session.execute(
                 _NEW_OUTCOME,
                 {"ids": list(chunk), "result": result, "status": status, "now": now},
@@ -1195,7 +1193,7 @@ def send_change_signals(app: Flask, report: IngestReport) -> None:
 
 def _load(session: Session, model: type[T], ids: Sequence[int]) -> list[T]:
     found: list[T] = []
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids)):
         found.extend(session.scalars(sa.select(model).where(model.id.in_(chunk))))  # type: ignore[attr-defined]
     return found
 
@@ -1203,7 +1201,7 @@ def _load(session: Session, model: type[T], ids: Sequence[int]) -> list[T]:
 def _latest_events(session: Session, recipient_ids: list[int]) -> dict[int, Event]:
     """For each recipient, the stored event that decided its current status."""
     result: dict[int, Event] = {}
-    for chunk in _chunks(recipient_ids):
+    for chunk in chunks(recipient_ids):
         rows = session.execute(
             sa.select(Event, Recipient.status)
             .join(Recipient, Recipient.id == Event.recipient_id)
@@ -1214,8 +1212,3 @@ def _latest_events(session: Session, recipient_ids: list[int]) -> dict[int, Even
             assert event.recipient_id is not None
             result[event.recipient_id] = event
     return result
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -39,6 +39,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 
+from .batches import chunks
 from .models import Email, HourlyDomain, HourlyFailure, HourlyOutcome, Recipient
 from .state import FAILURE_STATUSES
 from .suppression import tenant_key
@@ -61,8 +62,6 @@ OutcomeChange = tuple[int, str, str, str, str]
 #: reason)``: a recipient that failed, or whose failure changed (a later bounce)
 FailureChange = tuple[int, str, bool, datetime | None, str | None]
 
-#: Longest ``IN (...)`` list sent in one statement.
-CHUNK = 1000
 HOUR = timedelta(hours=1)
 
 
@@ -177,8 +176,8 @@ def _write(
     rows: list[dict[str, Any]],
     changes: Callable[[Any], list[tuple[str, Any]]],
 ) -> None:
-    for start in range(0, len(rows), CHUNK):
-        _upsert(session, table, rows[start : start + CHUNK], changes)
+    for chunk in chunks(rows):
+        _upsert(session, table, list(chunk), changes)
 
 
 @dataclass
@@ -297,8 +296,8 @@ def _email_buckets(session: Session, email_ids: Iterable[int]) -> dict[int, _Cou
     """The emails ``email_ids`` as the rollups count them, locked (id order)."""
     ids = sorted(set(email_ids))
     found = {}
-    for start in range(0, len(ids), CHUNK):
-        for id_, *values in session.execute(_EMAIL_BUCKETS, {"ids": ids[start : start + CHUNK]}):
+    for chunk in chunks(ids):
+        for id_, *values in session.execute(_EMAIL_BUCKETS, {"ids": list(chunk)}):
             found[id_] = _Counted(*values)
     return found
 
@@ -341,8 +340,8 @@ def _count_recipients(
 ) -> None:
     """Add (``sign`` 1) or take away (-1) the recipients of ``emails`` to ``deltas``."""
     ids = sorted(emails)
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(_RECIPIENTS, {"ids": ids[start : start + CHUNK]})
+    for chunk in chunks(ids):
+        rows = session.execute(_RECIPIENTS, {"ids": list(chunk)})
         for email_id, address_key, status, status_at, reason in rows:
             email = emails[email_id]
             if email.sent_at is None:

@@ -90,7 +90,7 @@ def test_only_the_package_root_imports_the_extension() -> None:
 def test_core_modules_import_only_core() -> None:
     core = {
         f"{PACKAGE}.{name}"
-        for name in ("models", "state", "copies", "events", "signals", "vocabulary")
+        for name in ("models", "state", "copies", "events", "signals", "vocabulary", "batches")
     }
     graph = import_graph()
     for module in core & graph.keys():
