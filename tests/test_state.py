@@ -38,14 +38,18 @@ facts = st.builds(
 )
 
 
-@given(st.lists(facts, max_size=12), st.randoms())
-def test_any_order_and_any_repetition_give_the_same_state(
-    events: list[StatusFact], rnd: random.Random
-) -> None:
+def _same_state_in_any_order_and_repetition(events: list[StatusFact], rnd: random.Random) -> None:
     shuffled = list(events)
     rnd.shuffle(shuffled)
     repeated = shuffled + [rnd.choice(events) for _ in range(3)] if events else shuffled
     assert recipient_state(events) == recipient_state(shuffled) == recipient_state(repeated)
+
+
+@given(st.lists(facts, max_size=12), st.randoms())
+def test_any_order_and_any_repetition_give_the_same_state(
+    events: list[StatusFact], rnd: random.Random
+) -> None:
+    _same_state_in_any_order_and_repetition(events, rnd)
 
 
 @given(st.lists(facts, max_size=8), st.lists(facts, max_size=8))
@@ -351,10 +355,7 @@ any_facts = st.one_of(facts, attempt_facts)
 def test_with_send_attempts_any_order_and_repetition_give_the_same_state(
     events: list[StatusFact], rnd: random.Random
 ) -> None:
-    shuffled = list(events)
-    rnd.shuffle(shuffled)
-    repeated = shuffled + [rnd.choice(events) for _ in range(3)] if events else shuffled
-    assert recipient_state(events) == recipient_state(shuffled) == recipient_state(repeated)
+    _same_state_in_any_order_and_repetition(events, rnd)
 
 
 @given(st.lists(st.lists(any_facts, max_size=4), max_size=5))
