@@ -352,15 +352,17 @@ class Recipient(Base):
 
 
 #: The size of the planner's histogram of recipient addresses on PostgreSQL (default 100):
-#: enough to tell a search matching a customer's domain from a rare one (migration
-#: ``0013_address_statistics``).
-ADDRESS_STATISTICS = 1000
+#: enough to tell a search matching a customer's domain from a rare one, even a rare one
+#: that is part of a histogram bound (migrations ``0013_address_statistics`` and
+#: ``0018_address_statistics_5000``).
+ADDRESS_STATISTICS = 5000
 
 
 @sa.event.listens_for(Recipient.__table__, "after_create")
 def _set_address_statistics(table: sa.Table, connection: sa.Connection, **kw: Any) -> None:
-    """create_all does what migration ``0013_address_statistics`` does (PostgreSQL's own
-    ``SET STATISTICS``: no portable form)."""
+    """create_all does what migrations ``0013_address_statistics`` and
+    ``0018_address_statistics_5000`` do (PostgreSQL's own ``SET STATISTICS``: no portable
+    form)."""
     if connection.dialect.name == "postgresql":
         connection.execute(
             sa.text(
