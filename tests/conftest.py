@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from flask_sqlalchemy import SQLAlchemy
 from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session, scoped_session
 
-from flask_maildelivery import MailDelivery
+from flask_maildelivery import MailDelivery, migrations
 from flask_maildelivery.models import Base
 from flask_maildelivery.transports import OutgoingMessage
 
@@ -62,11 +63,25 @@ def schema(database_url: str) -> Iterator[sa.Engine]:
     engine = sa.create_engine(database_url)
     Base.metadata.drop_all(engine)
     with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE IF EXISTS maildelivery_alembic_version"))
+        connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
     Base.metadata.create_all(engine)
     yield engine
     Base.metadata.drop_all(engine)
     engine.dispose()
+
+
+@contextmanager
+def migrating(schema: sa.Engine) -> Iterator[None]:
+    """The package's tables dropped, for migrations to build them; afterwards ``schema`` as
+    the other tests expect it again (the models' tables, no version table of the package)."""
+    Base.metadata.drop_all(schema)
+    try:
+        yield
+    finally:
+        with schema.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        Base.metadata.drop_all(schema)
+        Base.metadata.create_all(schema)
 
 
 def clear_tables(engine: sa.Engine) -> None:

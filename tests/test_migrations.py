@@ -13,7 +13,7 @@ from flask_maildelivery import MailDelivery, migrations
 from flask_maildelivery.models import Base
 from flask_maildelivery.state import email_result, email_status
 
-from .conftest import AppFactory
+from .conftest import AppFactory, migrating
 
 PACKAGE_TABLES = {t.name for t in Base.metadata.sorted_tables}
 
@@ -41,19 +41,13 @@ def _diff(engine: sa.Engine) -> list[object]:
 
 
 def test_migrations_and_models_agree(schema: sa.Engine) -> None:
-    Base.metadata.drop_all(schema)
-    try:
+    with migrating(schema):
         migrations.upgrade(schema)
         assert migrations.current(schema) == migrations.head()
         assert _diff(schema) == []
         migrations.downgrade(schema)
         assert migrations.current(schema) is None
         assert PACKAGE_TABLES.isdisjoint(sa.inspect(schema).get_table_names())
-    finally:
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)
 
 
 def test_cli_upgrade_and_downgrade_leave_host_tables_alone(
@@ -66,32 +60,28 @@ def test_cli_upgrade_and_downgrade_leave_host_tables_alone(
         id = sa.Column(sa.Integer, primary_key=True)
 
     app: Flask = make_app(db=db)
-    Base.metadata.drop_all(schema)
-    try:
-        with app.app_context():
-            db.create_all()
-        runner = app.test_cli_runner()
-        result = runner.invoke(args=["maildelivery", "db", "upgrade"])
-        assert result.exit_code == 0, result.output
-        assert f"maildelivery schema at {migrations.head()}" in result.output
-        tables = set(sa.inspect(schema).get_table_names())
-        assert PACKAGE_TABLES | {migrations.VERSION_TABLE, Invoice.__tablename__} <= tables
-        assert "alembic_version" not in tables  # the host's own Alembic table is not ours
+    with migrating(schema):
+        try:
+            with app.app_context():
+                db.create_all()
+            runner = app.test_cli_runner()
+            result = runner.invoke(args=["maildelivery", "db", "upgrade"])
+            assert result.exit_code == 0, result.output
+            assert f"maildelivery schema at {migrations.head()}" in result.output
+            tables = set(sa.inspect(schema).get_table_names())
+            assert PACKAGE_TABLES | {migrations.VERSION_TABLE, Invoice.__tablename__} <= tables
+            assert "alembic_version" not in tables  # the host's own Alembic table is not ours
 
-        result = runner.invoke(args=["maildelivery", "db", "current"])
-        assert result.output.strip() == migrations.head()
-        result = runner.invoke(args=["maildelivery", "db", "downgrade"])
-        assert result.exit_code == 0, result.output
-        tables = set(sa.inspect(schema).get_table_names())
-        assert PACKAGE_TABLES.isdisjoint(tables)
-        assert Invoice.__tablename__ in tables
-    finally:
-        with app.app_context():
-            db.drop_all()
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)
+            result = runner.invoke(args=["maildelivery", "db", "current"])
+            assert result.output.strip() == migrations.head()
+            result = runner.invoke(args=["maildelivery", "db", "downgrade"])
+            assert result.exit_code == 0, result.output
+            tables = set(sa.inspect(schema).get_table_names())
+            assert PACKAGE_TABLES.isdisjoint(tables)
+            assert Invoice.__tablename__ in tables
+        finally:
+            with app.app_context():
+                db.drop_all()
     assert MailDelivery.state(app).db is db
 
 
@@ -161,8 +151,7 @@ def _stored(engine: sa.Engine) -> dict[int, tuple[str, str]]:
 def test_0003_recomputes_the_status_and_result_of_emails_stored_before(
     schema: sa.Engine,
 ) -> None:
-    Base.metadata.drop_all(schema)
-    try:
+    with migrating(schema):
         migrations.upgrade(schema, "0002")
         with schema.begin() as connection:
             _insert_old_rows(connection)
@@ -206,11 +195,6 @@ def test_0003_recomputes_the_status_and_result_of_emails_stored_before(
         assert {i: old[i] for i in (5, 7, 8, 10, 11, 12)} == {
             i: recomputed[i] for i in (5, 7, 8, 10, 11, 12)
         }
-    finally:
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)
 
 
 #: Recipients of emails whose send was accepted on a retry, as versions before 0.2.0 stored
@@ -278,8 +262,7 @@ RETRIED = [
 def test_0014_recounts_the_recipients_whose_send_was_accepted_on_a_retry(
     schema: sa.Engine,
 ) -> None:
-    Base.metadata.drop_all(schema)
-    try:
+    with migrating(schema):
         migrations.upgrade(schema, "0013_address_statistics")
         with schema.begin() as connection:
             for email_id, status, result in (
@@ -356,11 +339,6 @@ def test_0014_recounts_the_recipients_whose_send_was_accepted_on_a_retry(
         }
         migrations.downgrade(schema, "0013_address_statistics")
         assert _stored(schema)[1] == ("", "processed")
-    finally:
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)
 
 
 def _attention_index(engine: sa.Engine) -> str | None:
@@ -384,8 +362,7 @@ def _attention_index(engine: sa.Engine) -> str | None:
 
 def test_0016_indexes_the_emails_needing_attention_as_the_models_do(schema: sa.Engine) -> None:
     built = _attention_index(schema)  # create_all, from the models
-    Base.metadata.drop_all(schema)
-    try:
+    with migrating(schema):
         migrations.upgrade(schema)
         assert _attention_index(schema) == built
         if schema.dialect.name == "postgresql":
@@ -396,11 +373,6 @@ def test_0016_indexes_the_emails_needing_attention_as_the_models_do(schema: sa.E
             assert built is None
         migrations.downgrade(schema, "0015_hourly")
         assert _attention_index(schema) is None
-    finally:
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)
 
 
 def _recipient_storage(engine: sa.Engine) -> list[str] | None:
@@ -421,16 +393,10 @@ def test_0017_leaves_room_for_the_recipients_updates_as_the_models_do(
     schema: sa.Engine,
 ) -> None:
     built = _recipient_storage(schema)  # create_all, from the models
-    Base.metadata.drop_all(schema)
-    try:
+    with migrating(schema):
         migrations.upgrade(schema)
         assert _recipient_storage(schema) == built
         if schema.dialect.name == "postgresql":
             assert built == ["fillfactor=80"]
         migrations.downgrade(schema, "0016_attention_index")
         assert _recipient_storage(schema) is None
-    finally:
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)

@@ -18,10 +18,10 @@ from flask import Flask
 from flask_maildelivery import AddressHealth, MailDelivery, migrations, signals
 from flask_maildelivery.events import NormalizedEvent
 from flask_maildelivery.ingest import ingest_events
-from flask_maildelivery.models import AddressRecord, Base, Email, Event, Recipient, new_public_id
+from flask_maildelivery.models import AddressRecord, Email, Event, Recipient, new_public_id
 from flask_maildelivery.testing import outbox, simulate_event
 
-from .conftest import AppFactory, SMTPServer, get_or_fail
+from .conftest import AppFactory, SMTPServer, get_or_fail, migrating
 
 ANN = "ann@customer.test"
 BOB = "bob@customer.test"
@@ -468,9 +468,8 @@ OLD_RECIPIENTS = [
 
 
 def test_0007_backfills_the_address_records_from_the_stored_states(schema: sa.Engine) -> None:
-    Base.metadata.drop_all(schema)
     start = datetime(2026, 11, 30, 10, 0)
-    try:
+    with migrating(schema):
         migrations.upgrade(schema, "0006_webhook_inbox")
         with schema.begin() as connection:
             emails = sorted({(row[0], row[1]) for row in OLD_RECIPIENTS})
@@ -545,8 +544,3 @@ def test_0007_backfills_the_address_records_from_the_stored_states(schema: sa.En
         }
         migrations.downgrade(schema, "0006_webhook_inbox")
         assert "maildelivery_address" not in sa.inspect(schema).get_table_names()
-    finally:
-        with schema.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        Base.metadata.drop_all(schema)
-        Base.metadata.create_all(schema)
